@@ -1,0 +1,1 @@
+"""Your work: generated stubs to fill in, one module per part (see `python -m utils.build`)."""

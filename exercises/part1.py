@@ -1,0 +1,266 @@
+# GENERATED from solutions/part1.py by `python -m utils.build`: the reference with each exercise's body
+# replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
+# Rebuilding never overwrites this file once you have edited it.
+# content-hash: 739d3ecc6d06a58c
+"""Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
+
+Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
+section 3.2 (eq. 11, the noise-predicting parameterization), Algorithm 1 (training) and Algorithm 2 (sampling).
+
+Paper symbols and their names here:
+
+    beta_t      betas[t - 1], NoiseSchedule.beta(t)          variance of the noise added at step t
+    alpha_t     1 - beta_t, NoiseSchedule.alpha(t)
+    alpha_bar_t prod_{s=1..t} alpha_s, NoiseSchedule.alpha_bar(t)
+    x_0, x_t    a clean image, the same image after t steps of noise
+    eps         the standard Gaussian noise that made x_t from x_0
+    eps_theta   the model: eps_theta(x_t, t) predicts eps
+
+Time-step convention, the same in every function of the course: t counts steps of noise and runs over
+{1, ..., T}, both ends included. x_t has had t steps applied, so alpha_bar_t multiplies the first t alphas, and
+Python's 0-based tables hold step t at index t - 1.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from utils import get_device
+from utils.data import check_images, minibatches, n_batches
+from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.run_log import RunLog
+from utils.tensors import as_step_tensor, per_image
+
+
+def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
+    """The variances beta_1, ..., beta_T of the forward process, rising linearly (DDPM section 4).
+
+    Args:
+        max_steps: T, the number of noise steps.
+        min_noise: beta_1, the variance of the first step.
+        max_noise: beta_T, the variance of the last step.
+    Returns:
+        float32 tensor of shape (T,); entry t - 1 is beta_t.
+    """
+    raise NotImplementedError("linear_schedule is yours to write")
+
+
+def q_eq2(x: Tensor, num_steps: int, betas: Tensor) -> Tensor:
+    """Noise `x` one step at a time, num_steps times: eq. 2, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I).
+
+    Args:
+        x: x_0, any shape, float.
+        num_steps: how many steps to apply, from 0 to T.
+        betas: shape (T,); betas[t - 1] is beta_t.
+    Returns:
+        x_{num_steps}, the same shape as x. `x` itself is left unchanged.
+    """
+    raise NotImplementedError("q_eq2 is yours to write")
+
+
+def q_eq4(x: Tensor, num_steps: int, betas: Tensor) -> Tensor:
+    """Noise `x` by num_steps steps in one go: eq. 4, q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
+
+    Has exactly the distribution of q_eq2(x, num_steps, betas).
+
+    Args:
+        x: x_0, any shape, float.
+        num_steps: t, from 0 to T.
+        betas: shape (T,); betas[t - 1] is beta_t.
+    Returns:
+        x_t, the same shape as x.
+    """
+    raise NotImplementedError("q_eq4 is yours to write")
+
+
+class NoiseSchedule(nn.Module):
+    """The tables beta_t, alpha_t and alpha_bar_t for t = 1, ..., T, kept as buffers.
+
+    Buffers, not plain attributes: they are saved in `state_dict()` (a checkpoint carries the schedule its model was
+    trained with) and `.to(device)` moves them along with the model they are attached to.
+
+    Time-step convention: t in {1, ..., T}. `beta(t)`, `alpha(t)` and `alpha_bar(t)` take an int or a (B,) tensor of
+    ints and return a float tensor of the same shape; alpha_bar(t) = alpha_1 * ... * alpha_t, so alpha_bar(1) = alpha_1.
+
+    Buffers:
+        betas, alphas, alpha_bars: float32, shape (T,); index t - 1 holds step t.
+    """
+
+    betas: Tensor
+    alphas: Tensor
+    alpha_bars: Tensor
+
+    def __init__(self, max_steps: int, device: str | torch.device | None = None):
+        super().__init__()
+        self.max_steps = max_steps
+        raise NotImplementedError("NoiseSchedule.__init__ is yours to write")
+
+    def steps(self, t: int | Tensor) -> Tensor:
+        """`t` as a long tensor on the schedule's device, after checking that every value lies in {1, ..., T}."""
+        t = as_step_tensor(t, self.betas.device)
+        if t.numel() and (t.min() < 1 or t.max() > self.max_steps):
+            raise IndexError(f"time steps run from 1 to T = {self.max_steps}; got values from {t.min()} to {t.max()}")
+        return t
+
+    def beta(self, t: int | Tensor) -> Tensor:
+        """beta_t, for an int t or a (B,) tensor of ints in {1, ..., T}."""
+        raise NotImplementedError("NoiseSchedule.beta is yours to write")
+
+    def alpha(self, t: int | Tensor) -> Tensor:
+        """alpha_t = 1 - beta_t."""
+        raise NotImplementedError("NoiseSchedule.alpha is yours to write")
+
+    def alpha_bar(self, t: int | Tensor) -> Tensor:
+        """alpha_bar_t = alpha_1 * ... * alpha_t: how much of x_0 survives in x_t (eq. 4)."""
+        raise NotImplementedError("NoiseSchedule.alpha_bar is yours to write")
+
+    def __len__(self) -> int:
+        """T."""
+        return self.max_steps
+
+
+def noise_img(
+    img: Tensor, noise_schedule: NoiseSchedule, max_steps: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Noise each image of a batch by its own random number of steps, in closed form (eq. 4).
+
+    Args:
+        img: x_0, shape (B, C, H, W), float, values in [-1, 1].
+        noise_schedule: the schedule to noise with.
+        max_steps: t is drawn uniformly from {1, ..., max_steps}; None means T = len(noise_schedule).
+    Returns:
+        num_steps: t per image, shape (B,), torch.long, on img's device.
+        noise: eps ~ N(0, I), the unscaled noise, shape (B, C, H, W).
+        noised: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, shape (B, C, H, W).
+    """
+    if max_steps is None:
+        max_steps = len(noise_schedule)
+    raise NotImplementedError("noise_img is yours to write")
+
+
+def reconstruct(noisy_img: Tensor, noise: Tensor, num_steps: Tensor, noise_schedule: NoiseSchedule) -> Tensor:
+    """Recover x_0 from x_t and the noise in it: eq. 4 solved for x_0, x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t).
+
+    With the true noise this undoes noise_img exactly; with a model's predicted noise it shows what the model sees.
+
+    Args:
+        noisy_img: x_t, shape (B, C, H, W).
+        noise: eps (true or predicted), shape (B, C, H, W).
+        num_steps: t per image, shape (B,), ints in {1, ..., T}.
+        noise_schedule: the schedule x_t was made with.
+    Returns:
+        x_0, shape (B, C, H, W).
+    """
+    raise NotImplementedError("reconstruct is yours to write")
+
+
+class TinyDiffuser(DiffusionModel):
+    """A two-layer MLP eps_theta(x_t, t): Linear -> ReLU -> Linear over the flattened image with t/T appended.
+
+    Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
+    """
+
+    def __init__(self, config: TinyDiffuserConfig):
+        super().__init__()
+        self.config = config
+        self.image_shape = config.image_shape
+        self.noise_schedule = None
+        raise NotImplementedError("TinyDiffuser.__init__ is yours to write")
+
+    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
+        """Predict the noise in `images`.
+
+        Args:
+            images: x_t, shape (B, C, H, W).
+            num_steps: t, shape (B,), ints in {1, ..., T}; the network sees t / T, a number in (0, 1].
+        Returns:
+            eps_theta(x_t, t), shape (B, C, H, W).
+        """
+        raise NotImplementedError("TinyDiffuser.forward is yours to write")
+
+
+def train(
+    model: DiffusionModel,
+    config: TrainConfig,
+    trainset: Tensor,
+    testset: Tensor | None = None,
+    log: RunLog | None = None,
+) -> DiffusionModel:
+    """Train `model` to predict the noise in noised training images: DDPM Algorithm 1.
+
+        repeat
+            x_0 ~ q(x_0)                                       a minibatch of training images
+            t ~ Uniform({1, ..., T})                           one t per image
+            eps ~ N(0, I)
+            gradient step on || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2
+        until converged
+
+    Args:
+        model: a DiffusionModel; trained in place, moved to the training device.
+        config: epochs, learning rate, batch size, T (`max_steps`), device, logging.
+        trainset: training images, shape (N, C, H, W), values in [-1, 1].
+        testset: optional held-out images (M, C, H, W); after each epoch their loss ("eval_loss") and a few
+            reconstructions are logged.
+        log: where losses and images go; a new RunLog(config) if None. Pass your own to plot them afterwards.
+    Returns:
+        The trained model, with `model.noise_schedule` set to the NoiseSchedule it was trained with.
+    """
+    trainset = check_images(trainset, "trainset")
+    if testset is not None:
+        testset = check_images(testset, "testset")
+    own_log = log is None
+    log = RunLog(config) if own_log else log
+    raise NotImplementedError("train is yours to write")
+    if own_log:
+        log.finish()
+    return model
+
+
+@torch.no_grad()
+def eval_loss(model: DiffusionModel, images: Tensor, batch_size: int) -> float:
+    """The training loss, without gradients, averaged over `images` (N, C, H, W). Given code, used by `train`."""
+    device = model.noise_schedule.betas.device
+    total = 0.0
+    for x_0 in minibatches(images.to(device), batch_size, shuffle=False):
+        num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
+        total += F.mse_loss(model(x_t, num_steps), noise, reduction="sum").item()
+    return total / images.numel()
+
+
+@torch.no_grad()
+def log_reconstructions(model: DiffusionModel, images: Tensor, log: RunLog, step: int) -> None:
+    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code."""
+    x_0 = images.to(model.noise_schedule.betas.device)
+    num_steps, _, x_t = noise_img(x_0, model.noise_schedule)
+    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, model.noise_schedule)
+    log.log_images(step, original=x_0, noised=x_t, reconstructed=predicted.clamp(-1, 1))
+
+
+@torch.no_grad()
+def sample(model: DiffusionModel, n_samples: int, return_all_steps: bool = False) -> Tensor:
+    """Generate images from pure noise with a trained model: DDPM Algorithm 2.
+
+        x_T ~ N(0, I)
+        for t = T, ..., 1:
+            z ~ N(0, I) if t > 1, else z = 0
+            x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) + sigma_t z
+        return x_0
+
+    with sigma_t^2 = beta_t (section 3.2). Runs without gradients: T model calls would otherwise keep T graphs.
+
+    Args:
+        model: a trained DiffusionModel with `model.noise_schedule` set.
+        n_samples: how many images to generate.
+        return_all_steps: also return every intermediate x_t.
+    Returns:
+        x_0, shape (n_samples, C, H, W); or with return_all_steps, the whole sequence x_T, x_{T-1}, ..., x_0 stacked
+        into shape (T + 1, n_samples, C, H, W).
+    """
+    schedule = model.noise_schedule
+    if schedule is None:
+        raise ValueError("model.noise_schedule is None: train the model first (train attaches the schedule)")
+    raise NotImplementedError("sample is yours to write")

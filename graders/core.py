@@ -1,0 +1,358 @@
+"""What every grader shares: failures that teach, tolerant comparisons, weight copying and loading a student's code.
+
+A grader is a function `check_<step>(obj)` decorated with `@grader("<step>")`. It raises `GraderFailure` (an
+`AssertionError`) with a message in three parts, what was expected, what came and the likely mistake, and prints one
+line when the step passes. An untouched stub raises `NotImplementedError`, which becomes `NotImplementedYet`, a
+one-line "not implemented yet" instead of a traceback.
+"""
+
+import ast
+import functools
+import importlib
+import importlib.util
+import inspect
+import math
+import sys
+import traceback
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+GRADERS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = GRADERS_DIR.parent
+
+
+class GraderFailure(AssertionError):
+    """A step is wrong. The message says what was expected, what came, and what to look at."""
+
+
+class NotImplementedYet(GraderFailure):
+    """The step still raises the stub's NotImplementedError."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Messages
+
+
+def fmt(value, n: int = 6) -> str:
+    """A short, readable rendering of a tensor (shape, dtype and its first values) or of any other value."""
+    if isinstance(value, Tensor):
+        flat = value.detach().flatten()
+        if flat.is_floating_point():
+            shown = ", ".join(f"{v:.4g}" for v in flat[:n].tolist())
+        else:
+            shown = ", ".join(str(v) for v in flat[:n].tolist())
+        more = ", ..." if flat.numel() > n else ""
+        return f"tensor of shape {tuple(value.shape)}, {value.dtype}: [{shown}{more}]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
+def fail(what: str, expected=None, got=None, likely: str | None = None) -> None:
+    """Raise a GraderFailure: `what` went wrong, `expected` vs `got`, and the `likely` mistake."""
+    lines = [what]
+    if expected is not None:
+        lines.append(f"  expected: {expected if isinstance(expected, str) else fmt(expected)}")
+    if got is not None:
+        lines.append(f"  got:      {got if isinstance(got, str) else fmt(got)}")
+    if likely:
+        lines.append(f"  likely mistake: {likely}")
+    raise GraderFailure("\n".join(lines))
+
+
+def expect(condition: bool, what: str, expected=None, got=None, likely: str | None = None) -> None:
+    """`fail(...)` unless `condition` holds."""
+    if not condition:
+        fail(what, expected, got, likely)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Comparisons
+
+
+def expect_tensor(value, what: str, shape: tuple | None = None, floating: bool | None = None) -> Tensor:
+    """Check that `value` is a tensor (of `shape`, floating or integer as asked) and return it."""
+    if not isinstance(value, Tensor):
+        fail(f"{what} should be a torch.Tensor.", "a Tensor", f"{type(value).__name__}: {value!r:.80}")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        fail(f"{what} has the wrong shape.", f"shape {tuple(shape)}", f"shape {tuple(value.shape)}")
+    if floating is True and not value.is_floating_point():
+        fail(f"{what} should hold floats.", "a floating-point dtype", str(value.dtype))
+    if floating is False and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        fail(f"{what} should hold integers.", "an integer dtype (torch.long)", str(value.dtype),
+             "use torch.randint for step counts, or `.long()`")
+    return value
+
+
+def matches(got: Tensor, expected: Tensor, atol: float, rtol: float) -> bool:
+    """True when `got` and `expected` have one shape and agree within the tolerances."""
+    return got.shape == expected.shape and torch.allclose(
+        got.detach().double().cpu(), expected.detach().double().cpu(), atol=atol, rtol=rtol
+    )
+
+
+def expect_close(
+    got,
+    expected: Tensor,
+    what: str,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    likely: str | None = None,
+    mistakes: dict[str, Tensor] | None = None,
+) -> None:
+    """Check `got` against the reference `expected`, naming a known mistake when `got` matches one.
+
+    `mistakes` maps a description of a common error to the value that error produces: if the student's value equals
+    one of them, the message names that error instead of the generic `likely`.
+    """
+    got = expect_tensor(got, what, shape=tuple(expected.shape))
+    if not torch.isfinite(got).all() and torch.isfinite(expected).all():
+        fail(f"{what} contains NaN or inf.", expected, got, "a division by zero, or sqrt/log of a negative number")
+    if matches(got, expected, atol, rtol):
+        return
+    for description, wrong in (mistakes or {}).items():
+        if matches(got, wrong, atol, rtol):
+            fail(f"{what} does not match the reference.", expected, got, description)
+    diff = (got.detach().double().cpu() - expected.detach().double().cpu()).abs()
+    fail(
+        f"{what} does not match the reference (largest difference {diff.max().item():.3g}, "
+        f"allowed {atol:g} + {rtol:g}*|expected|).",
+        expected,
+        got,
+        likely,
+    )
+
+
+def sampling_tolerance(std: float, n: int, sigmas: float = 6.0) -> float:
+    """How far a mean of `n` independent draws with standard deviation `std` may stray: `sigmas` standard errors."""
+    return sigmas * std / math.sqrt(n)
+
+
+def expect_statistic(got: float, expected: float, tol: float, what: str, likely: str | None = None,
+                     mistakes: dict[str, float] | None = None) -> None:
+    """Check a sample statistic against its exact value, allowing for sampling error `tol`.
+
+    When `got` is nearer to one of the `mistakes` values than `tol`, the message names that mistake.
+    """
+    if math.isfinite(got) and abs(got - expected) <= tol:
+        return
+    for description, wrong in (mistakes or {}).items():
+        if abs(got - wrong) <= tol:
+            fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", description)
+    fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", likely)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The grader decorator
+
+
+def _student_frame(tb) -> str:
+    """The innermost traceback frame outside the graders and outside torch: where the student's code broke."""
+    frames = [f for f in traceback.extract_tb(tb) if GRADERS_DIR not in Path(f.filename).resolve().parents
+              and "site-packages" not in f.filename and "/torch/" not in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"\n  at {f.filename}:{f.lineno}, in {f.name}: {f.line or ''}".rstrip()
+
+
+def grader(step: str, expects: str = "function"):
+    """Make `check(obj, ...)` a grader of `step`: clear messages, a pass line, and a stub reported as a stub.
+
+    `expects` is "function" or "class": what the student hands in. Passing something else (the result of calling
+    the function, say) fails at once with a message saying how to call the grader.
+    """
+
+    def decorate(check: Callable) -> Callable:
+        @functools.wraps(check)
+        def run(obj=None, *args, **kwargs):
+            _expect_kind(step, obj, expects, check.__name__)
+            torch_state = torch.random.get_rng_state()
+            try:
+                check(obj, *args, **kwargs)
+            except NotImplementedYet:
+                raise
+            except GraderFailure as e:
+                raise GraderFailure(f"{step}: {e}").with_traceback(None) from None
+            except NotImplementedError as e:
+                raise NotImplementedYet(
+                    f"{step}: not implemented yet ({e or 'the stub raises NotImplementedError'}). "
+                    "Fill in the stub, then run this check again."
+                ) from None
+            except Exception as e:  # the student's code broke: say where, without the graders' frames
+                raise GraderFailure(
+                    f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e.__traceback__)}"
+                ) from None
+            finally:
+                torch.random.set_rng_state(torch_state)
+            print(f"\N{CHECK MARK} {step}: all checks passed")
+
+        run.step = step
+        return run
+
+    return decorate
+
+
+def _expect_kind(step: str, obj, expects: str, check_name: str) -> None:
+    if expects == "class" and not inspect.isclass(obj):
+        raise GraderFailure(
+            f"{step}: {check_name} takes your class itself, e.g. {check_name}(MyClass); "
+            f"got {type(obj).__name__}. Pass the class, not an instance or a result."
+        )
+    if expects == "function" and (inspect.isclass(obj) or not callable(obj)):
+        raise GraderFailure(
+            f"{step}: {check_name} takes your function itself, e.g. {check_name}({step}); "
+            f"got {type(obj).__name__}. Pass the function, not the result of calling it."
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Identical weights
+
+
+def copy_weights(reference: nn.Module, student: nn.Module, what: str) -> None:
+    """Give `student` the parameters of `reference`, so that their outputs must agree exactly.
+
+    Parameters are matched by name first; if the names differ, by registration order, with shapes checked one by one.
+    Buffers are not copied: a buffer the student computes (embedding frequencies, say) must be right by itself.
+    """
+    ref_params = list(reference.named_parameters())
+    stu_params = list(student.named_parameters())
+    ref_named = dict(ref_params)
+    stu_named = dict(stu_params)
+    if ref_named.keys() == stu_named.keys() and all(ref_named[k].shape == stu_named[k].shape for k in ref_named):
+        pairs = [(stu_named[k], ref_named[k]) for k in ref_named]
+    else:
+        if len(ref_params) != len(stu_params):
+            fail(
+                f"{what} has {len(stu_params)} parameter tensors; the reference has {len(ref_params)}.",
+                _param_table(ref_params),
+                _param_table(stu_params),
+                _count_hint(ref_params, stu_params),
+            )
+        for i, ((rn, rp), (sn, sp)) in enumerate(zip(ref_params, stu_params)):
+            if rp.shape != sp.shape:
+                fail(
+                    f"{what}: parameter #{i} (registration order) has the wrong shape.",
+                    f"{rn} with shape {tuple(rp.shape)}",
+                    f"{sn} with shape {tuple(sp.shape)}",
+                    "layers created in a different order than the reference, or a layer with other sizes "
+                    "(in/out features, kernel size, bias). Full lists:\n"
+                    f"    reference: {_param_table(ref_params)}\n    yours:     {_param_table(stu_params)}",
+                )
+        pairs = [(sp, rp) for (_, rp), (_, sp) in zip(ref_params, stu_params)]
+    with torch.no_grad():
+        for dst, src in pairs:
+            dst.copy_(src)
+
+
+def _param_table(params: list[tuple[str, Tensor]]) -> str:
+    return "[" + ", ".join(f"{n} {tuple(p.shape)}" for n, p in params) + "]"
+
+
+def _count_hint(ref: list, stu: list) -> str:
+    ref_bias = sum(1 for n, _ in ref if n.endswith("bias"))
+    stu_bias = sum(1 for n, _ in stu if n.endswith("bias"))
+    if stu_bias < ref_bias:
+        return "some layers have no bias: did you pass bias=False?"
+    if len(stu) < len(ref):
+        return "a layer is missing"
+    return "an extra layer, or a layer with parameters where the reference has none"
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading an implementation: `exercises`, `solutions`, a .py file anywhere, or a notebook
+
+
+def load_impl(spec: str, part: int) -> types.ModuleType:
+    """The module to grade for Part `part`.
+
+    `spec` is "exercises" (your `exercises/partN.py`), "solutions" (the reference), a path to a `.py` file anywhere,
+    or a path to a notebook, from which the cells that only import and define things are loaded (never the cells
+    that train or plot).
+    """
+    if spec in ("exercises", "solutions"):
+        return importlib.import_module(f"{spec}.part{part}")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"--impl {spec}: no such file. Give 'exercises', 'solutions', a .py file or a .ipynb notebook."
+        )
+    path = path.resolve()
+    module_name = f"_graded_part{part}_{abs(hash(str(path)))}"
+    if path.suffix == ".py":
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+        return module
+    if path.suffix == ".ipynb":
+        return load_notebook_definitions(path, module_name)
+    raise ValueError(f"--impl {spec}: expected a .py file or a .ipynb notebook, got a {path.suffix or 'folder'}")
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def load_notebook_definitions(path: Path, module_name: str) -> types.ModuleType:
+    """A module holding the imports, functions and classes a notebook defines, in cell order.
+
+    Each code cell is parsed and only its import, `def` and `class` statements run; everything else (training,
+    plotting, printing) is skipped, so grading a notebook takes seconds. IPython magics (`%`, `!`) are ignored.
+    """
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    module = types.ModuleType(module_name)
+    module.__file__ = str(path)
+    sys.modules[module_name] = module
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        # Blank out magics line by line, so line numbers in error messages still match the cell.
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as e:
+            raise SyntaxError(f"{path.name}, code cell {index + 1}, line {e.lineno}: {e.msg}") from None
+        tree.body = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
+        if tree.body:
+            exec(compile(tree, f"{path.name} (cell {index + 1})", "exec"), module.__dict__)
+    return module
+
+
+def implementation_of(module: types.ModuleType, name: str):
+    """`module.name`, or a failure that says the student's file does not define it."""
+    if not hasattr(module, name):
+        where = getattr(module, "__file__", module.__name__)
+        raise GraderFailure(f"{name}: {where} defines no `{name}`. Did you rename or delete it?")
+    return getattr(module, name)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Short reports in notebooks
+
+
+def _show_in_ipython() -> None:
+    """In IPython, print a grader's failure as its message alone, without the graders' traceback."""
+    try:
+        ipython = get_ipython()  # noqa: F821 (defined inside IPython only)
+    except NameError:
+        return
+
+    def handler(shell, etype, value, tb, tb_offset=None):
+        print(f"\N{BALLOT X} {value}", file=sys.stderr)
+        return None
+
+    ipython.set_custom_exc((GraderFailure,), handler)
+
+
+_show_in_ipython()

@@ -1,0 +1,365 @@
+"""Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
+
+Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
+section 3.2 (eq. 11, the noise-predicting parameterization), Algorithm 1 (training) and Algorithm 2 (sampling).
+
+Paper symbols and their names here:
+
+    beta_t      betas[t - 1], NoiseSchedule.beta(t)          variance of the noise added at step t
+    alpha_t     1 - beta_t, NoiseSchedule.alpha(t)
+    alpha_bar_t prod_{s=1..t} alpha_s, NoiseSchedule.alpha_bar(t)
+    x_0, x_t    a clean image, the same image after t steps of noise
+    eps         the standard Gaussian noise that made x_t from x_0
+    eps_theta   the model: eps_theta(x_t, t) predicts eps
+
+Time-step convention, the same in every function of the course: t counts steps of noise and runs over
+{1, ..., T}, both ends included. x_t has had t steps applied, so alpha_bar_t multiplies the first t alphas, and
+Python's 0-based tables hold step t at index t - 1.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from utils import get_device
+from utils.data import check_images, minibatches, n_batches
+from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.run_log import RunLog
+from utils.tensors import as_step_tensor, per_image
+
+
+def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
+    """The variances beta_1, ..., beta_T of the forward process, rising linearly (DDPM section 4).
+
+    Args:
+        max_steps: T, the number of noise steps.
+        min_noise: beta_1, the variance of the first step.
+        max_noise: beta_T, the variance of the last step.
+    Returns:
+        float32 tensor of shape (T,); entry t - 1 is beta_t.
+    """
+    # BEGIN SOLUTION
+    return torch.linspace(min_noise, max_noise, max_steps, dtype=torch.float32)
+    # END SOLUTION
+
+
+def q_eq2(x: Tensor, num_steps: int, betas: Tensor) -> Tensor:
+    """Noise `x` one step at a time, num_steps times: eq. 2, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I).
+
+    Args:
+        x: x_0, any shape, float.
+        num_steps: how many steps to apply, from 0 to T.
+        betas: shape (T,); betas[t - 1] is beta_t.
+    Returns:
+        x_{num_steps}, the same shape as x. `x` itself is left unchanged.
+    """
+    # BEGIN SOLUTION
+    for t in range(1, num_steps + 1):
+        beta = betas[t - 1]
+        # beta is a variance: the noise is scaled by its square root.
+        x = torch.sqrt(1 - beta) * x + torch.sqrt(beta) * torch.randn_like(x)
+    return x
+    # END SOLUTION
+
+
+def q_eq4(x: Tensor, num_steps: int, betas: Tensor) -> Tensor:
+    """Noise `x` by num_steps steps in one go: eq. 4, q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
+
+    Has exactly the distribution of q_eq2(x, num_steps, betas).
+
+    Args:
+        x: x_0, any shape, float.
+        num_steps: t, from 0 to T.
+        betas: shape (T,); betas[t - 1] is beta_t.
+    Returns:
+        x_t, the same shape as x.
+    """
+    # BEGIN SOLUTION
+    # alpha_bar_t multiplies the first t alphas; for t = 0 the empty product is 1 and x comes back unchanged.
+    alpha_bar = torch.prod(1 - betas[:num_steps])
+    return torch.sqrt(alpha_bar) * x + torch.sqrt(1 - alpha_bar) * torch.randn_like(x)
+    # END SOLUTION
+
+
+class NoiseSchedule(nn.Module):
+    """The tables beta_t, alpha_t and alpha_bar_t for t = 1, ..., T, kept as buffers.
+
+    Buffers, not plain attributes: they are saved in `state_dict()` (a checkpoint carries the schedule its model was
+    trained with) and `.to(device)` moves them along with the model they are attached to.
+
+    Time-step convention: t in {1, ..., T}. `beta(t)`, `alpha(t)` and `alpha_bar(t)` take an int or a (B,) tensor of
+    ints and return a float tensor of the same shape; alpha_bar(t) = alpha_1 * ... * alpha_t, so alpha_bar(1) = alpha_1.
+
+    Buffers:
+        betas, alphas, alpha_bars: float32, shape (T,); index t - 1 holds step t.
+    """
+
+    betas: Tensor
+    alphas: Tensor
+    alpha_bars: Tensor
+
+    def __init__(self, max_steps: int, device: str | torch.device | None = None):
+        super().__init__()
+        self.max_steps = max_steps
+        # BEGIN SOLUTION
+        betas = linear_schedule(max_steps).to(device)
+        alphas = 1 - betas
+        self.register_buffer("betas", betas)
+        self.register_buffer("alphas", alphas)
+        self.register_buffer("alpha_bars", torch.cumprod(alphas, dim=0))
+        # END SOLUTION
+
+    def steps(self, t: int | Tensor) -> Tensor:
+        """`t` as a long tensor on the schedule's device, after checking that every value lies in {1, ..., T}."""
+        t = as_step_tensor(t, self.betas.device)
+        if t.numel() and (t.min() < 1 or t.max() > self.max_steps):
+            raise IndexError(f"time steps run from 1 to T = {self.max_steps}; got values from {t.min()} to {t.max()}")
+        return t
+
+    def beta(self, t: int | Tensor) -> Tensor:
+        """beta_t, for an int t or a (B,) tensor of ints in {1, ..., T}."""
+        # BEGIN SOLUTION
+        return self.betas[self.steps(t) - 1]
+        # END SOLUTION
+
+    def alpha(self, t: int | Tensor) -> Tensor:
+        """alpha_t = 1 - beta_t."""
+        # BEGIN SOLUTION
+        return self.alphas[self.steps(t) - 1]
+        # END SOLUTION
+
+    def alpha_bar(self, t: int | Tensor) -> Tensor:
+        """alpha_bar_t = alpha_1 * ... * alpha_t: how much of x_0 survives in x_t (eq. 4)."""
+        # BEGIN SOLUTION
+        return self.alpha_bars[self.steps(t) - 1]
+        # END SOLUTION
+
+    def __len__(self) -> int:
+        """T."""
+        return self.max_steps
+
+
+def noise_img(
+    img: Tensor, noise_schedule: NoiseSchedule, max_steps: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Noise each image of a batch by its own random number of steps, in closed form (eq. 4).
+
+    Args:
+        img: x_0, shape (B, C, H, W), float, values in [-1, 1].
+        noise_schedule: the schedule to noise with.
+        max_steps: t is drawn uniformly from {1, ..., max_steps}; None means T = len(noise_schedule).
+    Returns:
+        num_steps: t per image, shape (B,), torch.long, on img's device.
+        noise: eps ~ N(0, I), the unscaled noise, shape (B, C, H, W).
+        noised: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, shape (B, C, H, W).
+    """
+    if max_steps is None:
+        max_steps = len(noise_schedule)
+    # BEGIN SOLUTION
+    # 1. one t per image; randint's upper end is exclusive, so max_steps + 1 lets t reach T.
+    num_steps = torch.randint(1, max_steps + 1, (img.shape[0],), device=img.device)
+    # 2. standard Gaussian noise, unscaled: this is what the model learns to predict.
+    noise = torch.randn_like(img)
+    # 3. eq. 4 with a per-image alpha_bar_t broadcast over (C, H, W).
+    alpha_bar = per_image(noise_schedule.alpha_bar(num_steps), img)
+    noised = alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+    return num_steps, noise, noised
+    # END SOLUTION
+
+
+def reconstruct(noisy_img: Tensor, noise: Tensor, num_steps: Tensor, noise_schedule: NoiseSchedule) -> Tensor:
+    """Recover x_0 from x_t and the noise in it: eq. 4 solved for x_0, x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t).
+
+    With the true noise this undoes noise_img exactly; with a model's predicted noise it shows what the model sees.
+
+    Args:
+        noisy_img: x_t, shape (B, C, H, W).
+        noise: eps (true or predicted), shape (B, C, H, W).
+        num_steps: t per image, shape (B,), ints in {1, ..., T}.
+        noise_schedule: the schedule x_t was made with.
+    Returns:
+        x_0, shape (B, C, H, W).
+    """
+    # BEGIN SOLUTION
+    alpha_bar = per_image(noise_schedule.alpha_bar(num_steps), noisy_img)
+    return (noisy_img - (1 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt()
+    # END SOLUTION
+
+
+class TinyDiffuser(DiffusionModel):
+    """A two-layer MLP eps_theta(x_t, t): Linear -> ReLU -> Linear over the flattened image with t/T appended.
+
+    Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
+    """
+
+    def __init__(self, config: TinyDiffuserConfig):
+        super().__init__()
+        self.config = config
+        self.image_shape = config.image_shape
+        self.noise_schedule = None
+        # BEGIN SOLUTION
+        n_pixels = math.prod(config.image_shape)
+        # + 1 input for t, so one network serves every noise level.
+        self.model = nn.Sequential(
+            nn.Linear(n_pixels + 1, config.hidden_size),
+            nn.ReLU(),
+            nn.Linear(config.hidden_size, n_pixels),
+        )
+        # END SOLUTION
+
+    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
+        """Predict the noise in `images`.
+
+        Args:
+            images: x_t, shape (B, C, H, W).
+            num_steps: t, shape (B,), ints in {1, ..., T}; the network sees t / T, a number in (0, 1].
+        Returns:
+            eps_theta(x_t, t), shape (B, C, H, W).
+        """
+        # BEGIN SOLUTION
+        channels, height, width = self.image_shape
+        pixels = rearrange(images, "b c h w -> b (c h w)")
+        # Scaled to (0, 1]: a raw t up to T would dwarf the pixel inputs.
+        t = rearrange(num_steps.to(pixels.dtype) / self.config.max_steps, "b -> b 1")
+        out = self.model(torch.cat([pixels, t], dim=1))
+        return rearrange(out, "b (c h w) -> b c h w", c=channels, h=height, w=width)
+        # END SOLUTION
+
+
+def train(
+    model: DiffusionModel,
+    config: TrainConfig,
+    trainset: Tensor,
+    testset: Tensor | None = None,
+    log: RunLog | None = None,
+) -> DiffusionModel:
+    """Train `model` to predict the noise in noised training images: DDPM Algorithm 1.
+
+        repeat
+            x_0 ~ q(x_0)                                       a minibatch of training images
+            t ~ Uniform({1, ..., T})                           one t per image
+            eps ~ N(0, I)
+            gradient step on || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2
+        until converged
+
+    Args:
+        model: a DiffusionModel; trained in place, moved to the training device.
+        config: epochs, learning rate, batch size, T (`max_steps`), device, logging.
+        trainset: training images, shape (N, C, H, W), values in [-1, 1].
+        testset: optional held-out images (M, C, H, W); after each epoch their loss ("eval_loss") and a few
+            reconstructions are logged.
+        log: where losses and images go; a new RunLog(config) if None. Pass your own to plot them afterwards.
+    Returns:
+        The trained model, with `model.noise_schedule` set to the NoiseSchedule it was trained with.
+    """
+    trainset = check_images(trainset, "trainset")
+    if testset is not None:
+        testset = check_images(testset, "testset")
+    own_log = log is None
+    log = RunLog(config) if own_log else log
+    # BEGIN SOLUTION
+    # 1. seed, place the model and the data on one device, attach the schedule to the model
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    device = get_device(config.device)
+    model = model.to(device).train()
+    model.noise_schedule = NoiseSchedule(config.max_steps, device)
+    trainset = trainset.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    step = 0
+    progress = tqdm(total=config.epochs * n_batches(len(trainset), config.batch_size), disable=not config.progress)
+    for epoch in range(config.epochs):
+        for x_0 in minibatches(trainset, config.batch_size, shuffle=True):
+            # 2. t, eps and x_t for every image of the batch (Algorithm 1, lines 2-4)
+            num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
+            # 3. the model predicts the noise, not the image (eq. 14, the "simple" loss)
+            loss = F.mse_loss(model(x_t, num_steps), noise)
+            # 4. one gradient step (Algorithm 1, line 5)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"the loss became {loss_value} at step {step} (epoch {epoch + 1}): training diverged. "
+                    "Try a smaller config.lr, and check that the images are in [-1, 1]."
+                )
+            log.log(step, loss=loss_value)
+            progress.update()
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}")
+        # 5. after each epoch: loss on held-out images, and what the model makes of a few of them
+        if testset is not None:
+            log.log(step, eval_loss=eval_loss(model, testset, config.batch_size))
+            log_reconstructions(model, testset[: config.n_images_to_log], log, step)
+    progress.close()
+    # END SOLUTION
+    if own_log:
+        log.finish()
+    return model
+
+
+@torch.no_grad()
+def eval_loss(model: DiffusionModel, images: Tensor, batch_size: int) -> float:
+    """The training loss, without gradients, averaged over `images` (N, C, H, W). Given code, used by `train`."""
+    device = model.noise_schedule.betas.device
+    total = 0.0
+    for x_0 in minibatches(images.to(device), batch_size, shuffle=False):
+        num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
+        total += F.mse_loss(model(x_t, num_steps), noise, reduction="sum").item()
+    return total / images.numel()
+
+
+@torch.no_grad()
+def log_reconstructions(model: DiffusionModel, images: Tensor, log: RunLog, step: int) -> None:
+    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code."""
+    x_0 = images.to(model.noise_schedule.betas.device)
+    num_steps, _, x_t = noise_img(x_0, model.noise_schedule)
+    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, model.noise_schedule)
+    log.log_images(step, original=x_0, noised=x_t, reconstructed=predicted.clamp(-1, 1))
+
+
+@torch.no_grad()
+def sample(model: DiffusionModel, n_samples: int, return_all_steps: bool = False) -> Tensor:
+    """Generate images from pure noise with a trained model: DDPM Algorithm 2.
+
+        x_T ~ N(0, I)
+        for t = T, ..., 1:
+            z ~ N(0, I) if t > 1, else z = 0
+            x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) + sigma_t z
+        return x_0
+
+    with sigma_t^2 = beta_t (section 3.2). Runs without gradients: T model calls would otherwise keep T graphs.
+
+    Args:
+        model: a trained DiffusionModel with `model.noise_schedule` set.
+        n_samples: how many images to generate.
+        return_all_steps: also return every intermediate x_t.
+    Returns:
+        x_0, shape (n_samples, C, H, W); or with return_all_steps, the whole sequence x_T, x_{T-1}, ..., x_0 stacked
+        into shape (T + 1, n_samples, C, H, W).
+    """
+    schedule = model.noise_schedule
+    if schedule is None:
+        raise ValueError("model.noise_schedule is None: train the model first (train attaches the schedule)")
+    # BEGIN SOLUTION
+    device = schedule.betas.device
+    x = torch.randn(n_samples, *model.image_shape, device=device)
+    steps = [x]
+    for t in range(len(schedule), 0, -1):
+        # 1. the model's guess of the noise in x_t, with t passed for every sample
+        eps = model(x, torch.full((n_samples,), t, device=device, dtype=torch.long))
+        # 2. the mean of p(x_{t-1} | x_t), eq. 11
+        beta, alpha, alpha_bar = schedule.beta(t), schedule.alpha(t), schedule.alpha_bar(t)
+        x = (x - beta / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(alpha)
+        # 3. fresh noise with variance sigma_t^2 = beta_t, except on the last step, whose mean is the answer
+        if t > 1:
+            x = x + torch.sqrt(beta) * torch.randn_like(x)
+        steps.append(x)
+    return torch.stack(steps) if return_all_steps else x
+    # END SOLUTION

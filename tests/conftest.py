@@ -1,0 +1,49 @@
+"""pytest wiring for the graders: the --impl option, one fixture per part, and short failure reports."""
+
+import pytest
+
+from graders.core import GraderFailure, load_impl
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--impl",
+        default="exercises",
+        help="what to grade: 'exercises' (your exercises/partN.py, the default), 'solutions' (the reference), "
+        "or a path to a .py file or a .ipynb notebook anywhere",
+    )
+
+
+def _impl(request, part: int):
+    spec = request.config.getoption("--impl")
+    try:
+        return load_impl(spec, part)
+    except Exception as e:  # a file that does not import is the student's first thing to fix, said plainly
+        pytest.fail(f"could not load --impl {spec} for Part {part}: {type(e).__name__}: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def part1(request):
+    """The Part 1 module being graded."""
+    return _impl(request, 1)
+
+
+@pytest.fixture(scope="session")
+def part2(request):
+    """The Part 2 module being graded."""
+    return _impl(request, 2)
+
+
+@pytest.fixture(scope="session")
+def part3(request):
+    """The Part 3 module being graded."""
+    return _impl(request, 3)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Show a grader's failure as its message alone: the graders' own stack frames teach nothing."""
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, GraderFailure) and report.failed:
+        report.longrepr = str(call.excinfo.value)
+    return report
