@@ -136,13 +136,13 @@ def expect_statistic(got: float, expected: float, tol: float, what: str, likely:
                      mistakes: dict[str, float] | None = None) -> None:
     """Check a sample statistic against its exact value, allowing for sampling error `tol`.
 
-    When `got` is nearer to one of the `mistakes` values than `tol`, the message names that mistake.
+    When `got` lies within `tol` of some `mistakes` values, the message names the nearest of those mistakes.
     """
     if math.isfinite(got) and abs(got - expected) <= tol:
         return
-    for description, wrong in (mistakes or {}).items():
-        if abs(got - wrong) <= tol:
-            fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", description)
+    near = [(abs(got - wrong), description) for description, wrong in (mistakes or {}).items() if abs(got - wrong) <= tol]
+    if near:
+        fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", min(near)[1])
     fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", likely)
 
 

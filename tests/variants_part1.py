@@ -1,0 +1,527 @@
+"""Other ways to write each Part 1 step: correct ones the graders must accept, and common mistakes they must catch.
+
+Each mistake is the reference with one thing changed, named after what a student would get wrong.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from solutions import part1 as ref
+
+# ----------------------------------------------------------------------------------------------------- linear_schedule
+
+
+def linear_schedule_arange(max_steps, min_noise=1e-4, max_noise=0.02):
+    """Correct: an arange instead of linspace."""
+    return min_noise + (max_noise - min_noise) * torch.arange(max_steps, dtype=torch.float32) / (max_steps - 1)
+
+
+def linear_schedule_reversed(max_steps, min_noise=1e-4, max_noise=0.02):
+    return torch.linspace(max_noise, min_noise, max_steps)
+
+
+def linear_schedule_extra_point(max_steps, min_noise=1e-4, max_noise=0.02):
+    return torch.linspace(min_noise, max_noise, max_steps + 1)[1:]
+
+
+def linear_schedule_float64(max_steps, min_noise=1e-4, max_noise=0.02):
+    return torch.from_numpy(np.linspace(min_noise, max_noise, max_steps))
+
+
+def linear_schedule_fixed_ends(max_steps, min_noise=1e-4, max_noise=0.02):
+    return torch.linspace(1e-4, 0.02, max_steps)
+
+
+# --------------------------------------------------------------------------------------------------------- q_eq2/q_eq4
+
+
+def q_eq2_normal(x, num_steps, betas):
+    """Correct: torch.normal with explicit mean and std per step."""
+    for beta in betas[:num_steps]:
+        x = torch.normal(mean=torch.sqrt(1 - beta) * x, std=torch.sqrt(beta).expand_as(x))
+    return x
+
+
+_NUMPY_RNG = np.random.default_rng()
+
+
+def q_eq2_numpy_rng(x, num_steps, betas):
+    """Correct: noise from numpy's generator, not torch's."""
+    for t in range(num_steps):
+        noise = torch.from_numpy(_NUMPY_RNG.standard_normal(x.shape)).to(x.dtype)
+        x = (1 - betas[t]).sqrt() * x + betas[t].sqrt() * noise
+    return x
+
+
+def q_eq2_beta_as_std(x, num_steps, betas):
+    for t in range(num_steps):
+        x = torch.sqrt(1 - betas[t]) * x + betas[t] * torch.randn_like(x)
+    return x
+
+
+def q_eq2_off_by_one(x, num_steps, betas):
+    for t in range(num_steps + 1):
+        x = torch.sqrt(1 - betas[t]) * x + torch.sqrt(betas[t]) * torch.randn_like(x)
+    return x
+
+
+def q_eq2_uniform(x, num_steps, betas):
+    for t in range(num_steps):
+        x = torch.sqrt(1 - betas[t]) * x + torch.sqrt(betas[t]) * torch.rand_like(x)
+    return x
+
+
+def q_eq2_same_noise(x, num_steps, betas):
+    noise = torch.randn_like(x)
+    for t in range(num_steps):
+        x = torch.sqrt(1 - betas[t]) * x + torch.sqrt(betas[t]) * noise
+    return x
+
+
+def q_eq2_in_place(x, num_steps, betas):
+    for t in range(num_steps):
+        x.mul_(torch.sqrt(1 - betas[t])).add_(torch.sqrt(betas[t]) * torch.randn_like(x))
+    return x
+
+
+def q_eq4_cumprod_index(x, num_steps, betas):
+    """Correct: the cumprod table, with num_steps = 0 handled."""
+    if num_steps == 0:
+        return x.clone()
+    alpha_bar = torch.cumprod(1 - betas, dim=0)[num_steps - 1]
+    return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.empty_like(x).normal_()
+
+
+def q_eq4_log_space(x, num_steps, betas):
+    """Correct: alpha_bar as exp of a sum of logs, and noise from torch.normal."""
+    alpha_bar = torch.exp(torch.log1p(-betas[:num_steps]).sum())
+    return torch.normal(alpha_bar.sqrt() * x, (1 - alpha_bar).sqrt().item())
+
+
+def q_eq4_off_by_one(x, num_steps, betas):
+    alpha_bar = torch.cumprod(1 - betas, dim=0)[num_steps]
+    return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.randn_like(x)
+
+
+def q_eq4_wraps_at_zero(x, num_steps, betas):
+    alpha_bar = torch.cumprod(1 - betas, dim=0)[num_steps - 1]
+    return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.randn_like(x)
+
+
+def q_eq4_no_sqrt(x, num_steps, betas):
+    alpha_bar = torch.prod(1 - betas[:num_steps])
+    return torch.sqrt(alpha_bar) * x + (1 - alpha_bar) * torch.randn_like(x)
+
+
+def q_eq4_last_alpha_only(x, num_steps, betas):
+    alpha = 1 - betas[num_steps - 1]
+    alpha_bar = torch.prod(1 - betas[:num_steps])
+    return alpha.sqrt() * x + (1 - alpha_bar).sqrt() * torch.randn_like(x)
+
+
+def q_eq4_uniform(x, num_steps, betas):
+    alpha_bar = torch.prod(1 - betas[:num_steps])
+    return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.rand_like(x)
+
+
+def q_eq4_seeded(x, num_steps, betas):
+    torch.manual_seed(0)
+    return ref.q_eq4(x, num_steps, betas)
+
+
+# ------------------------------------------------------------------------------------------------------- NoiseSchedule
+
+
+class NoiseScheduleLoops(nn.Module):
+    """Correct: tables filled by a Python loop, lookups through a helper; device passed as keyword."""
+
+    def __init__(self, max_steps, device=None):
+        super().__init__()
+        betas = ref.linear_schedule(max_steps)
+        alpha_bars, running = [], 1.0
+        for beta in betas.tolist():
+            running *= 1 - beta
+            alpha_bars.append(running)
+        self.register_buffer("betas", betas.to(device=device))
+        self.register_buffer("alphas", (1 - betas).to(device=device))
+        self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=torch.float32, device=device))
+
+    def _lookup(self, table, t):
+        return table[torch.as_tensor(t, device=table.device) - 1]
+
+    def beta(self, t):
+        return self._lookup(self.betas, t)
+
+    def alpha(self, t):
+        return self._lookup(self.alphas, t)
+
+    def alpha_bar(self, t):
+        return self._lookup(self.alpha_bars, t)
+
+    def __len__(self):
+        return len(self.betas)
+
+
+class NoiseSchedulePlainAttributes(ref.NoiseSchedule):
+    def __init__(self, max_steps, device=None):
+        nn.Module.__init__(self)
+        self.max_steps = max_steps
+        self.betas = ref.linear_schedule(max_steps).to(device)
+        self.alphas = 1 - self.betas
+        self.alpha_bars = torch.cumprod(self.alphas, 0)
+
+
+class NoiseScheduleShifted(ref.NoiseSchedule):
+    """alpha_bars[0] = 1, i.e. alpha_bar_0 where alpha_bar_1 belongs."""
+
+    def __init__(self, max_steps, device=None):
+        super().__init__(max_steps, device)
+        self.alpha_bars = torch.cat([torch.ones(1, device=self.alphas.device), torch.cumprod(self.alphas, 0)[:-1]])
+
+
+class NoiseScheduleIndexT(ref.NoiseSchedule):
+    """Tables right, lookups at index t instead of t - 1."""
+
+    def beta(self, t):
+        return self.betas[torch.as_tensor(t)]
+
+    def alpha(self, t):
+        return self.alphas[torch.as_tensor(t)]
+
+    def alpha_bar(self, t):
+        return self.alpha_bars[torch.as_tensor(t)]
+
+
+class NoiseScheduleCumsum(ref.NoiseSchedule):
+    def __init__(self, max_steps, device=None):
+        super().__init__(max_steps, device)
+        self.alpha_bars = torch.cumsum(self.alphas, 0)
+
+
+class NoiseScheduleIgnoresDevice(ref.NoiseSchedule):
+    def __init__(self, max_steps, device=None):
+        super().__init__(max_steps, None)
+
+
+class NoiseScheduleReversed(ref.NoiseSchedule):
+    def __init__(self, max_steps, device=None):
+        super().__init__(max_steps, device)
+        self.betas = self.betas.flip(0)
+        self.alphas = 1 - self.betas
+        self.alpha_bars = torch.cumprod(self.alphas, 0)
+
+
+# ----------------------------------------------------------------------------------------------------------- noise_img
+
+
+def noise_img_normal(img, noise_schedule, max_steps=None):
+    """Correct: t from a multinomial over 1..T, noise from torch.normal, lookups into the raw table."""
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.multinomial(torch.ones(max_steps), img.shape[0], replacement=True) + 1
+    noise = torch.normal(0.0, 1.0, size=img.shape)
+    alpha_bar = noise_schedule.alpha_bars[t - 1].view(-1, 1, 1, 1)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def noise_img_excludes_T(img, noise_schedule, max_steps=None):
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(1, max_steps, (img.shape[0],))
+    noise = torch.randn_like(img)
+    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def noise_img_from_zero(img, noise_schedule, max_steps=None):
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(0, max_steps, (img.shape[0],))
+    noise = torch.randn_like(img)
+    alpha_bar = noise_schedule.alpha_bars[t].view(-1, 1, 1, 1)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def noise_img_index_t(img, noise_schedule, max_steps=None):
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(1, max_steps + 1, (img.shape[0],))
+    noise = torch.randn_like(img)
+    alpha_bar = noise_schedule.alpha_bars[t.clamp(max=max_steps - 1)].view(-1, 1, 1, 1)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def noise_img_uniform(img, noise_schedule, max_steps=None):
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(1, max_steps + 1, (img.shape[0],))
+    noise = torch.rand_like(img)
+    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def noise_img_scaled_noise(img, noise_schedule, max_steps=None):
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(1, max_steps + 1, (img.shape[0],))
+    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    noise = (1 - alpha_bar).sqrt() * torch.randn_like(img)
+    return t, noise, alpha_bar.sqrt() * img + noise
+
+
+def noise_img_alpha_not_alpha_bar(img, noise_schedule, max_steps=None):
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(1, max_steps + 1, (img.shape[0],))
+    noise = torch.randn_like(img)
+    alpha = noise_schedule.alpha(t).view(-1, 1, 1, 1)
+    return t, noise, alpha.sqrt() * img + (1 - alpha).sqrt() * noise
+
+
+def noise_img_float_t(img, noise_schedule, max_steps=None):
+    t, noise, noised = ref.noise_img(img, noise_schedule, max_steps)
+    return t.float(), noise, noised
+
+
+def noise_img_ignores_max_steps(img, noise_schedule, max_steps=None):
+    return ref.noise_img(img, noise_schedule)
+
+
+# --------------------------------------------------------------------------------------------------------- reconstruct
+
+
+def reconstruct_rsqrt(noisy_img, noise, num_steps, noise_schedule):
+    """Correct: multiply by rsqrt, look up the raw table."""
+    alpha_bar = noise_schedule.alpha_bars[num_steps - 1][:, None, None, None]
+    return torch.rsqrt(alpha_bar) * noisy_img - torch.sqrt((1 - alpha_bar) / alpha_bar) * noise
+
+
+def reconstruct_no_division(noisy_img, noise, num_steps, noise_schedule):
+    alpha_bar = noise_schedule.alpha_bar(num_steps).view(-1, 1, 1, 1)
+    return noisy_img - (1 - alpha_bar).sqrt() * noise
+
+
+def reconstruct_plus(noisy_img, noise, num_steps, noise_schedule):
+    alpha_bar = noise_schedule.alpha_bar(num_steps).view(-1, 1, 1, 1)
+    return (noisy_img + (1 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt()
+
+
+# -------------------------------------------------------------------------------------------------------- TinyDiffuser
+
+
+class TinyDiffuserOwnNames(ref.DiffusionModel):
+    """Correct: separate named layers, view/cat instead of einops."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.image_shape = config.image_shape
+        self.noise_schedule = None
+        n = math.prod(config.image_shape)
+        self.hidden = nn.Linear(n + 1, config.hidden_size)
+        self.out = nn.Linear(config.hidden_size, n)
+
+    def forward(self, images, num_steps):
+        t = (num_steps.float() / self.config.max_steps).unsqueeze(1)
+        h = F.relu(self.hidden(torch.cat([images.flatten(1), t], dim=1)))
+        return self.out(h).view(images.shape)
+
+
+class TinyDiffuserRawT(ref.TinyDiffuser):
+    def forward(self, images, num_steps):
+        return self.model(torch.cat([images.flatten(1), num_steps[:, None].float()], 1)).view(images.shape)
+
+
+class TinyDiffuserTFirst(ref.TinyDiffuser):
+    def forward(self, images, num_steps):
+        t = num_steps[:, None].float() / self.config.max_steps
+        return self.model(torch.cat([t, images.flatten(1)], 1)).view(images.shape)
+
+
+class TinyDiffuserNoT(ref.TinyDiffuser):
+    def __init__(self, config):
+        super().__init__(config)
+        n = math.prod(config.image_shape)
+        self.model = nn.Sequential(nn.Linear(n, config.hidden_size), nn.ReLU(), nn.Linear(config.hidden_size, n))
+
+    def forward(self, images, num_steps):
+        return self.model(images.flatten(1)).view(images.shape)
+
+
+class TinyDiffuserNoReLU(ref.TinyDiffuser):
+    def forward(self, images, num_steps):
+        t = num_steps[:, None].float() / self.config.max_steps
+        x = torch.cat([images.flatten(1), t], 1)
+        return self.model[2](self.model[0](x)).view(images.shape)
+
+
+class TinyDiffuserNotADiffusionModel(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.inner = ref.TinyDiffuser(config)
+
+    def forward(self, images, num_steps):
+        return self.inner(images, num_steps)
+
+
+# --------------------------------------------------------------------------------------------------------------- train
+
+
+def train_plain(model, config, trainset, testset=None, log=None):
+    """Correct: a DataLoader, SGD-style loop written differently, log created by hand."""
+    from torch.utils.data import DataLoader
+
+    from utils.run_log import RunLog
+
+    log = log if log is not None else RunLog()
+    torch.manual_seed(1)
+    model.noise_schedule = ref.NoiseSchedule(config.max_steps, "cpu")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step = 0
+    for _ in range(config.epochs):
+        for (x_0,) in DataLoader(torch.utils.data.TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
+            t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
+            loss = ((model(x_t, t) - eps) ** 2).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss {loss.item()} at step {step}")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            log.log(step, loss=loss.item())
+        if testset is not None:
+            log.log(step, eval_loss=ref.eval_loss(model, testset, config.batch_size))
+            ref.log_reconstructions(model, testset[:4], log, step)
+    return model
+
+
+def _train_with(loss_target: str = "noise", nan_check: bool = True, step: bool = True, log_eval: bool = True):
+    """The reference loop with one thing changed."""
+
+    def train(model, config, trainset, testset=None, log=None):
+        from utils.run_log import RunLog
+
+        log = log if log is not None else RunLog()
+        torch.manual_seed(config.seed or 0)
+        model.noise_schedule = ref.NoiseSchedule(config.max_steps, "cpu")
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        n = 0
+        for _ in range(config.epochs):
+            for x_0 in trainset[torch.randperm(len(trainset))].split(config.batch_size):
+                t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
+                target = {"noise": eps, "image": x_0, "noised": x_t}[loss_target]
+                loss = F.mse_loss(model(x_t, t), target)
+                if nan_check and not math.isfinite(loss.item()):
+                    raise FloatingPointError("diverged")
+                optimizer.zero_grad()
+                loss.backward()
+                if step:
+                    optimizer.step()
+                n += 1
+                log.log(n, loss=loss.item())
+            if testset is not None and log_eval:
+                log.log(n, eval_loss=ref.eval_loss(model, testset, config.batch_size))
+                ref.log_reconstructions(model, testset[:4], log, n)
+        return model
+
+    train.__name__ = f"train_{loss_target}_{nan_check}_{step}_{log_eval}"
+    return train
+
+
+train_against_image = _train_with(loss_target="image")
+train_against_noised = _train_with(loss_target="noised")
+train_no_nan_check = _train_with(nan_check=False)
+train_no_step = _train_with(step=False)
+train_no_eval_log = _train_with(log_eval=False)
+
+
+def train_no_schedule(model, config, trainset, testset=None, log=None):
+    schedule = ref.NoiseSchedule(config.max_steps)
+    model = _train_with()(model, config, trainset, testset, log)
+    model.noise_schedule = None
+    del schedule
+    return model
+
+
+# -------------------------------------------------------------------------------------------------------------- sample
+
+
+@torch.inference_mode()
+def sample_loop_list(model, n_samples, return_all_steps=False):
+    """Correct: inference_mode, a reversed() range, the posterior written with alpha_bar ratios."""
+    s = model.noise_schedule
+    x = torch.randn((n_samples,) + tuple(model.image_shape))
+    out = [x]
+    for t in reversed(range(1, len(s) + 1)):
+        tt = torch.full((n_samples,), t, dtype=torch.long)
+        coef = (1 - s.alphas[t - 1]) / torch.sqrt(1 - s.alpha_bars[t - 1])
+        x = (x - coef * model(x, tt)) * torch.rsqrt(s.alphas[t - 1])
+        if t > 1:
+            x = x + s.betas[t - 1].sqrt() * torch.normal(0.0, 1.0, size=x.shape)
+        out.append(x)
+    return torch.stack(out) if return_all_steps else x
+
+
+def _sample_with(change: str):
+    @torch.no_grad()
+    def sample(model, n_samples, return_all_steps=False):
+        s = model.noise_schedule
+        if change == "new schedule":
+            s = ref.NoiseSchedule(len(s))
+        T = len(s)
+        x = torch.randn(n_samples, *model.image_shape)
+        steps = [x]
+        ts = range(T - 1, -1, -1) if change == "t off by one" else range(T, 0, -1)
+        for t in ts:
+            index = min(max(t, 1), T)
+            eps = model(x, torch.full((n_samples,), t, dtype=torch.long))
+            beta, alpha, alpha_bar = s.beta(index), s.alpha(index), s.alpha_bar(index)
+            x = x - beta / torch.sqrt(1 - alpha_bar) * eps
+            if change != "no division":
+                x = x / torch.sqrt(alpha)
+            sigma = beta if change == "sigma = beta" else beta.sqrt()
+            if t > 1 or change == "noise at t = 1":
+                x = x + sigma * torch.randn_like(x)
+            steps.append(x)
+        if change == "reversed sequence":
+            steps = steps[::-1]
+        if change == "list":
+            return steps if return_all_steps else x
+        return torch.stack(steps) if return_all_steps else x
+
+    sample.__name__ = f"sample_{change.replace(' ', '_')}"
+    return sample
+
+
+sample_noise_at_t1 = _sample_with("noise at t = 1")
+sample_sigma_beta = _sample_with("sigma = beta")
+sample_no_division = _sample_with("no division")
+sample_t_off_by_one = _sample_with("t off by one")
+sample_new_schedule = _sample_with("new schedule")
+sample_reversed_sequence = _sample_with("reversed sequence")
+sample_returns_list = _sample_with("list")
+
+
+def sample_with_grad(model, n_samples, return_all_steps=False):
+    return ref.sample.__wrapped__(model, n_samples, return_all_steps)
+
+
+def sample_uniform_start(model, n_samples, return_all_steps=False):
+    original = torch.randn
+    try:
+        torch.randn = lambda *shape, **kw: torch.rand(*shape, **kw) * 2 - 1
+        return ref.sample(model, n_samples, return_all_steps)
+    finally:
+        torch.randn = original
+
+
+def sample_one_t(model, n_samples, return_all_steps=False):
+    """Passes t as a 0-d tensor instead of one t per sample."""
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.image_shape, self.noise_schedule = model.image_shape, model.noise_schedule
+
+        def __call__(self, x, t):
+            return model(x, t[0])
+
+    return ref.sample(Wrapper(), n_samples, return_all_steps)
+
