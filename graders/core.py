@@ -28,6 +28,13 @@ REPO_ROOT = GRADERS_DIR.parent
 class GraderFailure(AssertionError):
     """A step is wrong. The message says what was expected, what came, and what to look at."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error: the message alone, in red, instead of the graders' traceback.
+
+        The cell still counts as failed, so "Run all" stops here and nbval reports it.
+        """
+        return [f"\x1b[31m\N{BALLOT X} {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
 
 class NotImplementedYet(GraderFailure):
     """The step still raises the stub's NotImplementedError."""
@@ -335,24 +342,3 @@ def implementation_of(module: types.ModuleType, name: str):
         where = getattr(module, "__file__", module.__name__)
         raise GraderFailure(f"{name}: {where} defines no `{name}`. Did you rename or delete it?")
     return getattr(module, name)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Short reports in notebooks
-
-
-def _show_in_ipython() -> None:
-    """In IPython, print a grader's failure as its message alone, without the graders' traceback."""
-    try:
-        ipython = get_ipython()  # noqa: F821 (defined inside IPython only)
-    except NameError:
-        return
-
-    def handler(shell, etype, value, tb, tb_offset=None):
-        print(f"\N{BALLOT X} {value}", file=sys.stderr)
-        return None
-
-    ipython.set_custom_exc((GraderFailure,), handler)
-
-
-_show_in_ipython()

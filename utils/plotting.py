@@ -1,0 +1,119 @@
+"""Figures for the notebooks: image grids, the noise schedule, noising side by side, loss curves, denoising.
+
+Every function takes tensors of images in [-1, 1] (model space) unless it says otherwise, draws one matplotlib
+figure and returns it, so a notebook cell shows it and a script can save it with `fig.savefig(...)`.
+"""
+
+import matplotlib.pyplot as plt
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from utils.images import denormalize_img
+
+
+def _to_picture(img: Tensor):
+    """(C, H, W) in [-1, 1] to what imshow wants: (H, W, C) in [0, 1], or (H, W) for one channel."""
+    img = denormalize_img(img.detach().float().cpu())
+    return img[0].numpy() if img.shape[0] == 1 else rearrange(img, "c h w -> h w c").numpy()
+
+
+def show_images(images: Tensor, title: str | None = None, n_cols: int = 8, labels: list[str] | None = None,
+                size: float = 1.2):
+    """A grid of images (N, C, H, W) in [-1, 1], with optional per-image labels."""
+    n = len(images)
+    n_cols = min(n_cols, n)
+    n_rows = -(-n // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(_to_picture(images[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if labels is not None:
+                ax.set_title(labels[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_rows(rows: dict[str, Tensor], size: float = 1.2, title: str | None = None):
+    """Several rows of images side by side, one row per entry of `rows` ({row label: (N, C, H, W)})."""
+    n_cols = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(size * n_cols + 1.5, size * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                ax.imshow(_to_picture(images[c]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_schedule(betas: Tensor, title: str = "The noise schedule"):
+    """beta_t, alpha_bar_t, sqrt(alpha_bar_t) (how much image is left) and sqrt(1 - alpha_bar_t) (how much noise)."""
+    betas = betas.detach().double().cpu()
+    alpha_bars = torch.cumprod(1 - betas, 0)
+    t = torch.arange(1, len(betas) + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot(t, betas, color="tab:red")
+    left.set(title=r"$\beta_t$: variance added at step t", xlabel="t")
+    right.plot(t, alpha_bars, label=r"$\bar\alpha_t$")
+    right.plot(t, alpha_bars.sqrt(), label=r"$\sqrt{\bar\alpha_t}$: scale of $x_0$ in $x_t$")
+    right.plot(t, (1 - alpha_bars).sqrt(), label=r"$\sqrt{1-\bar\alpha_t}$: scale of the noise")
+    right.set(title="what is left of the image after t steps", xlabel="t")
+    right.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(history: dict[str, list[tuple[int, float]]], smooth: int = 20, title: str = "Training loss"):
+    """The loss per optimizer step (faint), its running mean over `smooth` steps, and the eval loss if logged."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if history.get("loss"):
+        steps, values = map(list, zip(*history["loss"]))
+        ax.plot(steps, values, alpha=0.3, color="tab:blue", label="loss per step")
+        if len(values) >= smooth:
+            kernel = torch.ones(smooth) / smooth
+            running = torch.nn.functional.conv1d(torch.tensor(values)[None, None], kernel[None, None])[0, 0]
+            ax.plot(steps[smooth - 1:], running, color="tab:blue", label=f"mean of {smooth} steps")
+    if history.get("eval_loss"):
+        steps, values = zip(*history["eval_loss"])
+        ax.plot(steps, values, "o-", color="tab:orange", label="eval loss (held-out images)")
+    ax.set(xlabel="optimizer step", ylabel="MSE between noise and predicted noise", title=title, yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_reconstructions(images_log: list[tuple[int, dict[str, Tensor]]], n_images: int = 6, max_epochs: int = 4):
+    """For a few logged moments of training: originals, their noised versions, and the model's reconstructions."""
+    if not images_log:
+        raise ValueError("no reconstructions were logged: pass a testset to train()")
+    picks = images_log if len(images_log) <= max_epochs else [images_log[round(i * (len(images_log) - 1) / (max_epochs - 1))]
+                                                             for i in range(max_epochs)]
+    rows = {}
+    first = picks[0][1]
+    rows["original"] = first["original"][:n_images]
+    for step, images in picks:
+        rows[f"step {step}\nnoised"] = images["noised"][:n_images]
+        rows[f"step {step}\nrebuilt"] = images["reconstructed"][:n_images]
+    return show_rows(rows, title="What the model makes of noised test images during training")
+
+
+def plot_denoising(steps: Tensor, n_frames: int = 10, n_samples: int = 4):
+    """A strip per sample: x_T, ..., x_0 from `sample(..., return_all_steps=True)` ((T + 1, N, C, H, W))."""
+    T = len(steps) - 1
+    frames = sorted({round(i * T / (n_frames - 1)) for i in range(n_frames)})
+    rows = {f"sample {i + 1}": torch.stack([steps[f, i] for f in frames]) for i in range(min(n_samples, steps.shape[1]))}
+    fig = show_rows(rows, title="Denoising, left to right: " + ", ".join(f"x_{T - f}" for f in frames))
+    return fig
