@@ -40,6 +40,8 @@ def test_notebook_loading_runs_definitions_only(tmp_path):
         {"cell_type": "code", "metadata": {}, "source": "!pip install nothing\nclass C:\n    y = torch.ones(1)",
          "outputs": [], "execution_count": None},
     ]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"
     path = tmp_path / "work.ipynb"
     path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     module = load_impl(str(path), 1)

@@ -1,6 +1,6 @@
 """`ddpm-course`: the course's commands for students and instructors.
 
-    ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (seconds on a CPU)
+    ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
     ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
     ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
     ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
@@ -27,12 +27,12 @@ def run_part1(out_dir: Path, quick: bool) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    shape = (3, 16, 16)
+    shape = (3, 8, 8)
     data = normalize_img(gradient_images(2_000 if quick else 20_000, shape, seed=1))
     trainset, testset = data[: int(0.9 * len(data))], data[int(0.9 * len(data)):]
-    config = TrainConfig(epochs=2 if quick else 20, lr=1e-3, batch_size=128, max_steps=100)
+    config = TrainConfig(epochs=2 if quick else 60, lr=1e-3, batch_size=128, max_steps=100)
     log = RunLog(config)
-    model = train(TinyDiffuser(TinyDiffuserConfig(shape, hidden_size=256, max_steps=100)), config, trainset, testset, log)
+    model = train(TinyDiffuser(TinyDiffuserConfig(shape, hidden_size=1024, max_steps=100)), config, trainset, testset, log)
     samples = sample(model, 12)
     show_rows({"training images": trainset[:12], "generated": samples.clamp(-1, 1)}).savefig(out_dir / "samples.png")
     plot_losses(log.history).savefig(out_dir / "loss.png")

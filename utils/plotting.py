@@ -96,18 +96,19 @@ def plot_losses(history: dict[str, list[tuple[int, float]]], smooth: int = 20, t
 
 
 def plot_reconstructions(images_log: list[tuple[int, dict[str, Tensor]]], n_images: int = 6, max_epochs: int = 4):
-    """For a few logged moments of training: originals, their noised versions, and the model's reconstructions."""
+    """Originals, their noised versions, and the model's reconstructions at a few moments of training.
+
+    Expects the log of `log_reconstructions`, which noises the same images the same way each time.
+    """
     if not images_log:
         raise ValueError("no reconstructions were logged: pass a testset to train()")
     picks = images_log if len(images_log) <= max_epochs else [images_log[round(i * (len(images_log) - 1) / (max_epochs - 1))]
                                                              for i in range(max_epochs)]
-    rows = {}
     first = picks[0][1]
-    rows["original"] = first["original"][:n_images]
+    rows = {"original": first["original"][:n_images], "noised": first["noised"][:n_images]}
     for step, images in picks:
-        rows[f"step {step}\nnoised"] = images["noised"][:n_images]
-        rows[f"step {step}\nrebuilt"] = images["reconstructed"][:n_images]
-    return show_rows(rows, title="What the model makes of noised test images during training")
+        rows[f"rebuilt at\nstep {step}"] = images["reconstructed"][:n_images]
+    return show_rows(rows, title="x_0 rebuilt from the predicted noise, as training goes on")
 
 
 def plot_denoising(steps: Tensor, n_frames: int = 10, n_samples: int = 4):

@@ -1,0 +1,99 @@
+"""The given code students rely on: data checks, gradients, logging without prompts, and the reference run."""
+
+import pytest
+import torch
+
+from solutions import part1 as ref
+from utils import get_device
+from utils.data import check_images, minibatches
+from utils.images import denormalize_img, gradient_images, normalize_img
+from utils.model_base import TinyDiffuserConfig, TrainConfig
+from utils.run_log import RunLog, WandbNotConfigured
+from utils.tensors import per_image
+
+
+def test_gradients_are_images_in_unit_range_and_normalize_round_trips():
+    images = gradient_images(16, (3, 8, 8), seed=0)
+    assert images.shape == (16, 3, 8, 8) and images.min() >= 0 and images.max() <= 1
+    assert torch.allclose(denormalize_img(normalize_img(images)), images, atol=1e-6)
+    assert torch.equal(gradient_images(4, (3, 8, 8), seed=3), gradient_images(4, (3, 8, 8), seed=3))
+
+
+def test_per_image_broadcasts_one_value_per_image_and_refuses_others():
+    x = torch.ones(4, 3, 2, 2)
+    assert (per_image(torch.arange(4.0), x) * x)[:, 0, 0, 0].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"one value per image, shape \(4,\)"):
+        per_image(torch.ones(3), x)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([1, 2, 3], "must be a tensor"),
+    (torch.ones(10, 12), r"shape \(N, C, H, W\)"),
+    (torch.ones(2, 3, 4, 4, dtype=torch.uint8), "forget normalize_img"),
+    (torch.ones(0, 3, 4, 4), "empty"),
+])
+def test_bad_training_data_gets_a_clear_error(bad, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        check_images(bad)
+    with pytest.raises((TypeError, ValueError), match=message):
+        ref.train(ref.TinyDiffuser(TinyDiffuserConfig()), TrainConfig(progress=False), bad)
+
+
+def test_minibatches_cover_the_set_once():
+    images = torch.arange(10.0).reshape(10, 1, 1, 1)
+    batches = list(minibatches(images, 4))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat(batches).flatten().tolist()) == list(range(10))
+
+
+def test_sample_without_training_says_so():
+    with pytest.raises(ValueError, match="train the model first"):
+        ref.sample(ref.TinyDiffuser(TinyDiffuserConfig()), 2)
+
+
+def test_noise_schedule_rejects_steps_outside_1_to_T():
+    schedule = ref.NoiseSchedule(10)
+    with pytest.raises(IndexError, match="from 1 to T = 10"):
+        schedule.alpha_bar(0)
+    with pytest.raises(IndexError, match="from 1 to T = 10"):
+        schedule.beta(torch.tensor([3, 11]))
+    with pytest.raises(TypeError, match="integers"):
+        schedule.alpha(torch.tensor([1.5]))
+
+
+def test_device_is_never_hard_coded():
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device().type in ("cpu", "cuda", "mps")
+
+
+def test_run_log_keeps_history_without_wandb():
+    log = RunLog(TrainConfig())
+    log.log(1, loss=0.5)
+    log.log(2, loss=0.25, eval_loss=0.3)
+    log.log_images(2, original=torch.zeros(2, 1, 4, 4))
+    assert log.history["loss"] == [(1, 0.5), (2, 0.25)] and log.last("eval_loss") == 0.3 and len(log.images) == 1
+
+
+def test_online_wandb_without_an_account_fails_at_once_with_instructions(monkeypatch):
+    import wandb
+
+    monkeypatch.setattr(wandb, "login", lambda *args, **kwargs: False)
+    monkeypatch.setattr(wandb, "init", lambda *args, **kwargs: pytest.fail("wandb.init must not be reached"))
+    with pytest.raises(WandbNotConfigured, match="wandb login"):
+        RunLog(TrainConfig(wandb_project="ddpm", wandb_mode="online"))
+    with pytest.raises(ValueError, match="wandb_mode"):
+        RunLog(TrainConfig(wandb_project="ddpm", wandb_mode="sometimes"))
+
+
+def test_nan_loss_stops_training_with_a_clear_message():
+    data = normalize_img(gradient_images(256, (3, 4, 5), seed=0))
+    config = TrainConfig(epochs=1, lr=1e30, batch_size=64, device="cpu", progress=False)
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        ref.train(ref.TinyDiffuser(TinyDiffuserConfig()), config, data)
+
+
+def test_reference_part1_run_writes_its_figures(tmp_path):
+    from utils.cli import main
+
+    assert main(["reference", "part1", "--quick", "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} >= {"samples.png", "loss.png", "denoising.png"}
