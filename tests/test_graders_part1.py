@@ -171,3 +171,12 @@ def test_notebook_can_be_graded_from_its_definitions(tmp_path):
     module = load_impl(str(REPO_ROOT / "solutions" / "part1_gradients.ipynb"), 1)
     grader.check_reconstruct(module.reconstruct)
     grader.check_noise_schedule(module.NoiseSchedule)
+
+
+@pytest.mark.parametrize("name", STEPS)
+def test_untouched_student_notebook_is_not_implemented_yet(name):
+    from graders.core import REPO_ROOT, load_impl
+
+    notebook = load_impl(str(REPO_ROOT / "part1_gradients.ipynb"), 1)
+    with pytest.raises(NotImplementedYet, match="not implemented yet"):
+        STEPS[name](getattr(notebook, name))
