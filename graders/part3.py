@@ -14,7 +14,7 @@ import scipy.linalg
 import torch
 from torch import Tensor, nn
 
-from graders.core import expect, expect_close, expect_statistic, fail, fmt, grader
+from graders.core import expect, expect_close, fail, fmt, grader
 from solutions import part3 as ref
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -91,7 +91,8 @@ def _frechet_mistakes(mu1, s1, mu2, s2) -> dict[str, float]:
             float(diff @ diff + np.trace(s1) + np.trace(s2) - np.trace(root)),
         "the mean term is ||mu_1 - mu_2||, not its square ||mu_1 - mu_2||^2":
             float(np.sqrt(diff @ diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)),
-        "the square root is missing: it is Tr((Sigma_1 Sigma_2)^{1/2}), with scipy.linalg.sqrtm, not Tr(Sigma_1 Sigma_2)":
+        "the square root is missing: it is Tr((Sigma_1 Sigma_2)^{1/2}), with scipy.linalg.sqrtm, "
+        "not Tr(Sigma_1 Sigma_2)":
             _frechet_with(mu1, s1, mu2, s2, s1 @ s2),
         "the square root of Tr(Sigma_1 Sigma_2) is not Tr((Sigma_1 Sigma_2)^{1/2}): take the matrix square root "
         "first (scipy.linalg.sqrtm), then the trace":
@@ -116,12 +117,17 @@ def _check_distance(frechet_distance, mu1, s1, mu2, s2, expected: float, what: s
         expect(np.array_equal(before, after), f"frechet_distance changed its argument {name} in place.",
                likely="an offset added with `sigma += ...` changes the caller's matrix: write sigma = sigma + ...")
     if math.isnan(got):
-        fail(f"{what} is NaN.", f"{expected:.8g}", "nan",
+        fail(f"{what}: the result is NaN.", f"{expected:.8g}", "nan",
              "np.sqrt of negative numbers: either the square root of each entry (np.sqrt(sigma1 * sigma2)) instead "
              "of the matrix square root, or eigenvalues of a singular matrix that rounding made slightly negative "
              "(clip them at 0 before the square root)")
-    expect_statistic(got, expected, atol + rtol * abs(expected), what, likely=likely,
-                     mistakes=_frechet_mistakes(mu1, s1, mu2, s2))
+    expect_close(_scalar(got), _scalar(expected), what, atol=atol, rtol=rtol, likely=likely,
+                 mistakes={k: _scalar(x) for k, x in _frechet_mistakes(mu1, s1, mu2, s2).items()})
+
+
+def _scalar(value: float) -> Tensor:
+    """A number as a 0-d float64 tensor, for expect_close."""
+    return torch.tensor(float(value), dtype=torch.float64)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -186,15 +192,16 @@ def check_feature_statistics(feature_statistics) -> None:
     d = phi.shape[1]
 
     result = feature_statistics(classifier, images, batch_size)
+    length = f" of length {len(result)}" if hasattr(result, "__len__") else ""
     expect(isinstance(result, tuple) and len(result) == 2, "feature_statistics should return two things.",
-           "(mu, sigma)", f"{type(result).__name__}" + (f" of length {len(result)}" if hasattr(result, "__len__") else ""))
+           "(mu, sigma)", f"{type(result).__name__}{length}")
     calls = classifier.calls
     methods = {call["method"] for call in calls}
     if "features" not in methods:
         fail("feature_statistics never called classifier.features.", "classifier.features(batch)",
              "classifier(batch)" if "forward" in methods else "no call of the classifier",
              "FID compares the penultimate features, classifier.features(x), not the logits classifier(x): the "
-             "10 logits keep only what tells the classes apart")
+             "logits keep little more than which class an image is")
     expect(images.equal(images_before), "feature_statistics changed the images it was given.")
     expect(not any(call["training"] for call in calls), "the classifier ran in training mode.",
            "classifier.eval() before computing features", "classifier.training == True during the calls",
@@ -288,16 +295,17 @@ def check_frechet_distance(frechet_distance) -> None:
                         f"two {d}-dimensional Gaussians whose covariances do not commute",
                         likely="d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1) + Tr(Sigma_2) - 2 Tr(sqrtm(Sigma_1 Sigma_2))")
         swapped = _as_real_float(frechet_distance(mu2, s2, mu1, s1), "frechet_distance with the Gaussians swapped")
-        expect_statistic(swapped, ref.frechet_distance(mu1, s1, mu2, s2), 1e-6 * (1 + abs(swapped)),
-                         "the distance should be symmetric: d(N_1, N_2) = d(N_2, N_1).")
+        expect_close(_scalar(swapped), _scalar(ref.frechet_distance(mu1, s1, mu2, s2)),
+                     "frechet_distance with the Gaussians swapped", atol=1e-6, rtol=1e-6,
+                     likely="the distance is symmetric: d(N_1, N_2) = d(N_2, N_1)")
     # 5. Singular covariances, like FID's with fewer images than features: 4 and 6 draws in 10 dimensions.
     s1, s2 = _sample_cov(4, 10, seed=5), _sample_cov(6, 10, seed=6)
     mu1, mu2 = np.zeros(10), np.full(10, 0.1)
     _check_distance(frechet_distance, mu1, s1, mu2, s2, ref.frechet_distance(mu1, s1, mu2, s2),
-                    "two singular covariances (ranks 3 and 5 in 10 dimensions)",
+                    "two singular covariances (ranks 3 and 5 in 10 dimensions)", rtol=1e-5,
                     likely="on singular covariances keep the real part of the square root, and add a small offset "
                     "to the diagonals only if sqrtm fails (an offset always added shifts the result by "
-                    "about sqrt(offset) per missing direction)")
+                    "about sqrt(offset) per missing direction: 1e-6 is far too much)")
     # 6. Singular and commuting, with a known answer: zero eigenvalues in different directions.
     q = _rotation(8, seed=7)
     a = np.array([0.0, 0.0, 1.0, 2.0, 3.0, 0.0, 4.0, 1e-12])
@@ -305,8 +313,8 @@ def check_frechet_distance(frechet_distance) -> None:
     known = float(np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
     _check_distance(frechet_distance, np.zeros(8), q @ np.diag(a) @ q.T, np.zeros(8), q @ np.diag(b) @ q.T, known,
                     f"singular commuting covariances (eigenvalues 0 in several directions), known to be {known:.6f}",
-                    likely="keep the real part of sqrtm's result; if you go through eigenvalues, clip the tiny "
-                    "negative ones that rounding makes at 0")
+                    rtol=1e-5, likely="keep the real part of sqrtm's result; if you go through eigenvalues, clip "
+                    "the tiny negative ones that rounding makes at 0")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -344,12 +352,12 @@ def _check_score(inception_score, probs: Tensor, expected: float, what: str, lik
     expect(probs.equal(before), "inception_score changed the probabilities it was given.",
            likely="write new tensors (p = probs.clamp(...)), do not modify probs in place")
     if not math.isfinite(got):
-        fail(f"{what} is {got}.", f"{expected:.6g}", str(got),
+        fail(f"{what}: the result is {got}.", f"{expected:.6g}", str(got),
              "a probability of 0 makes 0 * log 0 = 0 * (-inf) = NaN: use torch.xlogy(p, p) (which gives 0 there), "
              "or clamp the probabilities to a tiny positive value before the log. (With the KL reversed, "
              "p(y) log(p(y) / p(y|x)) is infinite wherever p(y|x) = 0.)")
-    expect_statistic(got, expected, 1e-6 * max(1.0, abs(expected)), what, likely=likely,
-                     mistakes=_score_mistakes(probs))
+    expect_close(_scalar(got), _scalar(expected), what, atol=1e-6, rtol=1e-6, likely=likely,
+                 mistakes={k: _scalar(x) for k, x in _score_mistakes(probs).items()})
 
 
 @grader("inception_score")

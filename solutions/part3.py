@@ -1,0 +1,179 @@
+"""Part 3: measuring how good generated clothes are, with a FashionMNIST classifier in place of Inception.
+
+Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by a Two Time-Scale Update Rule Converge
+to a Local Nash Equilibrium" (NeurIPS 2017), which defines the Fréchet Inception Distance (FID) with the closed form
+of Dowson and Landau (1982) for the Fréchet distance between two Gaussians; and Salimans, Goodfellow, Zaremba, Cheung,
+Radford and Chen, "Improved Techniques for Training GANs" (NeurIPS 2016), section 4, which defines the Inception
+Score (IS). Both are computed here with the small classifier of `utils/classifier.py`, trained on FashionMNIST,
+instead of Inception-v3: "FMNIST-FID" and the "FMNIST score".
+
+Symbols and their names here:
+
+    phi(x)          classifier.features(x), the D penultimate activations of an image x
+    mu, Sigma       mean (D,) and covariance (D, D) of phi(x) over a set of images: feature_statistics
+    d^2             the Fréchet distance ||mu_1 - mu_2||^2 + Tr(Sigma_1 + Sigma_2 - 2 (Sigma_1 Sigma_2)^{1/2})
+    p(y | x)        softmax of the classifier's logits for image x: one row of `probs`
+    p(y)            the marginal class distribution, the mean of p(y | x) over the images
+    IS              exp(E_x KL(p(y | x) || p(y))): inception_score
+"""
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from einops import einsum, reduce
+from torch import Tensor, nn
+
+from utils.classifier import load_classifier
+from utils.fashion_mnist import load_fashion_mnist
+
+# Added to both covariances' diagonals only when the matrix square root of their product fails outright. It shifts
+# the distance by about sqrt(offset) per missing direction, so it must stay a last resort, not a habit.
+SINGULAR_OFFSET = 1e-6
+# Rounding leaves a small imaginary part in the square root of a singular product; anything larger than this (relative
+# to the matrix) means the inputs were not covariance matrices.
+MAX_IMAGINARY_RESIDUE = 1e-3
+
+
+def feature_statistics(classifier: nn.Module, images: Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and covariance of the classifier's penultimate features over `images`: FID's (mu, Sigma).
+
+    FID (Heusel et al. 2017) models the features phi(x) of a set of images as a Gaussian N(mu, Sigma) with
+        mu = (1/N) sum_n phi(x_n),    Sigma = 1/(N - 1) sum_n (phi(x_n) - mu)(phi(x_n) - mu)^T,
+    the unbiased covariance, as `np.cov(features, rowvar=False)` computes it.
+
+    Args:
+        classifier: a network with `features(x)`, shape (B, 1, 28, 28) -> (B, D). Put it in eval mode and run it
+            without gradients: the statistics of a set of images must not depend on dropout, on the batch they share
+            or on memory for a backward pass that never comes.
+        images: shape (N, 1, 28, 28), float in [-1, 1], on any device; sent to the classifier's device a batch at a
+            time, `batch_size` images per call of `features`.
+        batch_size: the most images given to `classifier.features` at once.
+    Returns:
+        mu: np.ndarray of shape (D,), float64.
+        sigma: np.ndarray of shape (D, D), float64, the unbiased covariance.
+    """
+    # BEGIN SOLUTION
+    # 1. Eval mode: dropout off and BatchNorm on its running statistics, so an image's features do not depend on the
+    #    other images in its batch. No graph: nothing will be differentiated.
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    with torch.no_grad():
+        # 2. Features a batch at a time, gathered in float64: the covariance sums N products of similar numbers.
+        phi = torch.cat([classifier.features(batch.to(device)).double().cpu() for batch in images.split(batch_size)])
+    # 3. Mean and unbiased covariance over the N images: (D,) and (D, D).
+    mu = reduce(phi, "n d -> d", "mean")
+    centered = phi - mu
+    sigma = einsum(centered, centered, "n i, n j -> i j") / (len(phi) - 1)
+    return mu.numpy(), sigma.numpy()
+    # END SOLUTION
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """The squared Fréchet (Wasserstein-2) distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2).
+
+    Dowson and Landau (1982), as used for FID by Heusel et al. (2017):
+        d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1 + Sigma_2 - 2 (Sigma_1 Sigma_2)^{1/2}),
+    where (Sigma_1 Sigma_2)^{1/2} is a matrix square root (a matrix M with M M = Sigma_1 Sigma_2), not the square
+    root of each entry. In exact arithmetic it is real; in floating point, singular or near-singular covariances
+    (fewer images than features) leave a small imaginary residue that must be checked and dropped.
+
+    Args:
+        mu1, mu2: means, shape (D,); numpy arrays or CPU tensors, used in float64.
+        sigma1, sigma2: covariances, shape (D, D), symmetric positive semi-definite. Left unchanged.
+    Returns:
+        d^2 as a Python float (>= 0 up to rounding).
+    """
+    # BEGIN SOLUTION
+    mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    # 1. Distance between the means.
+    diff = mu1 - mu2
+    mean_term = diff @ diff
+    # 2. Matrix square root of Sigma_1 Sigma_2 (scipy uses a Schur decomposition). If it fails, which singular
+    #    inputs can cause, nudge both covariances away from singular and try again.
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = SINGULAR_OFFSET * np.eye(len(sigma1))
+        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    # 3. Drop the imaginary residue that rounding leaves, after checking that it is only rounding.
+    if np.iscomplexobj(covmean):
+        residue = np.abs(covmean.imag).max()
+        if residue > MAX_IMAGINARY_RESIDUE * max(1.0, np.abs(covmean.real).max()):
+            raise ValueError(f"the square root of sigma1 @ sigma2 has an imaginary part of {residue:.3g}: "
+                             "are both symmetric positive semi-definite covariance matrices?")
+        covmean = covmean.real
+    # 4. The trace term.
+    return float(mean_term + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    # END SOLUTION
+
+
+def inception_score(probs) -> float:
+    """The Inception Score's formula on a table of class probabilities (Salimans et al. 2016, section 4).
+
+        IS = exp(E_x KL(p(y | x) || p(y))),   KL(p || q) = sum_k p_k log(p_k / q_k),   p(y) = E_x p(y | x).
+
+    High when each image is confidently one class (p(y | x) peaked) and the images spread over many classes (p(y)
+    flat): from 1 (every row the same) up to K (confident rows spread evenly over the K classes). A probability of
+    0 contributes 0 to the KL (0 log 0 = 0).
+
+    Args:
+        probs: shape (N, K), row n is p(y | x_n): non-negative, each row summing to 1. A tensor or an array.
+    Returns:
+        The score as a Python float, in [1, K].
+    """
+    # BEGIN SOLUTION
+    p_y_given_x = torch.as_tensor(probs, dtype=torch.float64)  # (N, K)
+    p_y = reduce(p_y_given_x, "n k -> k", "mean")  # (K,)
+    # KL per image, (N,): sum_k p log p - p log q. xlogy(p, q) = p log q, and 0 when p = 0, even where q = 0.
+    kl = (torch.xlogy(p_y_given_x, p_y_given_x) - torch.xlogy(p_y_given_x, p_y)).sum(dim=1)
+    # Average the KL over images first, then exponentiate.
+    return float(torch.exp(kl.mean()))
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Given: the scores Part 3 reports, built on the three functions above
+
+
+def fmnist_fid(images_a: Tensor, images_b: Tensor, classifier: nn.Module | None = None, batch_size: int = 256) -> float:
+    """FMNIST-FID between two sets of images, each (N, 1, 28, 28) in [-1, 1]: lower is closer; 0 for equal statistics.
+
+    The Fréchet distance between the Gaussians fitted to the classifier's features of each set. Compare it only with
+    scores computed at the same N, next to `real_floor(N)`: the estimate is biased upwards at small N.
+    """
+    classifier = classifier if classifier is not None else load_classifier()
+    mu_a, sigma_a = feature_statistics(classifier, images_a, batch_size)
+    mu_b, sigma_b = feature_statistics(classifier, images_b, batch_size)
+    return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
+
+
+def fmnist_score(images: Tensor, classifier: nn.Module | None = None, batch_size: int = 256) -> float:
+    """The FMNIST score of images (N, 1, 28, 28) in [-1, 1]: the Inception Score's formula with our classifier.
+
+    Between 1 and 10. Real FashionMNIST test images score about 6.7, not 10: every class is equally frequent, but the
+    classifier (trained with label smoothing) is about 90% sure of an image on average, not 100%.
+    """
+    classifier = classifier if classifier is not None else load_classifier()
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    with torch.no_grad():
+        probs = torch.cat([F.softmax(classifier(batch.to(device)).double(), dim=1).cpu()
+                           for batch in images.split(batch_size)])
+    return inception_score(probs)
+
+
+def real_floor(n: int, classifier: nn.Module | None = None, seed: int = 0) -> float:
+    """FMNIST-FID between n random training images and n random test images: what real data scores at this n.
+
+    Two samples of the same distribution still differ, and FID's estimate is biased upwards by an amount that shrinks
+    with n, so a model's FMNIST-FID at n samples means something only next to this floor at the same n.
+    """
+    train_images, _ = load_fashion_mnist("train")
+    test_images, _ = load_fashion_mnist("test")
+    if not 2 <= n <= len(test_images):
+        raise ValueError(f"n must be between 2 and {len(test_images)} (the size of the test set); got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    from_train = train_images[torch.randperm(len(train_images), generator=generator)[:n]]
+    from_test = test_images[torch.randperm(len(test_images), generator=generator)[:n]]
+    return fmnist_fid(from_train, from_test, classifier)

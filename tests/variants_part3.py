@@ -1,0 +1,297 @@
+"""Other correct ways to write Part 3's exercises, and common mistakes, for tests/test_graders_part3.py.
+
+Each correct variant must pass its grader; each mistake must fail it with a message that names the mistake.
+"""
+
+import numpy as np
+import scipy.linalg
+import scipy.stats
+import torch
+
+from solutions import part3 as ref
+
+# --------------------------------------------------------------------------------------------------------------------
+# feature_statistics: correct alternatives
+
+
+def feature_statistics_torch_cov(classifier, images, batch_size=256):
+    """torch.cov on the transposed features, inference_mode instead of no_grad, tensors returned instead of arrays."""
+    classifier.eval()
+    with torch.inference_mode():
+        phi = torch.cat([classifier.features(b) for b in torch.split(images, batch_size)]).double()
+    return phi.mean(dim=0), torch.cov(phi.T)
+
+
+def feature_statistics_numpy(classifier, images, batch_size=256):
+    """np.cov(rowvar=False) on features gathered in a Python loop over index ranges."""
+    classifier.eval()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            chunks.append(classifier.features(images[start : start + batch_size]).numpy().astype(np.float64))
+    phi = np.concatenate(chunks)
+    return phi.mean(axis=0), np.cov(phi, rowvar=False)
+
+
+def feature_statistics_streaming(classifier, images, batch_size=256):
+    """Running sums of phi and of phi phi^T, never holding all features: mean and unbiased covariance at the end."""
+    classifier.eval().requires_grad_(False)  # frozen parameters: no graph is built either
+    n, total, outer = 0, 0.0, 0.0
+    for batch in images.split(batch_size):
+        phi = classifier.features(batch).double()
+        n += len(phi)
+        total = total + phi.sum(0)
+        outer = outer + phi.T @ phi
+    mu = total / n
+    sigma = (outer - n * torch.outer(mu, mu)) / (n - 1)
+    return mu.numpy(), sigma.numpy()
+
+
+# feature_statistics: mistakes
+
+
+def feature_statistics_logits(classifier, images, batch_size=256):
+    # the logits classifier(x) instead of the penultimate features
+    classifier.eval()
+    with torch.no_grad():
+        phi = torch.cat([classifier(b) for b in images.split(batch_size)]).double()
+    return phi.mean(0).numpy(), np.cov(phi.numpy(), rowvar=False)
+
+
+def feature_statistics_variances(classifier, images, batch_size=256):
+    # a diagonal matrix of variances instead of the covariance
+    mu, sigma = ref.feature_statistics(classifier, images, batch_size)
+    return mu, np.diag(np.diag(sigma))
+
+
+def feature_statistics_biased(classifier, images, batch_size=256):
+    # np.cov(bias=True): divides by N instead of N - 1
+    classifier.eval()
+    with torch.no_grad():
+        phi = torch.cat([classifier.features(b) for b in images.split(batch_size)]).double().numpy()
+    return phi.mean(0), np.cov(phi, rowvar=False, bias=True)
+
+
+def feature_statistics_train_mode(classifier, images, batch_size=256):
+    # forgets classifier.eval(): dropout stays on
+    with torch.no_grad():
+        phi = torch.cat([classifier.features(b) for b in images.split(batch_size)]).double()
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
+
+
+def feature_statistics_with_grad(classifier, images, batch_size=256):
+    # no torch.no_grad(): detaches afterwards, but the graph was built for every batch
+    classifier.eval()
+    phi = torch.cat([classifier.features(b) for b in images.split(batch_size)]).detach().double()
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
+
+
+def feature_statistics_one_batch(classifier, images, batch_size=256):
+    # ignores batch_size: all images go through the classifier in one call
+    classifier.eval()
+    with torch.no_grad():
+        phi = classifier.features(images).double()
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
+
+
+def feature_statistics_float32(classifier, images, batch_size=256):
+    # statistics left in float32
+    classifier.eval()
+    with torch.no_grad():
+        phi = torch.cat([classifier.features(b) for b in images.split(batch_size)])
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
+
+
+def feature_statistics_rowvar(classifier, images, batch_size=256):
+    # np.cov without rowvar=False: a covariance between images
+    classifier.eval()
+    with torch.no_grad():
+        phi = torch.cat([classifier.features(b) for b in images.split(batch_size)]).double().numpy()
+    return phi.mean(0), np.cov(phi)
+
+
+def feature_statistics_last_batch(classifier, images, batch_size=256):
+    # overwrites the features in the loop: only the last batch survives
+    classifier.eval()
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            phi = classifier.features(batch).double()
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# frechet_distance: correct alternatives
+
+
+def frechet_distance_eigh(mu1, sigma1, mu2, sigma2):
+    """Tr((S1 S2)^{1/2}) = sum of sqrt(eigenvalues of S1^{1/2} S2 S1^{1/2}), a symmetric PSD matrix: never complex."""
+    mu1, mu2, sigma1, sigma2 = (np.asarray(x, dtype=np.float64) for x in (mu1, mu2, sigma1, sigma2))
+    w, v = np.linalg.eigh(sigma1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    eigenvalues = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
+    trace_covmean = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
+
+
+def frechet_distance_torch(mu1, sigma1, mu2, sigma2):
+    """The same eigenvalue route in torch, float64."""
+    mu1, mu2, sigma1, sigma2 = (torch.as_tensor(x, dtype=torch.float64) for x in (mu1, mu2, sigma1, sigma2))
+    w, v = torch.linalg.eigh(sigma1)
+    root1 = v @ torch.diag(w.clamp(min=0).sqrt()) @ v.T
+    trace_covmean = torch.linalg.eigvalsh(root1 @ sigma2 @ root1).clamp(min=0).sqrt().sum()
+    return (torch.dot(mu1 - mu2, mu1 - mu2) + sigma1.trace() + sigma2.trace() - 2 * trace_covmean).item()
+
+
+def frechet_distance_eigvals(mu1, sigma1, mu2, sigma2):
+    """Tr(sqrtm(A)) = sum of sqrt(eigenvalues of A): the eigenvalues of S1 S2 are real and >= 0 up to rounding."""
+    eigenvalues = np.linalg.eigvals(np.asarray(sigma1) @ np.asarray(sigma2)).real
+    trace_covmean = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
+    diff = np.asarray(mu1) - np.asarray(mu2)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
+
+
+def frechet_distance_loops(mu1, sigma1, mu2, sigma2):
+    """Traces and the squared norm written as Python loops around scipy's sqrtm."""
+    covmean = scipy.linalg.sqrtm(np.asarray(sigma1) @ np.asarray(sigma2))
+    covmean = np.real_if_close(covmean, tol=1e6).real
+    total = 0.0
+    for i in range(len(mu1)):
+        total += (mu1[i] - mu2[i]) ** 2 + sigma1[i, i] + sigma2[i, i] - 2 * covmean[i, i]
+    return float(total)
+
+
+# frechet_distance: mistakes
+
+
+def frechet_distance_complex(mu1, sigma1, mu2, sigma2):
+    # keeps sqrtm's imaginary residue: complex result on singular covariances
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    return np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean)
+
+
+def frechet_distance_no_factor_two(mu1, sigma1, mu2, sigma2):
+    # Tr(S1 + S2 - (S1 S2)^{1/2}): the 2 is missing
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - covmean))
+
+
+def frechet_distance_elementwise(mu1, sigma1, mu2, sigma2):
+    # np.sqrt of the elementwise product instead of a matrix square root
+    covmean = np.sqrt(sigma1 * sigma2)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean))
+
+
+def frechet_distance_norm(mu1, sigma1, mu2, sigma2):
+    # ||mu1 - mu2|| instead of its square
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return float(np.linalg.norm(mu1 - mu2) + np.trace(sigma1 + sigma2 - 2 * covmean))
+
+
+def frechet_distance_product_of_roots(mu1, sigma1, mu2, sigma2):
+    # sqrtm(S1) @ sqrtm(S2): equal to (S1 S2)^{1/2} only when S1 and S2 commute
+    covmean = (scipy.linalg.sqrtm(sigma1) @ scipy.linalg.sqrtm(sigma2)).real
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean))
+
+
+def frechet_distance_no_sqrt(mu1, sigma1, mu2, sigma2):
+    # Tr(S1 S2) with no square root at all
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * sigma1 @ sigma2))
+
+
+def frechet_distance_unclipped_eigh(mu1, sigma1, mu2, sigma2):
+    # eigenvalue route without clipping the last step: sqrt of the tiny negative eigenvalues of a singular M is NaN
+    w, v = np.linalg.eigh(sigma1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    trace_covmean = np.sqrt(np.linalg.eigvalsh(root1 @ sigma2 @ root1)).sum()
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
+
+
+def frechet_distance_in_place_offset(mu1, sigma1, mu2, sigma2):
+    # adds the regularising offset to the caller's matrices in place
+    sigma1 += 1e-12 * np.eye(len(sigma1))
+    sigma2 += 1e-12 * np.eye(len(sigma2))
+    return ref.frechet_distance(mu1, sigma1, mu2, sigma2)
+
+
+def frechet_distance_always_offset(mu1, sigma1, mu2, sigma2):
+    # always adds eps = 1e-6 to the diagonals: shifts singular cases by about sqrt(eps) per missing direction
+    offset = 1e-6 * np.eye(len(sigma1))
+    return ref.frechet_distance(mu1, sigma1 + offset, mu2, sigma2 + offset)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# inception_score: correct alternatives
+
+
+def inception_score_entropy(probs):
+    """IS = exp(H(p(y)) - E_x H(p(y|x))): the mean KL to the marginal is the mutual information."""
+    p = torch.as_tensor(probs).double()
+    p_y = p.mean(0)
+    entropy_marginal = -torch.xlogy(p_y, p_y).sum()
+    mean_entropy = -torch.xlogy(p, p).sum(1).mean()
+    return (entropy_marginal - mean_entropy).exp().item()
+
+
+def inception_score_log_space(probs):
+    """In log space with logsumexp for log p(y), clamping before the log; base-2 logs with 2 ** (the same score)."""
+    p = torch.as_tensor(probs).double()
+    log_p = torch.log2(p.clamp_min(1e-300))
+    log_p_y = torch.logsumexp(log_p * np.log(2), dim=0) / np.log(2) - np.log2(len(p))
+    kl_bits = (p * (log_p - log_p_y)).sum(1)
+    return float(2 ** kl_bits.mean())
+
+
+def inception_score_scipy_loop(probs):
+    """scipy.stats.entropy(p, q) is KL(p || q); one image at a time."""
+    p = np.asarray(probs, dtype=np.float64)
+    p_y = p.mean(axis=0)
+    kls = [scipy.stats.entropy(row, p_y) for row in p]
+    return float(np.exp(np.mean(kls)))
+
+
+# inception_score: mistakes
+
+
+def inception_score_reversed(probs):
+    # KL(p(y) || p(y|x)) instead of KL(p(y|x) || p(y))
+    p = torch.as_tensor(probs).double()
+    p_y = p.mean(0).expand_as(p)
+    return float((torch.xlogy(p_y, p_y) - torch.xlogy(p_y, p)).sum(1).mean().exp())
+
+
+def inception_score_mean_of_exp(probs):
+    # exp per image, then the mean
+    p = torch.as_tensor(probs).double()
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, p.mean(0))).sum(1)
+    return float(kl.exp().mean())
+
+
+def inception_score_no_exp(probs):
+    # returns E_x KL, the log of the score
+    p = torch.as_tensor(probs).double()
+    return float((torch.xlogy(p, p) - torch.xlogy(p, p.mean(0))).sum(1).mean())
+
+
+def inception_score_sum(probs):
+    # sums the KL over images instead of averaging
+    p = torch.as_tensor(probs).double()
+    return float((torch.xlogy(p, p) - torch.xlogy(p, p.mean(0))).sum(1).sum().exp())
+
+
+def inception_score_marginal_over_classes(probs):
+    # p(y) averaged over the classes instead of over the images
+    p = torch.as_tensor(probs).double()
+    return float((torch.xlogy(p, p) - torch.xlogy(p, p.mean(1, keepdim=True))).sum(1).mean().exp())
+
+
+def inception_score_mean_of_log(probs):
+    # log p(y) as the mean of log p(y|x) instead of the log of the mean
+    p = torch.as_tensor(probs).double()
+    log_p = p.clamp_min(1e-12).log()
+    return float((p * (log_p - log_p.mean(0))).sum(1).mean().exp())
+
+
+def inception_score_naive_log(probs):
+    # p * log(p) without care: 0 * log 0 = NaN
+    p = torch.as_tensor(probs).double()
+    return float((p * (p.log() - p.mean(0).log())).sum(1).mean().exp())
