@@ -10,8 +10,8 @@ resolutions of outputs and skips, gradients and a few optimizer steps for the U-
 recognisable output, the failure names it.
 """
 
-import contextlib
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +122,22 @@ def expect_same_structure(reference: nn.Module, student: nn.Module, what: str, l
     fail(f"{what} has {got:,} parameters; the reference has {expected:,} ({where}).", f"{expected:,}", f"{got:,}", hint)
 
 
+def single_threaded(check):
+    """Run a grader with torch on one CPU thread. On tiny tensors extra threads only wait for each other, and on a
+    busy shared CPU that waiting made the U-Net's grader ten times slower. The thread count is restored after."""
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return check(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # GroupNorm
 
@@ -169,6 +185,7 @@ def _group_norm_mistakes(x: Tensor, groups: int, eps: float, weight: Tensor | No
 
 
 @grader("GroupNorm", expects="class")
+@single_threaded
 def check_group_norm(GroupNorm) -> None:
     # Odd shapes: C not a power of 2, H != W, a 1x1 map where a group holds only 2 values; eps large enough to matter.
     cases = [((2, 6, 5, 3), 3, 1e-5, 2.0, 1.0), ((3, 4, 1, 1), 2, 1e-5, 1.0, -0.5), ((2, 9, 4, 7), 3, 0.5, 0.5, 0.3)]
@@ -358,9 +375,6 @@ def check_silu(SiLU) -> None:
                  atol=1e-6, likely="forward returns swish(x)", mistakes=_swish_mistakes(x))
 
 
-# The notebook's check cell is named by utils.build.snake_case, which splits "SiLU" into "si_lu".
-check_si_lu = check_silu
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # Attention
@@ -392,6 +406,7 @@ def _permute_positions(x: Tensor, order: Tensor) -> Tensor:
 
 
 @grader("SelfAttention", expects="class")
+@single_threaded
 def check_self_attention(SelfAttention) -> None:
     channels, heads = 8, 2
     torch.manual_seed(0)
@@ -467,6 +482,7 @@ def check_self_attention(SelfAttention) -> None:
 
 
 @grader("AttentionBlock", expects="class")
+@single_threaded
 def check_attention_block(AttentionBlock) -> None:
     channels = 8
     torch.manual_seed(0)
@@ -537,6 +553,7 @@ def _residual_mistakes(block: ref.ResidualBlock, x: Tensor, t_emb: Tensor) -> di
 
 
 @grader("ResidualBlock", expects="class")
+@single_threaded
 def check_residual_block(ResidualBlock) -> None:
     time_emb_dim, groups = 6, 2
     for in_channels, out_channels, seed in ((4, 8, 1), (8, 8, 2)):
@@ -589,6 +606,7 @@ def _expect_shape(value, what: str, shape: tuple, likely: str) -> Tensor:
 
 
 @grader("DownBlock", expects="class")
+@single_threaded
 def check_down_block(DownBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 4, 8, 6, 2
     x = randn(2, in_channels, 6, 8, seed=1)
@@ -640,6 +658,7 @@ def check_down_block(DownBlock) -> None:
 
 
 @grader("MidBlock", expects="class")
+@single_threaded
 def check_mid_block(MidBlock) -> None:
     channels, time_emb_dim, groups = 8, 6, 2
     what = f"MidBlock({channels}, time_emb_dim={time_emb_dim}, groups={groups})"
@@ -667,6 +686,7 @@ def check_mid_block(MidBlock) -> None:
 
 
 @grader("UpBlock", expects="class")
+@single_threaded
 def check_up_block(UpBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 8, 4, 6, 2
     x = randn(2, in_channels, 3, 4, seed=1)
@@ -716,25 +736,9 @@ def check_up_block(UpBlock) -> None:
 # The U-Net
 
 
-@contextlib.contextmanager
-def one_thread():
-    """Run torch on one CPU thread for a while. On tiny tensors extra threads only wait for each other, and on a
-    busy shared CPU that waiting made this grader 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @grader("Unet", expects="class")
+@single_threaded
 def check_unet(Unet) -> None:
-    with one_thread():
-        _check_unet(Unet)
-
-
-def _check_unet(Unet) -> None:
     # 1. the default model: a DiffusionModel of the reference's size, submodule by submodule
     torch.manual_seed(0)
     reference = ref.Unet((1, 28, 28))

@@ -91,8 +91,12 @@ def top_level_block(source: str, name: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    """`NoiseSchedule` -> `noise_schedule`: exercise names to grader and test names."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """`NoiseSchedule` -> `noise_schedule`, `SiLU` -> `silu`: exercise names to grader and test names.
+
+    A word starts at a capital that follows a lower-case letter or digit and is itself followed by a lower-case
+    letter, so a closing run of capitals (the "LU" of SiLU) stays in its word.
+    """
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", name).lower()
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,648 @@
+"""Other ways to write each Part 2 step: correct ones the graders must accept, and common mistakes they must catch.
+
+Each mistake is the reference with one thing changed, named after what a student would get wrong.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from solutions import part2 as ref
+from solutions.part2 import swish
+
+# ----------------------------------------------------------------------------------------------------------- GroupNorm
+
+
+class GroupNormView(nn.Module):
+    """Correct: view/reshape and explicit moments instead of einops and torch.var."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        super().__init__()
+        self.num_groups, self.eps, self.affine = num_groups, eps, affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels))
+            self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        g = x.reshape(b, self.num_groups, -1)
+        mean = g.mean(-1, keepdim=True)
+        var = ((g - mean) ** 2).mean(-1, keepdim=True)
+        y = ((g - mean) * torch.rsqrt(var + self.eps)).view(b, c, h, w)
+        if self.affine:
+            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        return y
+
+
+class GroupNormLoop(GroupNormView):
+    """Correct: one group at a time, with var(correction=0)."""
+
+    def forward(self, x):
+        size = x.shape[1] // self.num_groups
+        parts = []
+        for k in range(self.num_groups):
+            part = x[:, k * size : (k + 1) * size]
+            mean = part.mean(dim=(1, 2, 3), keepdim=True)
+            var = part.var(dim=(1, 2, 3), keepdim=True, correction=0)
+            parts.append((part - mean) / (var + self.eps).sqrt())
+        y = torch.cat(parts, dim=1)
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class GroupNormUnbiased(ref.GroupNorm):
+    # torch.var's default: divides by n - 1
+    def forward(self, x):
+        g = rearrange(x, "b (g c) h w -> b g (c h w)", g=self.num_groups)
+        y = ((g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True) + self.eps)).reshape(x.shape)
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class GroupNormPerChannel(ref.GroupNorm):
+    # normalizes each channel on its own (instance norm)
+    def forward(self, x):
+        y = (x - x.mean((2, 3), keepdim=True)) / torch.sqrt(x.var((2, 3), keepdim=True, unbiased=False) + self.eps)
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class GroupNormInterleaved(ref.GroupNorm):
+    # group k takes every G-th channel
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        g = rearrange(x, "b (c g) h w -> b g (c h w)", g=self.num_groups)
+        y = (g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True, unbiased=False) + self.eps)
+        y = rearrange(y, "b g (c h w) -> b (c g) h w", h=h, w=w)
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class GroupNormEpsOutside(ref.GroupNorm):
+    # eps added to the standard deviation
+    def forward(self, x):
+        g = rearrange(x, "b (g c) h w -> b g (c h w)", g=self.num_groups)
+        y = ((g - g.mean(-1, keepdim=True)) / (g.std(-1, keepdim=True, unbiased=False) + self.eps)).reshape(x.shape)
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class GroupNormOverBatch(ref.GroupNorm):
+    # statistics over the whole batch
+    def forward(self, x):
+        g = rearrange(x, "b (g c) h w -> g (b c h w)", g=self.num_groups)
+        y = (g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True, unbiased=False) + self.eps)
+        b, c, h, w = x.shape
+        y = rearrange(y, "g (b c h w) -> b (g c) h w", b=b, h=h, w=w)
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class GroupNormPerGroupAffine(ref.GroupNorm):
+    # one weight and bias per group instead of per channel
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        nn.Module.__init__(self)
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_groups))
+            self.bias = nn.Parameter(torch.zeros(num_groups))
+
+
+class GroupNormNoAffine(ref.GroupNorm):
+    # the parameters exist but are never applied
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, eps=self.eps)
+
+
+# ---------------------------------------------------------------------------------------- SinusoidalPositionEmbeddings
+
+
+class EmbeddingsPow(nn.Module):
+    """Correct: ** instead of exp/log, broadcasting instead of einsum, another buffer name."""
+
+    def __init__(self, embedding_size):
+        super().__init__()
+        half = embedding_size // 2
+        self.register_buffer("inv_freq", 10000.0 ** (-torch.arange(half) / (half - 1)))
+
+    def forward(self, num_steps):
+        angles = num_steps[:, None].float() * self.inv_freq[None, :]
+        return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
+
+
+class EmbeddingsCosFirst(ref.SinusoidalPositionEmbeddings):
+    # cosines in the first half
+    def forward(self, num_steps):
+        angles = num_steps[:, None] * self.frequencies
+        return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class EmbeddingsInterleaved(ref.SinusoidalPositionEmbeddings):
+    # sin, cos, sin, cos, ...
+    def forward(self, num_steps):
+        angles = num_steps[:, None] * self.frequencies
+        return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)
+
+
+class EmbeddingsTransformerSpacing(ref.SinusoidalPositionEmbeddings):
+    # divides by half, as in the Transformer paper
+    def __init__(self, embedding_size):
+        super().__init__(embedding_size)
+        half = embedding_size // 2
+        self.frequencies = torch.exp(-math.log(10000.0) * torch.arange(half) / half)
+
+
+class EmbeddingsBase1000(ref.SinusoidalPositionEmbeddings):
+    # a base of 1000
+    def __init__(self, embedding_size):
+        super().__init__(embedding_size)
+        half = embedding_size // 2
+        self.frequencies = 1000.0 ** (-torch.arange(half) / (half - 1))
+
+
+class EmbeddingsPeriods(ref.SinusoidalPositionEmbeddings):
+    # the exponent's sign dropped
+    def __init__(self, embedding_size):
+        super().__init__(embedding_size)
+        half = embedding_size // 2
+        self.frequencies = 10000.0 ** (torch.arange(half) / (half - 1))
+
+
+class EmbeddingsPlainAttribute(nn.Module):
+    # frequencies kept in a plain attribute
+    def __init__(self, embedding_size):
+        super().__init__()
+        half = embedding_size // 2
+        self.frequencies = torch.exp(-math.log(10000.0) * torch.arange(half) / (half - 1))
+
+    def forward(self, num_steps):
+        angles = num_steps[:, None] * self.frequencies
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class EmbeddingsParameter(EmbeddingsPlainAttribute):
+    # frequencies as a trainable parameter
+    def __init__(self, embedding_size):
+        super().__init__(embedding_size)
+        self.frequencies = nn.Parameter(self.frequencies)
+
+
+class EmbeddingsZeroBased(ref.SinusoidalPositionEmbeddings):
+    # embeds t - 1
+    def forward(self, num_steps):
+        return super().forward(num_steps - 1)
+
+
+# --------------------------------------------------------------------------------------------------------- swish, SiLU
+
+
+def swish_functional(x):
+    """Correct: torch's own."""
+    return F.silu(x)
+
+
+def swish_exp(x):
+    """Correct: x / (1 + exp(-x))."""
+    return x / (1 + torch.exp(-x))
+
+
+def swish_sigmoid_only(x):
+    return torch.sigmoid(x)
+
+
+def swish_relu(x):
+    return torch.relu(x)
+
+
+def swish_gelu(x):
+    return F.gelu(x)
+
+
+def swish_detached(x):
+    # computed outside autograd
+    return (x * torch.sigmoid(x)).detach()
+
+
+class SiLUTorch(nn.SiLU):
+    """Correct: torch's module."""
+
+
+class SiLURelu(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+class SiLULearnable(nn.Module):
+    # a trainable beta in x * sigmoid(beta x)
+    def __init__(self):
+        super().__init__()
+        self.beta = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.beta * x)
+
+
+# ------------------------------------------------------------------------------------------------------- SelfAttention
+
+
+class SelfAttentionMatmulView(ref.SelfAttention):
+    """Correct: matmul, view and permute instead of einops."""
+
+    def attention_weights(self, q, k):
+        return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        tokens = x.view(b, c, h * w).permute(0, 2, 1)
+        q, k, v = self.qkv_proj(tokens).chunk(3, dim=-1)
+        q, k, v = (z.view(b, h * w, self.num_heads, self.head_size).transpose(1, 2) for z in (q, k, v))
+        out = self.attention_weights(q, k) @ v  # (B, heads, N, d)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, h * w, c))
+        return out.permute(0, 2, 1).reshape(b, c, h, w)
+
+
+class SelfAttentionConv(nn.Module):
+    """Correct: 1x1 convolutions for the projections, F.scaled_dot_product_attention in forward."""
+
+    def __init__(self, channels, num_heads=4):
+        super().__init__()
+        self.num_heads, self.head_size = num_heads, channels // num_heads
+        self.qkv_proj = nn.Conv2d(channels, 3 * channels, 1)
+        self.out_proj = nn.Conv2d(channels, channels, 1)
+
+    def attention_weights(self, q, k):
+        return torch.einsum("bhid,bhjd->bhij", q, k).mul(self.head_size**-0.5).softmax(-1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        q, k, v = rearrange(self.qkv_proj(x), "b (three heads d) h w -> three b heads (h w) d", three=3,
+                            heads=self.num_heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(rearrange(out, "b heads (h w) d -> b (heads d) h w", h=h, w=w))
+
+
+class SelfAttentionTorchMHA(nn.Module):
+    """Correct: torch.nn.MultiheadAttention, whose in_proj is one (3C, C) matrix laid out like the reference's."""
+
+    def __init__(self, channels, num_heads=4):
+        super().__init__()
+        self.head_size = channels // num_heads
+        self.mha = nn.MultiheadAttention(channels, num_heads, batch_first=True)
+
+    def attention_weights(self, q, k):
+        return (q @ k.transpose(-2, -1) / self.head_size**0.5).softmax(-1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        tokens = rearrange(x, "b c h w -> b (h w) c")
+        out, _ = self.mha(tokens, tokens, tokens, need_weights=False)
+        return rearrange(out, "b (h w) c -> b c h w", h=h, w=w)
+
+
+class SelfAttentionNoScale(ref.SelfAttention):
+    # forgot 1/sqrt(d)
+    def attention_weights(self, q, k):
+        return (q @ k.transpose(-2, -1)).softmax(-1)
+
+
+class SelfAttentionSoftmaxQueries(ref.SelfAttention):
+    # softmax over the queries
+    def attention_weights(self, q, k):
+        return (q @ k.transpose(-2, -1) / math.sqrt(self.head_size)).softmax(-2)
+
+
+class SelfAttentionScaleByChannels(ref.SelfAttention):
+    # sqrt(C) instead of sqrt(head_size)
+    def attention_weights(self, q, k):
+        return (q @ k.transpose(-2, -1) / math.sqrt(self.channels)).softmax(-1)
+
+
+class SelfAttentionReshapeBack(ref.SelfAttention):
+    # (B, N, C) viewed straight as (B, C, H, W)
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = rearrange(self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
+                            "b n (three heads d) -> three b heads n d", three=3, heads=self.num_heads)
+        out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
+        return self.out_proj(out).reshape(b, c, h, w)
+
+
+class SelfAttentionInterleavedHeads(ref.SelfAttention):
+    # heads from interleaved channels
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        q, k, v = rearrange(self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
+                            "b n (three d heads) -> three b heads n d", three=3, heads=self.num_heads)
+        out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
+        return rearrange(self.out_proj(out), "b (h w) c -> b c h w", h=h, w=w)
+
+
+class SelfAttentionNoOutProj(ref.SelfAttention):
+    # out_proj created but never applied
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        q, k, v = rearrange(self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
+                            "b n (three heads d) -> three b heads n d", three=3, heads=self.num_heads)
+        out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
+        return rearrange(out, "b (h w) c -> b c h w", h=h, w=w)
+
+
+class SelfAttentionNoBias(ref.SelfAttention):
+    # projections without biases
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels, num_heads)
+        self.qkv_proj = nn.Linear(channels, 3 * channels, bias=False)
+        self.out_proj = nn.Linear(channels, channels, bias=False)
+
+
+# ------------------------------------------------------------------------------------------------------ AttentionBlock
+
+
+class AttentionBlockTorchNorm(ref.AttentionBlock):
+    """Correct: torch's GroupNorm with one group."""
+
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels, num_heads)
+        self.norm = nn.GroupNorm(1, channels)
+
+
+class AttentionBlockNoResidual(ref.AttentionBlock):
+    def forward(self, x):
+        return self.attention(self.norm(x))
+
+
+class AttentionBlockNormedResidual(ref.AttentionBlock):
+    # adds back the normalized x
+    def forward(self, x):
+        h = self.norm(x)
+        return h + self.attention(h)
+
+
+class AttentionBlockPerChannelNorm(ref.AttentionBlock):
+    # GroupNorm(C, C) instead of GroupNorm(1, C)
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels, num_heads)
+        self.norm = ref.GroupNorm(channels, channels)
+
+
+class AttentionBlockNoNorm(ref.AttentionBlock):
+    # the norm is created but never applied
+    def forward(self, x):
+        return x + self.attention(x)
+
+
+# ------------------------------------------------------------------------------------------------------- ResidualBlock
+
+
+class ResidualBlockSequential(nn.Module):
+    """Correct: nn.Sequential stages with names of their own, torch's GroupNorm and SiLU."""
+
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups):
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                                    nn.GroupNorm(groups, out_channels), nn.SiLU())
+        self.time_mlp = nn.Sequential(nn.SiLU(), nn.Linear(time_emb_dim, out_channels))
+        self.block2 = nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, padding=1),
+                                    nn.GroupNorm(groups, out_channels), nn.SiLU())
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x, t_emb):
+        h = self.block1(x) + self.time_mlp(t_emb)[:, :, None, None]
+        return self.block2(h) + self.skip(x)
+
+
+class ResidualBlockNoResidual(ref.ResidualBlock):
+    def forward(self, x, t_emb):
+        h = swish(self.norm1(self.conv1(x))) + self.time_proj(swish(t_emb))[:, :, None, None]
+        return swish(self.norm2(self.conv2(h)))
+
+
+class ResidualBlockNoTime(ref.ResidualBlock):
+    # time embedding never used
+    def forward(self, x, t_emb):
+        h = swish(self.norm1(self.conv1(x)))
+        return swish(self.norm2(self.conv2(h))) + self.res_conv(x)
+
+
+class ResidualBlockTimeNoSiLU(ref.ResidualBlock):
+    # time embedding straight into time_proj
+    def forward(self, x, t_emb):
+        h = swish(self.norm1(self.conv1(x))) + self.time_proj(t_emb)[:, :, None, None]
+        return swish(self.norm2(self.conv2(h))) + self.res_conv(x)
+
+
+class ResidualBlockTimeAtEnd(ref.ResidualBlock):
+    # time embedding added after the second conv
+    def forward(self, x, t_emb):
+        h = swish(self.norm2(self.conv2(swish(self.norm1(self.conv1(x))))))
+        return h + self.time_proj(swish(t_emb))[:, :, None, None] + self.res_conv(x)
+
+
+class ResidualBlockResidualInsideSiLU(ref.ResidualBlock):
+    # the skip added before the last activation
+    def forward(self, x, t_emb):
+        h = swish(self.norm1(self.conv1(x))) + self.time_proj(swish(t_emb))[:, :, None, None]
+        return swish(self.norm2(self.conv2(h)) + self.res_conv(x))
+
+
+class ResidualBlockRelu(ref.ResidualBlock):
+    # ReLU everywhere
+    def forward(self, x, t_emb):
+        h = torch.relu(self.norm1(self.conv1(x))) + self.time_proj(torch.relu(t_emb))[:, :, None, None]
+        return torch.relu(self.norm2(self.conv2(h))) + self.res_conv(x)
+
+
+class ResidualBlockAlwaysResConv(ref.ResidualBlock):
+    # a 1x1 conv on the skip even when channel counts agree
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups):
+        super().__init__(in_channels, out_channels, time_emb_dim, groups)
+        self.res_conv = nn.Conv2d(in_channels, out_channels, 1)
+
+
+class ResidualBlockNormsSwapped(ref.ResidualBlock):
+    # norm2 after conv1, norm1 after conv2
+    def forward(self, x, t_emb):
+        h = swish(self.norm2(self.conv1(x))) + self.time_proj(swish(t_emb))[:, :, None, None]
+        return swish(self.norm1(self.conv2(h))) + self.res_conv(x)
+
+
+# ----------------------------------------------------------------------------------------------------------- DownBlock
+
+
+class DownBlockSkipAfterDownsample(ref.DownBlock):
+    def forward(self, x, t_emb):
+        out = self.downsample(self.attn(self.res2(self.res1(x, t_emb), t_emb)))
+        return out, out
+
+
+class DownBlockSkipBeforeAttention(ref.DownBlock):
+    def forward(self, x, t_emb):
+        h = self.res2(self.res1(x, t_emb), t_emb)
+        return self.downsample(self.attn(h)), h
+
+
+class DownBlockPooling(ref.DownBlock):
+    # average pooling instead of the strided conv
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups, downsample=True, attention=True):
+        super().__init__(in_channels, out_channels, time_emb_dim, groups, downsample, attention)
+        self.downsample = nn.AvgPool2d(2) if downsample else nn.Identity()
+
+
+class DownBlockNeverDownsamples(ref.DownBlock):
+    # the downsampling conv is created but not applied
+    def forward(self, x, t_emb):
+        skip = self.attn(self.res2(self.res1(x, t_emb), t_emb))
+        return skip, skip
+
+
+class DownBlockSequentialNames(nn.Module):
+    """Correct: its own names, an nn.ModuleList of residual blocks."""
+
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups, downsample=True, attention=True):
+        super().__init__()
+        self.blocks = nn.ModuleList([ref.ResidualBlock(in_channels, out_channels, time_emb_dim, groups),
+                                     ref.ResidualBlock(out_channels, out_channels, time_emb_dim, groups)])
+        self.attention = ref.AttentionBlock(out_channels) if attention else nn.Identity()
+        self.down = nn.Conv2d(out_channels, out_channels, 4, 2, 1) if downsample else nn.Identity()
+
+    def forward(self, x, t_emb):
+        for block in self.blocks:
+            x = block(x, t_emb)
+        x = self.attention(x)
+        return self.down(x), x
+
+
+# ------------------------------------------------------------------------------------------------------------ MidBlock
+
+
+class MidBlockNoAttention(ref.MidBlock):
+    def forward(self, x, t_emb):
+        return self.res2(self.res1(x, t_emb), t_emb)
+
+
+class MidBlockRes1Twice(ref.MidBlock):
+    def forward(self, x, t_emb):
+        return self.res1(self.attn(self.res1(x, t_emb)), t_emb)
+
+
+class MidBlockAttentionFirst(ref.MidBlock):
+    def forward(self, x, t_emb):
+        return self.res2(self.res1(self.attn(x), t_emb), t_emb)
+
+
+# ------------------------------------------------------------------------------------------------------------- UpBlock
+
+
+class UpBlockSkipFirst(ref.UpBlock):
+    def forward(self, x, skip, t_emb):
+        h = torch.cat([skip, x], dim=1)
+        return self.upsample(self.attn(self.res2(self.res1(h, t_emb), t_emb)))
+
+
+class UpBlockSkipAdded(ref.UpBlock):
+    # skip added, so res1 takes in_channels
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups, upsample=True, attention=True):
+        super().__init__(in_channels, out_channels, time_emb_dim, groups, upsample, attention)
+        self.res1 = ref.ResidualBlock(in_channels, out_channels, time_emb_dim, groups)
+
+    def forward(self, x, skip, t_emb):
+        return self.upsample(self.attn(self.res2(self.res1(x + skip, t_emb), t_emb)))
+
+
+class UpBlockSkipAddedSameSize(ref.UpBlock):
+    # skip added, then concatenated with itself to keep the reference's layer sizes
+    def forward(self, x, skip, t_emb):
+        h = torch.cat([x + skip, x + skip], dim=1)
+        return self.upsample(self.attn(self.res2(self.res1(h, t_emb), t_emb)))
+
+
+class UpBlockInterpolate(ref.UpBlock):
+    # nearest-neighbour upsampling, no transposed conv
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups, upsample=True, attention=True):
+        super().__init__(in_channels, out_channels, time_emb_dim, groups, upsample, attention)
+        self.upsample = nn.Upsample(scale_factor=2) if upsample else nn.Identity()
+
+
+class UpBlockNoAttention(ref.UpBlock):
+    # attention created but not applied
+    def forward(self, x, skip, t_emb):
+        return self.upsample(self.res2(self.res1(torch.cat([x, skip], 1), t_emb), t_emb))
+
+
+# ---------------------------------------------------------------------------------------------------------------- Unet
+
+
+class UnetSkipsInOrder(ref.Unet):
+    # the first UpBlock gets the first (full-resolution) skip
+    def forward(self, images, num_steps):
+        t_emb = self.time_mlp(num_steps)
+        x = self.init_conv(images)
+        skips = []
+        for down in self.downs:
+            x, skip = down(x, t_emb)
+            skips.append(skip)
+        x = self.mid(x, t_emb)
+        for up, skip in zip(self.ups, skips):
+            x = up(x, skip, t_emb)
+        return self.final_conv(self.final_res(x, t_emb))
+
+
+class UnetZeroBasedT(ref.Unet):
+    # embeds t - 1
+    def forward(self, images, num_steps):
+        return super().forward(images, num_steps - 1)
+
+
+class UnetNoFinalRes(ref.Unet):
+    # no final residual block
+    def __init__(self, image_shape, channels=28, dim_mults=(1, 2, 4), groups=4, attention_levels=(1, 2)):
+        super().__init__(image_shape, channels, dim_mults, groups, attention_levels)
+        del self.final_res
+
+    def forward(self, images, num_steps):
+        t_emb = self.time_mlp(num_steps)
+        x = self.init_conv(images)
+        skips = []
+        for down in self.downs:
+            x, skip = down(x, t_emb)
+            skips.append(skip)
+        x = self.mid(x, t_emb)
+        for up in self.ups:
+            x = up(x, skips.pop(), t_emb)
+        return self.final_conv(x)
+
+
+class UnetDetachedTime(ref.Unet):
+    # the time embedding detached: the time MLP never learns
+    def forward(self, images, num_steps):
+        t_emb = self.time_mlp(num_steps).detach()
+        x = self.init_conv(images)
+        skips = []
+        for down in self.downs:
+            x, skip = down(x, t_emb)
+            skips.append(skip)
+        x = self.mid(x, t_emb)
+        for up in self.ups:
+            x = up(x, skips.pop(), t_emb)
+        return self.final_conv(self.final_res(x, t_emb))
+
+
+class UnetAttentionEverywhere(ref.Unet):
+    # ignores attention_levels
+    def __init__(self, image_shape, channels=28, dim_mults=(1, 2, 4), groups=4, attention_levels=(1, 2)):
+        super().__init__(image_shape, channels, dim_mults, groups, tuple(range(len(dim_mults))))
+
+
+class UnetNoScheduleAttribute(ref.Unet):
+    # forgets self.noise_schedule = None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.noise_schedule
+
+
+class UnetNotADiffusionModel(nn.Module):
+    # a plain nn.Module wrapping the reference
+    def __init__(self, image_shape, channels=28, dim_mults=(1, 2, 4), groups=4, attention_levels=(1, 2)):
+        super().__init__()
+        self.unet = ref.Unet(image_shape, channels, dim_mults, groups, attention_levels)
+        self.image_shape = self.unet.image_shape
+
+    def forward(self, images, num_steps):
+        return self.unet(images, num_steps)
