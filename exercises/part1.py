@@ -1,7 +1,7 @@
 # GENERATED from solutions/part1.py by `python -m utils.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 739d3ecc6d06a58c
+# content-hash: 87fe1b5c8843d642
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -30,10 +30,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from utils import get_device
+from utils.checkpoints import resume_training, save_checkpoint
 from utils.data import check_images, minibatches, n_batches
 from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
 from utils.run_log import RunLog
 from utils.tensors import as_step_tensor, per_image
+from utils.training_extras import EMA, bf16_autocast
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
@@ -233,10 +235,19 @@ def eval_loss(model: DiffusionModel, images: Tensor, batch_size: int) -> float:
 
 @torch.no_grad()
 def log_reconstructions(model: DiffusionModel, images: Tensor, log: RunLog, step: int) -> None:
-    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code."""
-    x_0 = images.to(model.noise_schedule.betas.device)
-    num_steps, _, x_t = noise_img(x_0, model.noise_schedule)
-    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, model.noise_schedule)
+    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code.
+
+    The images are noised the same way every time (t from T/10 to T/2 across the images, noise from a fixed seed),
+    so that reconstructions logged at different steps of training can be compared.
+    """
+    schedule = model.noise_schedule
+    x_0 = images.to(schedule.betas.device)
+    num_steps = (torch.linspace(0.1, 0.5, len(x_0)) * len(schedule)).round().long().clamp(min=1).to(x_0.device)
+    generator = torch.Generator(device=x_0.device).manual_seed(0)
+    noise = torch.randn(x_0.shape, generator=generator, device=x_0.device, dtype=x_0.dtype)
+    alpha_bar = per_image(schedule.alpha_bar(num_steps), x_0)
+    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
+    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, schedule)
     log.log_images(step, original=x_0, noised=x_t, reconstructed=predicted.clamp(-1, 1))
 
 

@@ -26,10 +26,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from utils import get_device
+from utils.checkpoints import resume_training, save_checkpoint
 from utils.data import check_images, minibatches, n_batches
 from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
 from utils.run_log import RunLog
 from utils.tensors import as_step_tensor, per_image
+from utils.training_extras import EMA, bf16_autocast
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
@@ -270,19 +272,26 @@ def train(
     model.noise_schedule = NoiseSchedule(config.max_steps, device)
     trainset = trainset.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # Extras for long runs, off by default (TrainConfig): an average of the weights, and continuing a saved run.
+    ema = EMA(model, config.ema_decay) if config.ema_decay is not None else None
+    first_epoch = resume_training(config.resume_from, model, optimizer, ema, log) if config.resume_from else 0
 
-    step = 0
-    progress = tqdm(total=config.epochs * n_batches(len(trainset), config.batch_size), disable=not config.progress)
-    for epoch in range(config.epochs):
+    step = first_epoch * n_batches(len(trainset), config.batch_size)
+    progress = tqdm(total=config.epochs * n_batches(len(trainset), config.batch_size), initial=step,
+                    disable=not config.progress)
+    for epoch in range(first_epoch, config.epochs):
         for x_0 in minibatches(trainset, config.batch_size, shuffle=True):
             # 2. t, eps and x_t for every image of the batch (Algorithm 1, lines 2-4)
             num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
-            # 3. the model predicts the noise, not the image (eq. 14, the "simple" loss)
-            loss = F.mse_loss(model(x_t, num_steps), noise)
+            # 3. the model predicts the noise, not the image (eq. 14, the "simple" loss); in bf16 if asked, on CUDA
+            with bf16_autocast(device, config.mixed_precision):
+                loss = F.mse_loss(model(x_t, num_steps), noise)
             # 4. one gradient step (Algorithm 1, line 5)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             loss_value = loss.item()
             if not math.isfinite(loss_value):
@@ -292,12 +301,17 @@ def train(
                 )
             log.log(step, loss=loss_value)
             progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}")
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}", refresh=False)
         # 5. after each epoch: loss on held-out images, and what the model makes of a few of them
         if testset is not None:
             log.log(step, eval_loss=eval_loss(model, testset, config.batch_size))
             log_reconstructions(model, testset[: config.n_images_to_log], log, step)
+        if config.checkpoint_path is not None:
+            save_checkpoint(config.checkpoint_path, model, config, optimizer=optimizer, ema=ema, epoch=epoch + 1,
+                            log=log)
     progress.close()
+    if ema is not None:
+        ema.copy_to(model)  # sample with the averaged weights
     # END SOLUTION
     if own_log:
         log.finish()
@@ -317,10 +331,19 @@ def eval_loss(model: DiffusionModel, images: Tensor, batch_size: int) -> float:
 
 @torch.no_grad()
 def log_reconstructions(model: DiffusionModel, images: Tensor, log: RunLog, step: int) -> None:
-    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code."""
-    x_0 = images.to(model.noise_schedule.betas.device)
-    num_steps, _, x_t = noise_img(x_0, model.noise_schedule)
-    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, model.noise_schedule)
+    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code.
+
+    The images are noised the same way every time (t from T/10 to T/2 across the images, noise from a fixed seed),
+    so that reconstructions logged at different steps of training can be compared.
+    """
+    schedule = model.noise_schedule
+    x_0 = images.to(schedule.betas.device)
+    num_steps = (torch.linspace(0.1, 0.5, len(x_0)) * len(schedule)).round().long().clamp(min=1).to(x_0.device)
+    generator = torch.Generator(device=x_0.device).manual_seed(0)
+    noise = torch.randn(x_0.shape, generator=generator, device=x_0.device, dtype=x_0.dtype)
+    alpha_bar = per_image(schedule.alpha_bar(num_steps), x_0)
+    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
+    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, schedule)
     log.log_images(step, original=x_0, noised=x_t, reconstructed=predicted.clamp(-1, 1))
 
 

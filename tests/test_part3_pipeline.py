@@ -1,0 +1,316 @@
+"""Part 3's given machinery: checkpoints, resuming, the training extras, respaced sampling, the figures, the
+one-command pipeline and the benchmark. Everything runs on a CPU with tiny models in seconds."""
+
+import json
+from contextlib import nullcontext
+from dataclasses import replace
+
+import pytest
+import torch
+
+from solutions.part1 import NoiseSchedule, sample, train
+from solutions.part2 import Unet, UnetConfig
+from utils import get_device
+from utils.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint, save_checkpoint
+from utils.fast_sampling import RespacedModel, respaced
+from utils.model_base import TrainConfig
+from utils.run_log import RunLog
+from utils.training_extras import EMA, bf16_autocast
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run as fast on one thread, and much faster than on two when other jobs share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY_UNET = UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(1,))
+
+
+def tiny_config(**changes) -> TrainConfig:
+    return replace(TrainConfig(epochs=1, lr=1e-3, batch_size=8, max_steps=20, device="cpu", progress=False), **changes)
+
+
+def tiny_images(n: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def outputs(model, seed: int = 0) -> torch.Tensor:
+    x = torch.randn(4, *model.image_shape, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return model(x, torch.tensor([1, 5, 10, 20]))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def test_checkpoint_round_trip_keeps_weights_schedule_config_and_history(tmp_path):
+    log = RunLog()
+    config = tiny_config(epochs=2)
+    model = train(Unet.from_config(TINY_UNET), config, tiny_images(), log=log)
+    save_checkpoint(tmp_path / "run.pt", model, config, epoch=2, log=log)
+    loaded = load_checkpoint(tmp_path / "run.pt", "cpu")
+    assert type(loaded.model) is Unet and loaded.model.config == TINY_UNET
+    assert loaded.train_config == config and loaded.epoch == 2
+    assert loaded.history["loss"] == log.history["loss"]
+    assert len(loaded.model.noise_schedule) == 20
+    for name in ("betas", "alphas", "alpha_bars"):
+        assert torch.equal(getattr(loaded.model.noise_schedule, name), getattr(model.noise_schedule, name))
+    assert torch.equal(outputs(loaded.model), outputs(model.eval()))
+    assert not loaded.model.training
+
+
+def test_half_precision_checkpoint_keeps_the_schedule_exact(tmp_path):
+    model = train(Unet.from_config(TINY_UNET), tiny_config(max_steps=1000), tiny_images())
+    save_checkpoint(tmp_path / "full.pt", model)
+    save_checkpoint(tmp_path / "half.pt", model, half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.75 * (tmp_path / "full.pt").stat().st_size
+    assert read_checkpoint(tmp_path / "half.pt")["weights"]["init_conv.weight"].dtype == torch.float16
+    loaded = load_checkpoint(tmp_path / "half.pt", "cpu")
+    # alpha_bar_T ~ 4e-5 would lose digits in float16: the schedule is stored in float32 apart from the weights
+    assert torch.equal(loaded.model.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars)
+    assert next(loaded.model.parameters()).dtype == torch.float32
+    torch.testing.assert_close(outputs(loaded.model), outputs(model.eval()), atol=2e-2, rtol=2e-2)
+
+
+def test_loading_tells_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="only a trained model"):
+        save_checkpoint(tmp_path / "untrained.pt", Unet.from_config(TINY_UNET))
+    model = train(Unet.from_config(TINY_UNET), tiny_config(), tiny_images())
+    save_checkpoint(tmp_path / "run.pt", model)
+
+    class WiderUnet(Unet):
+        @classmethod
+        def from_config(cls, config):
+            return Unet.from_config(replace(config, channels=16))
+
+    with pytest.raises(RuntimeError, match="does not fit this model"):
+        load_checkpoint(tmp_path / "run.pt", "cpu", model_class=WiderUnet)
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    path = tmp_path / "run.pt"
+    images = tiny_images(32)  # 4 batches of 8 per epoch
+    log = RunLog()
+    train(Unet.from_config(TINY_UNET), tiny_config(epochs=1, checkpoint_path=str(path), ema_decay=0.9), images, log=log)
+    first = read_checkpoint(path)
+    assert first["epoch"] == 1 and first["optimizer"] is not None and first["ema"]["n_updates"] == 4
+
+    resumed_log = RunLog()
+    config = tiny_config(epochs=3, checkpoint_path=str(path), resume_from=str(path), ema_decay=0.9)
+    train(Unet.from_config(TINY_UNET), config, images, log=resumed_log)
+    state = read_checkpoint(path)
+    assert state["epoch"] == 3
+    assert state["ema"]["n_updates"] == 12
+    assert all(s["step"] == 12 for s in state["optimizer"]["state"].values())  # Adam continued, not restarted
+    steps = [step for step, _ in resumed_log.history["loss"]]
+    assert steps == list(range(1, 13))  # the first epoch's losses came back from the checkpoint
+    assert resumed_log.history["loss"][:4] == log.history["loss"]
+
+
+def test_resuming_refuses_what_cannot_continue(tmp_path):
+    model = train(Unet.from_config(TINY_UNET), tiny_config(checkpoint_path=str(tmp_path / "run.pt")), tiny_images())
+    with pytest.raises(ValueError, match=r"T = 20 noise steps.*max_steps=20"):
+        train(Unet.from_config(TINY_UNET), tiny_config(epochs=2, max_steps=50, resume_from=str(tmp_path / "run.pt")),
+              tiny_images())
+    save_checkpoint(tmp_path / "sampling_only.pt", model)
+    with pytest.raises(ValueError, match="no optimizer state"):
+        train(Unet.from_config(TINY_UNET), tiny_config(epochs=2, resume_from=str(tmp_path / "sampling_only.pt")),
+              tiny_images())
+
+
+def test_export_for_sampling_bakes_in_the_average_and_drops_the_optimizer(tmp_path):
+    config = tiny_config(epochs=2, checkpoint_path=str(tmp_path / "run.pt"), ema_decay=0.5)
+    model = train(Unet.from_config(TINY_UNET), config, tiny_images())  # returns the averaged weights
+    export_for_sampling(tmp_path / "run.pt", tmp_path / "small.pt")
+    state = read_checkpoint(tmp_path / "small.pt")
+    assert state["optimizer"] is None and state["ema"] is None
+    assert state["train_config"]["ema_decay"] == 0.5 and state["train_config"]["checkpoint_path"] is None
+    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run.pt").stat().st_size / 2
+    torch.testing.assert_close(outputs(load_checkpoint(tmp_path / "small.pt", "cpu").model), outputs(model.eval()),
+                               atol=2e-2, rtol=2e-2)
+
+
+def test_nan_loss_stops_unet_training_with_a_clear_message():
+    images = tiny_images()
+    images[3] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step 1 \(epoch 1\).*in \[-1, 1\]"):
+        train(Unet.from_config(TINY_UNET), tiny_config(batch_size=32), images)
+
+
+def test_shipped_checkpoint_samples():
+    from utils.fashion_pipeline import SHIPPED_CHECKPOINT
+
+    if not SHIPPED_CHECKPOINT.is_file():
+        pytest.skip("no shipped checkpoint yet")
+    assert SHIPPED_CHECKPOINT.stat().st_size < 5e6
+    loaded = load_checkpoint(SHIPPED_CHECKPOINT, "cpu")
+    assert loaded.model.image_shape == (1, 28, 28) and len(loaded.model.noise_schedule) == 1000
+    assert loaded.history["loss"] and loaded.train_config is not None
+    images = sample(respaced(loaded.model, 3), 2)
+    assert images.shape == (2, 1, 28, 28) and torch.isfinite(images).all()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training extras, respacing and the device
+
+
+def test_ema_averages_with_a_warm_up_and_copies_back():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.99)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)  # first update: decay min(0.99, 2/11)
+    assert ema.shadow["weight"].item() == pytest.approx(1 - 2 / 11)
+    ema.copy_to(model)
+    assert model.weight.item() == pytest.approx(1 - 2 / 11)
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
+
+
+def test_mixed_precision_is_a_no_op_off_cuda():
+    assert isinstance(bf16_autocast(torch.device("cpu"), True), nullcontext)
+    assert isinstance(bf16_autocast(torch.device("mps"), True), nullcontext)
+    assert isinstance(bf16_autocast(torch.device("cuda"), False), nullcontext)
+    # a CPU run with the CUDA recipe's flags trains as usual
+    train(Unet.from_config(TINY_UNET), tiny_config(mixed_precision=True, ema_decay=0.999), tiny_images(16))
+
+
+def test_respacing_keeps_alpha_bar_on_the_chosen_steps():
+    model = Unet.from_config(TINY_UNET)
+    model.noise_schedule = NoiseSchedule(1000)
+    same = RespacedModel(model, 1000)
+    torch.testing.assert_close(same.noise_schedule.betas, model.noise_schedule.betas, atol=1e-6, rtol=1e-4)
+    short = RespacedModel(model, 10)
+    assert short.taus[0] == 1 and short.taus[-1] == 1000 and len(short.noise_schedule) == 10
+    torch.testing.assert_close(short.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars[short.taus - 1])
+    torch.testing.assert_close(torch.cumprod(short.noise_schedule.alphas, 0), short.noise_schedule.alpha_bars)
+    assert respaced(model, None) is model and respaced(model, 1000) is model
+    assert sample(short, 2).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="1..T = 1000"):
+        RespacedModel(model, 0)
+
+
+def test_device_selection_without_cuda(monkeypatch):
+    from utils.fashion_pipeline import default_run
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert get_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device() == torch.device("cuda")
+    assert get_device("cpu") == torch.device("cpu")
+    cuda, cpu = default_run(torch.device("cuda")), default_run(torch.device("cpu"))
+    assert cuda.train.mixed_precision and cuda.train.ema_decay and cuda.unet == {} and cuda.sampling_steps is None
+    assert not cpu.train.mixed_precision and cpu.sampling_steps < 1000 and cpu.train.device == "cpu"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def test_denoising_strip_and_gif():
+    from utils.animation import denoising_gif, frame_indices, plot_denoising_strip
+
+    assert frame_indices(1001, 10)[0] == 0 and frame_indices(1001, 10)[-1] == 1000
+    gaps = torch.tensor(frame_indices(1001, 10)).diff()
+    assert (gaps[1:] <= gaps[:-1]).all()  # denser towards x_0
+    trajectory = torch.randn(21, 5, 1, 8, 8)
+    gif = denoising_gif(trajectory, n_frames=6)
+    assert gif[:6] == b"GIF89a"
+    fig = plot_denoising_strip(trajectory, n_samples=2, n_frames=4)
+    assert len(fig.axes) == 2 * 4
+
+
+def test_score_plot_shows_the_floor():
+    from utils.plotting_part3 import image_grid, plot_score_vs_floor
+
+    fig = plot_score_vs_floor({"ours": 3.0}, 1.0, n=64)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1].startswith("real vs real")
+    assert image_grid(torch.zeros(5, 1, 4, 4), n_columns=3, padding=1).shape == (9, 14)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The one-command pipeline and the benchmark
+
+
+@pytest.fixture(scope="module")
+def fashion_data():
+    from utils.fashion_mnist import load_fashion_mnist
+
+    try:
+        load_fashion_mnist("test", download=False)
+    except Exception as e:  # noqa: BLE001 - any missing or unreadable file means: no real data on this machine
+        pytest.skip(f"FashionMNIST not available: {e}")
+
+
+def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data, capsys):
+    from utils.classifier import WEIGHTS_PATH
+    from utils.fashion_pipeline import main
+
+    score = WEIGHTS_PATH.is_file()
+    out = tmp_path / "run"
+    assert main(["--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16", "--out", str(out)]
+                + ([] if score else ["--no-score"])) == 0
+    written = {p.name for p in out.iterdir()}
+    assert written >= {"checkpoint.pt", "samples.png", "denoising.png", "denoising.gif", "loss.png", "metrics.json"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["device"] == "cpu" and metrics["final_loss"] > 0
+    if score:
+        assert "scores.png" in written and metrics["fmnist_fid"] > 0 and metrics["floor"] > 0
+        assert "vs real-data floor" in capsys.readouterr().out
+    # no training: sample and draw from the checkpoint just written
+    again = tmp_path / "again"
+    assert main(["--checkpoint", str(out / "checkpoint.pt"), "--quick", "--n-eval", "4", "--no-score",
+                 "--out", str(again)]) == 0
+    assert (again / "samples.png").is_file()
+
+
+def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
+    from utils import benchmark
+
+    tiny = ["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1",
+            "--sampling-steps", "2", "--no-fid"]
+    monkeypatch.setattr(benchmark, "peer_available", lambda: False)
+    assert benchmark.main(tiny) == 0
+    printed = capsys.readouterr().out
+    assert "our Unet" in printed and "pip install" in printed and "diffusers" in printed
+
+
+def test_benchmark_peer_has_the_course_size(capsys):
+    pytest.importorskip("diffusers")
+    from utils import benchmark
+
+    peer = benchmark.DiffusersPeer()
+    assert 1.6e6 < sum(p.numel() for p in peer.parameters()) < 1.8e6
+    assert peer(torch.randn(2, 1, 28, 28), torch.tensor([1, 1000])).shape == (2, 1, 28, 28)
+    assert benchmark.main(["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1",
+                           "--sampling-steps", "2", "--no-fid"]) == 0
+    assert "ours / peer" in capsys.readouterr().out
+
+
+def test_benchmark_scores_after_a_tiny_budget(tmp_path, fashion_data, capsys, monkeypatch):
+    from utils import benchmark
+    from utils.classifier import WEIGHTS_PATH
+
+    if not WEIGHTS_PATH.is_file():
+        pytest.skip("no classifier weights")
+    monkeypatch.setattr(benchmark, "peer_available", lambda: False)
+    assert benchmark.main(["--device", "cpu", "--batch-size", "8", "--train-steps", "1", "--warmup-steps", "1",
+                           "--sampling-steps", "3", "--budget-s", "0", "--fid-n", "16", "--n-train", "16",
+                           "--out", str(tmp_path / "bench.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "FMNIST-FID after 0 s" in printed and "floor" in printed and "mean confidence" in printed

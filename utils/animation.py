@@ -1,0 +1,77 @@
+"""The denoising of a few samples, x_T -> x_0, as a strip of frames and as an animated GIF.
+
+Both take the sequence that Part 1's `sample(model, n, return_all_steps=True)` returns: shape (T + 1, N, C, H, W),
+x_T first and x_0 last. With the linear schedule most of the picture appears in the last few hundred of the T steps,
+so the frames shown are spaced more densely towards the end of sampling.
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import Tensor
+
+from utils.plotting import show_rows
+from utils.plotting_part3 import image_grid
+
+
+def frame_indices(n_total: int, n_frames: int) -> list[int]:
+    """`n_frames` distinct indices into a sequence of `n_total` frames, the first and last included, denser at the end.
+
+    Index k lies at n_total * (1 - (1 - k / (n_frames - 1))^2): even steps in sqrt(1 - fraction of time left)
+    so the late frames, where the image forms, are shown in more detail than the early ones, which are noise.
+    """
+    n_frames = min(n_frames, n_total)
+    if n_frames == 1:
+        return [n_total - 1]
+    fractions = 1 - (1 - np.linspace(0, 1, n_frames)) ** 2
+    indices = np.round(fractions * (n_total - 1)).astype(int)
+    return sorted(set(indices.tolist()))
+
+
+def plot_denoising_strip(steps: Tensor, n_samples: int = 4, n_frames: int = 10) -> Figure:
+    """One row per sample, from pure noise x_T (left) to the sample x_0 (right), at the steps `frame_indices` picks.
+
+    Args:
+        steps: (T + 1, N, C, H, W), x_T first, in [-1, 1] (values outside are clipped for display).
+        n_samples: rows shown, the first samples of the batch.
+        n_frames: columns shown.
+    """
+    max_steps = steps.shape[0] - 1
+    indices = frame_indices(steps.shape[0], n_frames)
+    rows = {f"sample {i + 1}": steps[indices, i] for i in range(min(n_samples, steps.shape[1]))}
+    return show_rows(rows, title="Denoising, left to right: " + ", ".join(f"x_{max_steps - k}" for k in indices))
+
+
+def denoising_gif(steps: Tensor, path: str | Path | None = None, n_samples: int = 16, n_frames: int = 40,
+                  scale: int = 3, frame_ms: int = 60, hold_last_ms: int = 2000) -> bytes:
+    """An animated GIF of the first `n_samples` samples denoising together, in a square grid.
+
+    Args:
+        steps: (T + 1, N, C, H, W), x_T first, values in [-1, 1].
+        path: where to write the GIF too (optional).
+        n_samples: images in the grid.
+        n_frames: frames of the animation, chosen by `frame_indices`.
+        scale: each pixel becomes scale x scale pixels (28x28 images are tiny on screen).
+        frame_ms, hold_last_ms: how long each frame, and the final samples, stay on screen.
+    Returns:
+        The GIF file's bytes; in a notebook, `IPython.display.Image(data=gif)` plays it.
+    """
+    frames = []
+    for index in frame_indices(steps.shape[0], n_frames):
+        grid = image_grid(steps[index, :n_samples], padding=1)
+        pixels = (grid * 255).round().astype(np.uint8)
+        pixels = np.kron(pixels, np.ones((scale, scale), dtype=np.uint8)) if pixels.ndim == 2 else \
+            pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+        frames.append(Image.fromarray(pixels))
+    durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    data = buffer.getvalue()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+    return data
+
