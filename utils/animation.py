@@ -20,8 +20,8 @@ from utils.plotting_part3 import image_grid
 def frame_indices(n_total: int, n_frames: int) -> list[int]:
     """`n_frames` distinct indices into a sequence of `n_total` frames, the first and last included, denser at the end.
 
-    Index k lies at n_total * (1 - (1 - k / (n_frames - 1))^2): even steps in sqrt(1 - fraction of time left)
-    so the late frames, where the image forms, are shown in more detail than the early ones, which are noise.
+    Frame k sits at (n_total - 1) * (1 - (1 - k / (n_frames - 1))^2): the gaps shrink towards the end, where the
+    image forms, so the early frames, which are mostly noise, are few.
     """
     n_frames = min(n_frames, n_total)
     if n_frames == 1:
