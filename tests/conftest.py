@@ -1,17 +1,8 @@
-"""pytest wiring for the graders: the --impl option, one fixture per part, and short failure reports."""
+"""pytest wiring for the graders: one fixture per part (the module that --impl names) and short failure reports."""
 
 import pytest
 
 from graders.core import GraderFailure, load_impl
-
-
-def pytest_addoption(parser):
-    parser.addoption(
-        "--impl",
-        default="exercises",
-        help="what to grade: 'exercises' (your exercises/partN.py, the default), 'solutions' (the reference), "
-        "or a path to a .py file or a .ipynb notebook anywhere",
-    )
 
 
 def _impl(request, part: int):
