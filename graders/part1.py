@@ -188,7 +188,7 @@ def check_noise_schedule(NoiseSchedule) -> None:
     for name in ("betas", "alphas", "alpha_bars"):
         if name not in buffers:
             plain = isinstance(getattr(schedule, name, None), Tensor)
-            fail(f"NoiseSchedule has no buffer named {name!r}.", f"buffers betas, alphas, alpha_bars",
+            fail(f"NoiseSchedule has no buffer named {name!r}.", "buffers betas, alphas, alpha_bars",
                  f"buffers {sorted(buffers) or 'none'}",
                  f"self.{name} is a plain attribute: it is not saved in state_dict() and .to() does not move it. "
                  f'Use self.register_buffer("{name}", ...)' if plain else

@@ -223,7 +223,8 @@ def test_device_selection_without_cuda(monkeypatch):
 
 
 def test_denoising_strip_and_gif():
-    from utils.animation import denoising_gif, frame_indices, plot_denoising_strip
+    from utils.animation import denoising_gif
+    from utils.plotting import frame_indices, plot_denoising
 
     assert frame_indices(1001, 10)[0] == 0 and frame_indices(1001, 10)[-1] == 1000
     gaps = torch.tensor(frame_indices(1001, 10)).diff()
@@ -231,12 +232,13 @@ def test_denoising_strip_and_gif():
     trajectory = torch.randn(21, 5, 1, 8, 8)
     gif = denoising_gif(trajectory, n_frames=6)
     assert gif[:6] == b"GIF89a"
-    fig = plot_denoising_strip(trajectory, n_samples=2, n_frames=4)
+    fig = plot_denoising(trajectory, n_samples=2, n_frames=4)
     assert len(fig.axes) == 2 * 4
 
 
 def test_score_plot_shows_the_floor():
-    from utils.plotting_part3 import image_grid, plot_score_vs_floor
+    from utils.plotting import image_grid
+    from utils.plotting_part3 import plot_score_vs_floor
 
     fig = plot_score_vs_floor({"ours": 3.0}, 1.0, n=64)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1].startswith("real vs real")

@@ -1,6 +1,6 @@
-"""The denoising of a few samples, x_T -> x_0, as a strip of frames and as an animated GIF.
+"""The denoising of a few samples, x_T -> x_0, as an animated GIF (the strip of frames is utils.plotting.plot_denoising).
 
-Both take the sequence that Part 1's `sample(model, n, return_all_steps=True)` returns: shape (T + 1, N, C, H, W),
+It takes the sequence that Part 1's `sample(model, n, return_all_steps=True)` returns: shape (T + 1, N, C, H, W),
 x_T first and x_0 last. With the linear schedule most of the picture appears in the last few hundred of the T steps,
 so the frames shown are spaced more densely towards the end of sampling.
 """
@@ -9,40 +9,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
-from utils.plotting import show_rows
-from utils.plotting_part3 import image_grid
-
-
-def frame_indices(n_total: int, n_frames: int) -> list[int]:
-    """`n_frames` distinct indices into a sequence of `n_total` frames, the first and last included, denser at the end.
-
-    Frame k sits at (n_total - 1) * (1 - (1 - k / (n_frames - 1))^2): the gaps shrink towards the end, where the
-    image forms, so the early frames, which are mostly noise, are few.
-    """
-    n_frames = min(n_frames, n_total)
-    if n_frames == 1:
-        return [n_total - 1]
-    fractions = 1 - (1 - np.linspace(0, 1, n_frames)) ** 2
-    indices = np.round(fractions * (n_total - 1)).astype(int)
-    return sorted(set(indices.tolist()))
-
-
-def plot_denoising_strip(steps: Tensor, n_samples: int = 4, n_frames: int = 10) -> Figure:
-    """One row per sample, from pure noise x_T (left) to the sample x_0 (right), at the steps `frame_indices` picks.
-
-    Args:
-        steps: (T + 1, N, C, H, W), x_T first, in [-1, 1] (values outside are clipped for display).
-        n_samples: rows shown, the first samples of the batch.
-        n_frames: columns shown.
-    """
-    max_steps = steps.shape[0] - 1
-    indices = frame_indices(steps.shape[0], n_frames)
-    rows = {f"sample {i + 1}": steps[indices, i] for i in range(min(n_samples, steps.shape[1]))}
-    return show_rows(rows, title="Denoising, left to right: " + ", ".join(f"x_{max_steps - k}" for k in indices))
+from utils.plotting import frame_indices, image_grid
 
 
 def denoising_gif(steps: Tensor, path: str | Path | None = None, n_samples: int = 16, n_frames: int = 40,

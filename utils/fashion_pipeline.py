@@ -29,14 +29,14 @@ from solutions.part1 import sample, train
 from solutions.part2 import Unet, UnetConfig
 from solutions.part3 import fmnist_fid, fmnist_score, real_floor
 from utils import get_device
-from utils.animation import denoising_gif, plot_denoising_strip
+from utils.animation import denoising_gif
 from utils.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint
 from utils.classifier import WEIGHTS_PATH as CLASSIFIER_WEIGHTS
 from utils.classifier import load_classifier
 from utils.fashion_mnist import load_fashion_mnist
 from utils.fast_sampling import respaced
 from utils.model_base import DiffusionModel, TrainConfig
-from utils.plotting import plot_losses
+from utils.plotting import plot_denoising, plot_losses
 from utils.plotting_part3 import plot_score_vs_floor, show_samples_and_real
 from utils.run_log import RunLog
 from utils.training_extras import bf16_autocast
@@ -154,7 +154,7 @@ def save_figures(out: Path, model: DiffusionModel, samples: Tensor, real: Tensor
     """samples.png, denoising.png, denoising.gif, loss.png and (with metrics) scores.png in `out`."""
     figures = {"samples.png": show_samples_and_real(samples, real, n=64)}
     trajectory = sample(respaced(model, steps), 16, return_all_steps=True).cpu()
-    figures["denoising.png"] = plot_denoising_strip(trajectory, n_samples=4)
+    figures["denoising.png"] = plot_denoising(trajectory, n_samples=4)
     denoising_gif(trajectory, out / "denoising.gif")
     if history.get("loss"):
         figures["loss.png"] = plot_losses(history)

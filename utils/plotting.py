@@ -4,7 +4,10 @@ Every function takes tensors of images in [-1, 1] (model space) unless it says o
 figure and returns it, so a notebook cell shows it and a script can save it with `fig.savefig(...)`.
 """
 
+import math
+
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor
@@ -18,24 +21,34 @@ def _to_picture(img: Tensor):
     return img[0].numpy() if img.shape[0] == 1 else rearrange(img, "c h w -> h w c").numpy()
 
 
-def show_images(images: Tensor, title: str | None = None, n_cols: int = 8, labels: list[str] | None = None,
-                size: float = 1.2):
-    """A grid of images (N, C, H, W) in [-1, 1], with optional per-image labels."""
-    n = len(images)
-    n_cols = min(n_cols, n)
-    n_rows = -(-n // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows + (0.4 if title else 0)),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(_to_picture(images[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            if labels is not None:
-                ax.set_title(labels[i], fontsize=8)
+def image_grid(images: Tensor, n_columns: int | None = None, padding: int = 1) -> np.ndarray:
+    """Tile images (N, C, H, W) in [-1, 1] into one array for `imshow`: (rows*H, cols*W) for C = 1, else (.., .., C).
+
+    Empty cells and the `padding` pixels between images are white.
+    """
+    images = denormalize_img(images.detach().float().cpu())
+    n, channels, height, width = images.shape
+    n_columns = min(n_columns or math.ceil(math.sqrt(n)), n)
+    n_rows = math.ceil(n / n_columns)
+    padded = torch.ones(n_rows * n_columns, channels, height + padding, width + padding)
+    padded[:n, :, :height, :width] = images
+    grid = rearrange(padded, "(r q) c h w -> (r h) (q w) c", r=n_rows, q=n_columns)
+    grid = grid[:-padding or None, :-padding or None].numpy()  # no padding after the last row and column
+    return grid[..., 0] if channels == 1 else grid
+
+
+def show_images(images: Tensor, title: str | None = None, n_columns: int | None = None, ax=None, size: float = 0.8):
+    """A grid of images (N, C, H, W) in [-1, 1] on its own figure (or on `ax`), `size` inches per image."""
+    grid = image_grid(images, n_columns)
+    if ax is None:
+        n_columns = min(n_columns or math.ceil(math.sqrt(len(images))), len(images))
+        n_rows = math.ceil(len(images) / n_columns)
+        _, ax = plt.subplots(figsize=(size * n_columns, size * n_rows + (0.4 if title else 0)))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        ax.set_title(title)
+    return ax.figure
 
 
 def show_rows(rows: dict[str, Tensor], size: float = 1.2, title: str | None = None):
@@ -111,10 +124,30 @@ def plot_reconstructions(images_log: list[tuple[int, dict[str, Tensor]]], n_imag
     return show_rows(rows, title="x_0 rebuilt from the predicted noise, as training goes on")
 
 
-def plot_denoising(steps: Tensor, n_frames: int = 10, n_samples: int = 4):
-    """A strip per sample: x_T, ..., x_0 from `sample(..., return_all_steps=True)` ((T + 1, N, C, H, W))."""
-    T = len(steps) - 1
-    frames = sorted({round(i * T / (n_frames - 1)) for i in range(n_frames)})
-    rows = {f"sample {i + 1}": torch.stack([steps[f, i] for f in frames]) for i in range(min(n_samples, steps.shape[1]))}
-    fig = show_rows(rows, title="Denoising, left to right: " + ", ".join(f"x_{T - f}" for f in frames))
-    return fig
+def frame_indices(n_total: int, n_frames: int) -> list[int]:
+    """`n_frames` distinct indices into a sequence of `n_total` frames, the first and last included, denser at the end.
+
+    Frame k sits at (n_total - 1) * (1 - (1 - k / (n_frames - 1))^2): the gaps shrink towards the end, where the
+    image forms, so the early frames, which are mostly noise, are few.
+    """
+    n_frames = min(n_frames, n_total)
+    if n_frames == 1:
+        return [n_total - 1]
+    fractions = 1 - (1 - np.linspace(0, 1, n_frames)) ** 2
+    indices = np.round(fractions * (n_total - 1)).astype(int)
+    return sorted(set(indices.tolist()))
+
+
+def plot_denoising(steps: Tensor, n_samples: int = 4, n_frames: int = 10):
+    """One row per sample, from pure noise x_T (left) to the sample x_0 (right), at the steps `frame_indices` picks.
+
+    Args:
+        steps: what `sample(model, n, return_all_steps=True)` returns, (T + 1, N, C, H, W), x_T first, in [-1, 1]
+            (values outside are clipped for display).
+        n_samples: rows shown, the first samples of the batch.
+        n_frames: columns shown.
+    """
+    max_steps = steps.shape[0] - 1
+    indices = frame_indices(steps.shape[0], n_frames)
+    rows = {f"sample {i + 1}": steps[indices, i] for i in range(min(n_samples, steps.shape[1]))}
+    return show_rows(rows, title="Denoising, left to right: " + ", ".join(f"x_{max_steps - k}" for k in indices))

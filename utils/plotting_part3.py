@@ -4,44 +4,11 @@ Every function takes tensors in the model's range [-1, 1] (shape (N, C, H, W)) a
 so the notebook shows it and the reference pipeline saves it with `fig.savefig(path)`.
 """
 
-import math
-
 import matplotlib.pyplot as plt
-import numpy as np
-import torch
-from einops import rearrange
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from utils.images import denormalize_img
-from utils.plotting import show_rows
-
-
-def image_grid(images: Tensor, n_columns: int | None = None, padding: int = 1) -> np.ndarray:
-    """Tile images (N, C, H, W) in [-1, 1] into one array for `imshow`: (rows*H, cols*W) for C = 1, else (.., .., C).
-
-    Empty cells and the `padding` pixels between images are white.
-    """
-    images = denormalize_img(images.detach().float().cpu())
-    n, channels, height, width = images.shape
-    n_columns = n_columns or math.ceil(math.sqrt(n))
-    n_rows = math.ceil(n / n_columns)
-    padded = torch.ones(n_rows * n_columns, channels, height + padding, width + padding)
-    padded[:n, :, :height, :width] = images
-    grid = rearrange(padded, "(r q) c h w -> (r h) (q w) c", r=n_rows, q=n_columns)
-    grid = grid[:-padding or None, :-padding or None].numpy()  # no padding after the last row and column
-    return grid[..., 0] if channels == 1 else grid
-
-
-def show_grid(images: Tensor, title: str | None = None, n_columns: int | None = None, ax=None) -> Figure:
-    """One grid of images on its own axes (or on `ax`)."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(image_grid(images, n_columns), cmap="gray", vmin=0, vmax=1)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title)
-    return ax.figure
+from utils.plotting import show_images, show_rows
 
 
 def show_classes(images: Tensor, labels: Tensor, class_names: list[str] | tuple[str, ...],
@@ -54,8 +21,8 @@ def show_samples_and_real(samples: Tensor, real: Tensor, n: int = 64) -> Figure:
     """Generated images (left) beside as many real ones (right), at the same scale, to compare by eye."""
     n = min(n, len(samples), len(real))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.3))
-    show_grid(samples[:n], "generated", ax=left)
-    show_grid(real[:n], "real (test set)", ax=right)
+    show_images(samples[:n], "generated", ax=left)
+    show_images(real[:n], "real (test set)", ax=right)
     fig.tight_layout()
     return fig
 

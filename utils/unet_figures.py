@@ -83,9 +83,9 @@ def draw_unet(image_shape: tuple[int, int, int] = (1, 28, 28), channels: int = 2
         last = i == n - 1
         attention = i in attention_levels
         _box(ax, left, y[i], f"downs[{i}]: DownBlock\n{level['in_channels']} → {c} ch, {h}×{w}"
-             + ("" if last else f"\nthen 4×4 conv, stride 2"), DOWN_COLOR, attention=attention)
+             + ("" if last else "\nthen 4×4 conv, stride 2"), DOWN_COLOR, attention=attention)
         _box(ax, right, y[i], f"ups[{n - 1 - i}]: UpBlock\ncat → {2 * c} ch → {level['in_channels']} ch"
-             + ("" if i == 0 else f"\nthen 4×4 transposed conv"), UP_COLOR, attention=attention)
+             + ("" if i == 0 else "\nthen 4×4 transposed conv"), UP_COLOR, attention=attention)
         _arrow(ax, (left + 1.2, y[i]), (right - 1.2, y[i]), f"skip {_shape(c, h, w)}", color="#1f5fbf",
                linestyle="--", label_offset=(-0.45, 0.13))
         below = (left, y[i + 1] + 0.31) if not last else (mid_x - 1.2, bottom)
