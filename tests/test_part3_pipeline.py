@@ -98,6 +98,14 @@ def test_loading_tells_what_is_wrong(tmp_path):
         load_checkpoint(tmp_path / "run.pt", "cpu", model_class=WiderUnet)
 
 
+def test_a_checkpoint_cannot_make_loading_import_other_modules():
+    from utils.checkpoints import import_class
+
+    assert import_class("solutions.part2:Unet") is Unet
+    with pytest.raises(ValueError, match="outside this course's packages"):
+        import_class("antigravity:Thing")
+
+
 def test_training_resumes_from_its_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
     images = tiny_images(32)  # 4 batches of 8 per epoch

@@ -55,6 +55,13 @@ def import_class(path: str) -> type:
             f"the checkpoint's class {path} was defined in a notebook or script, which cannot be imported again; "
             "pass the class itself, e.g. load_checkpoint(path, model_class=MyUnet)"
         )
+    if module_name.split(".")[0] not in ("solutions", "exercises", "utils"):
+        # Checkpoints load with weights_only=True so that a file cannot run code; importing any module it names
+        # would undo that, so only the course's own classes load by name.
+        raise ValueError(
+            f"the checkpoint names the class {path}, outside this course's packages; if you trust it, pass the class "
+            "itself, e.g. load_checkpoint(path, model_class=MyUnet)"
+        )
     obj = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
