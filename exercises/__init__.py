@@ -1,1 +1,1 @@
-"""Your work: generated stubs to fill in, one module per part (see `python -m utils.build`)."""
+"""Your work: generated stubs to fill in, one module per part (see `python -m utils.authoring.build`)."""

@@ -1,7 +1,7 @@
-# GENERATED from solutions/part1.py by `python -m utils.build`: the reference with each exercise's body
+# GENERATED from solutions/part1.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 87fe1b5c8843d642
+# content-hash: d55b25119bbb0ee6
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -30,12 +30,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from utils import get_device
-from utils.checkpoints import resume_training, save_checkpoint
-from utils.data import check_images, minibatches, n_batches
-from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
-from utils.run_log import RunLog
-from utils.tensors import as_step_tensor, per_image
-from utils.training_extras import EMA, bf16_autocast
+from utils.engine.checkpoints import resume_training, save_checkpoint
+from utils.engine.data import check_images, minibatches, n_batches
+from utils.engine.model import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.engine.run_log import RunLog
+from utils.engine.tensors import as_step_tensor, per_image
+from utils.engine.training import EMA, bf16_autocast
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:

@@ -1,7 +1,7 @@
-# GENERATED from solutions/part2.py by `python -m utils.build`: the reference with each exercise's body
+# GENERATED from solutions/part2.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part2.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: b5f5ec1699edb806
+# content-hash: 3bfac1d5a6f79c42
 """Part 2: the DDPM U-Net, built bottom-up from its parts.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020), Appendix B: eps_theta is a
@@ -32,7 +32,7 @@ import torch
 from einops import einsum, rearrange
 from torch import Tensor, nn
 
-from utils.model_base import DiffusionModel
+from utils.engine.model import DiffusionModel
 
 
 @dataclass(frozen=True)

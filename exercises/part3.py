@@ -1,14 +1,14 @@
-# GENERATED from solutions/part3.py by `python -m utils.build`: the reference with each exercise's body
+# GENERATED from solutions/part3.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part3.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: fb11ccb38395f513
+# content-hash: f0f0467d77812edb
 """Part 3: measuring how good generated clothes are, with a FashionMNIST classifier in place of Inception.
 
 Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by a Two Time-Scale Update Rule Converge
 to a Local Nash Equilibrium" (NeurIPS 2017), which defines the Fréchet Inception Distance (FID) with the closed form
 of Dowson and Landau (1982) for the Fréchet distance between two Gaussians; and Salimans, Goodfellow, Zaremba, Cheung,
 Radford and Chen, "Improved Techniques for Training GANs" (NeurIPS 2016), section 4, which defines the Inception
-Score (IS). Both are computed here with the small classifier of `utils/classifier.py`, trained on FashionMNIST,
+Score (IS). Both are computed here with the small classifier of `utils/datasets/classifier.py`, trained on FashionMNIST,
 instead of Inception-v3: "FMNIST-FID" and the "FMNIST score".
 
 Symbols and their names here:
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from einops import einsum, reduce
 from torch import Tensor, nn
 
-from utils.classifier import load_classifier
-from utils.fashion_mnist import load_fashion_mnist
+from utils.datasets.classifier import load_classifier
+from utils.datasets.fashion_mnist import load_fashion_mnist
 
 # Added to both covariances' diagonals only when the matrix square root of their product fails outright. It shifts
 # the distance by about sqrt(offset) per missing direction, so it must stay a last resort, not a habit.

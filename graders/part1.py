@@ -23,9 +23,9 @@ from graders.core import (
     n_params,
 )
 from solutions import part1 as ref
-from utils.images import gradient_images, normalize_img
-from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
-from utils.run_log import RunLog
+from utils.datasets.images import gradient_images, normalize_img
+from utils.engine.model import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.engine.run_log import RunLog
 
 # Large betas: with T = 6, alpha_bar falls from 0.9 to about 0.1, so alpha_bar_t and alpha_bar_{t+1} differ a lot.
 BIG_BETAS = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])

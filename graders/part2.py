@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from graders.core import copy_weights, expect, expect_close, expect_tensor, fail, grader, n_params
 from solutions import part1
 from solutions import part2 as ref
-from utils.model_base import DiffusionModel, TrainConfig
+from utils.engine.model import DiffusionModel, TrainConfig
 
 ATOL, RTOL = 1e-5, 1e-4  # one small module in float32
 DEEP_ATOL, DEEP_RTOL = 1e-4, 1e-3  # a stack of blocks: float32 rounding adds up

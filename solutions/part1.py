@@ -26,12 +26,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from utils import get_device
-from utils.checkpoints import resume_training, save_checkpoint
-from utils.data import check_images, minibatches, n_batches
-from utils.model_base import DiffusionModel, TinyDiffuserConfig, TrainConfig
-from utils.run_log import RunLog
-from utils.tensors import as_step_tensor, per_image
-from utils.training_extras import EMA, bf16_autocast
+from utils.engine.checkpoints import resume_training, save_checkpoint
+from utils.engine.data import check_images, minibatches, n_batches
+from utils.engine.model import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.engine.run_log import RunLog
+from utils.engine.tensors import as_step_tensor, per_image
+from utils.engine.training import EMA, bf16_autocast
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:

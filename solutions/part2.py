@@ -28,7 +28,7 @@ import torch
 from einops import einsum, rearrange
 from torch import Tensor, nn
 
-from utils.model_base import DiffusionModel
+from utils.engine.model import DiffusionModel
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by 
 to a Local Nash Equilibrium" (NeurIPS 2017), which defines the Fréchet Inception Distance (FID) with the closed form
 of Dowson and Landau (1982) for the Fréchet distance between two Gaussians; and Salimans, Goodfellow, Zaremba, Cheung,
 Radford and Chen, "Improved Techniques for Training GANs" (NeurIPS 2016), section 4, which defines the Inception
-Score (IS). Both are computed here with the small classifier of `utils/classifier.py`, trained on FashionMNIST,
+Score (IS). Both are computed here with the small classifier of `utils/datasets/classifier.py`, trained on FashionMNIST,
 instead of Inception-v3: "FMNIST-FID" and the "FMNIST score".
 
 Symbols and their names here:
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from einops import einsum, reduce
 from torch import Tensor, nn
 
-from utils.classifier import load_classifier
-from utils.fashion_mnist import load_fashion_mnist
+from utils.datasets.classifier import load_classifier
+from utils.datasets.fashion_mnist import load_fashion_mnist
 
 # Added to both covariances' diagonals only when the matrix square root of their product fails outright. It shifts
 # the distance by about sqrt(offset) per missing direction, so it must stay a last resort, not a habit.

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from utils import build
+from utils.authoring import build
 
 
 def test_generated_files_are_in_sync_with_their_sources():
     problems = build.check()
-    assert not problems, "generated files out of sync (run `python -m utils.build`):\n" + "\n".join(problems)
+    assert not problems, "generated files out of sync (run `python -m utils.authoring.build`):\n" + "\n".join(problems)
 
 
 def test_stub_replaces_solution_regions_and_names_the_function():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import utils.classifier as classifier_module
-import utils.fashion_mnist as fm
-from utils.classifier import WEIGHTS_PATH, FashionClassifier, accuracy, load_classifier
+import utils.datasets.classifier as classifier_module
+import utils.datasets.fashion_mnist as fm
+from utils.datasets.classifier import WEIGHTS_PATH, FashionClassifier, accuracy, load_classifier
 
 
 def test_shapes():
@@ -26,7 +26,7 @@ def test_committed_weights_load_small_and_frozen():
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m utils.classifier --train"):
+    with pytest.raises(FileNotFoundError, match="python -m utils.datasets.classifier --train"):
         load_classifier("cpu", tmp_path / "nothing.pt")
 
 
@@ -39,7 +39,7 @@ def test_accuracy_on_real_test_images(tmp_path):
 
 
 def test_training_entry_point_on_a_toy_dataset(monkeypatch, tmp_path):
-    """`python -m utils.classifier --train` end to end, on 256 easy images so that it takes a second."""
+    """`python -m utils.datasets.classifier --train` end to end, on 256 easy images so that it takes a second."""
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(256) % 2
     # Class 0 is dark in the top half, class 1 in the bottom half (the training's horizontal flips keep that).

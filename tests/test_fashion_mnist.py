@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-import utils.fashion_mnist as fm
-from utils.fashion_mnist import CorruptFileError, DatasetUnavailableError, IdxFile
+import utils.datasets.fashion_mnist as fm
+from utils.datasets.fashion_mnist import CorruptFileError, DatasetUnavailableError, IdxFile
 
 # --------------------------------------------------------------------------------------------------------------------
 # Tiny IDX files built here

@@ -5,11 +5,11 @@ import torch
 
 from solutions import part1 as ref
 from utils import get_device
-from utils.data import check_images, minibatches
-from utils.images import denormalize_img, gradient_images, normalize_img
-from utils.model_base import TinyDiffuserConfig, TrainConfig
-from utils.run_log import RunLog, WandbNotConfigured
-from utils.tensors import per_image
+from utils.engine.data import check_images, minibatches
+from utils.datasets.images import denormalize_img, gradient_images, normalize_img
+from utils.engine.model import TinyDiffuserConfig, TrainConfig
+from utils.engine.run_log import RunLog, WandbNotConfigured
+from utils.engine.tensors import per_image
 
 
 def test_gradients_are_images_in_unit_range_and_normalize_round_trips():
@@ -93,7 +93,7 @@ def test_nan_loss_stops_training_with_a_clear_message():
 
 
 def test_reference_part1_run_writes_its_figures(tmp_path):
-    from utils.cli import main
+    from utils.programs.cli import main
 
     assert main(["reference", "part1", "--quick", "--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} >= {"samples.png", "loss.png", "denoising.png"}

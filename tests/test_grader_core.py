@@ -17,7 +17,7 @@ def test_a_failure_shows_as_its_message_alone_in_ipython():
 def test_load_impl_takes_a_file_outside_the_repo(tmp_path):
     student = tmp_path / "elsewhere" / "my_part1.py"
     student.parent.mkdir()
-    student.write_text("from utils.tensors import per_image\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
+    student.write_text("from utils.engine.tensors import per_image\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
                        "    import torch\n    return torch.linspace(min_noise, max_noise, max_steps)\n")
     module = load_impl(str(student), 1)
     assert module.linear_schedule(3).shape == (3,)

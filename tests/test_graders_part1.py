@@ -128,7 +128,7 @@ def test_untouched_stub_is_not_implemented_yet(name):
 def test_every_step_has_a_grader_and_a_test():
     import tests.test_part1 as part1_tests
 
-    from utils.build import snake_case
+    from utils.authoring.build import snake_case
 
     tests = {n for n in dir(part1_tests) if n.startswith("test_")}
     assert tests == {f"test_{snake_case(name)}" for name in STEPS}

@@ -144,8 +144,8 @@ def test_every_step_has_a_grader_and_a_test():
     assert tests == {f"test_{name}" for name in (
         "group_norm", "sinusoidal_position_embeddings", "swish", "silu", "self_attention", "attention_block",
         "residual_block", "down_block", "mid_block", "up_block", "unet")}
-    # the notebook's check cells are named by utils.build.snake_case ("SiLU" -> "silu"): each must exist
-    from utils.build import snake_case
+    # the notebook's check cells are named by utils.authoring.build.snake_case ("SiLU" -> "silu"): each must exist
+    from utils.authoring.build import snake_case
 
     assert all(getattr(grader, f"check_{snake_case(name)}").step == name for name in STEPS)
 

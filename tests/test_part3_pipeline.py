@@ -11,11 +11,11 @@ import torch
 from solutions.part1 import NoiseSchedule, sample, train
 from solutions.part2 import Unet, UnetConfig
 from utils import get_device
-from utils.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint, save_checkpoint
-from utils.fast_sampling import RespacedModel, respaced
-from utils.model_base import TrainConfig
-from utils.run_log import RunLog
-from utils.training_extras import EMA, bf16_autocast
+from utils.engine.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint, save_checkpoint
+from utils.engine.respacing import RespacedModel, respaced
+from utils.engine.model import TrainConfig
+from utils.engine.run_log import RunLog
+from utils.engine.training import EMA, bf16_autocast
 
 
 
@@ -99,7 +99,7 @@ def test_loading_tells_what_is_wrong(tmp_path):
 
 
 def test_a_checkpoint_cannot_make_loading_import_other_modules():
-    from utils.checkpoints import import_class
+    from utils.engine.checkpoints import import_class
 
     assert import_class("solutions.part2:Unet") is Unet
     with pytest.raises(ValueError, match="outside this course's packages"):
@@ -157,7 +157,7 @@ def test_nan_loss_stops_unet_training_with_a_clear_message():
 
 
 def test_shipped_checkpoint_samples():
-    from utils.fashion_pipeline import SHIPPED_CHECKPOINT
+    from utils.programs.fashion import SHIPPED_CHECKPOINT
 
     if not SHIPPED_CHECKPOINT.is_file():
         pytest.skip("no shipped checkpoint yet")
@@ -211,7 +211,7 @@ def test_respacing_keeps_alpha_bar_on_the_chosen_steps():
 
 
 def test_device_selection_without_cuda(monkeypatch):
-    from utils.fashion_pipeline import default_run
+    from utils.programs.fashion import default_run
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -231,8 +231,8 @@ def test_device_selection_without_cuda(monkeypatch):
 
 
 def test_denoising_strip_and_gif():
-    from utils.animation import denoising_gif
-    from utils.plotting import frame_indices, plot_denoising
+    from utils.figures.animation import denoising_gif
+    from utils.figures.plotting import frame_indices, plot_denoising
 
     assert frame_indices(1001, 10)[0] == 0 and frame_indices(1001, 10)[-1] == 1000
     gaps = torch.tensor(frame_indices(1001, 10)).diff()
@@ -245,8 +245,8 @@ def test_denoising_strip_and_gif():
 
 
 def test_score_plot_shows_the_floor():
-    from utils.plotting import image_grid
-    from utils.plotting_part3 import plot_score_vs_floor
+    from utils.figures.plotting import image_grid
+    from utils.figures.part3 import plot_score_vs_floor
 
     fig = plot_score_vs_floor({"ours": 3.0}, 1.0, n=64)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1].startswith("real vs real")
@@ -259,7 +259,7 @@ def test_score_plot_shows_the_floor():
 
 @pytest.fixture(scope="module")
 def fashion_data():
-    from utils.fashion_mnist import load_fashion_mnist
+    from utils.datasets.fashion_mnist import load_fashion_mnist
 
     try:
         load_fashion_mnist("test", download=False)
@@ -268,8 +268,8 @@ def fashion_data():
 
 
 def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data, capsys):
-    from utils.classifier import WEIGHTS_PATH
-    from utils.fashion_pipeline import main
+    from utils.datasets.classifier import WEIGHTS_PATH
+    from utils.programs.fashion import main
 
     score = WEIGHTS_PATH.is_file()
     out = tmp_path / "run"
@@ -290,7 +290,7 @@ def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data
 
 
 def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
-    from utils import benchmark
+    from utils.programs import benchmark
 
     tiny = ["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1",
             "--sampling-steps", "2", "--no-fid"]
@@ -302,7 +302,7 @@ def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
 
 def test_benchmark_peer_has_the_course_size(capsys):
     pytest.importorskip("diffusers")
-    from utils import benchmark
+    from utils.programs import benchmark
 
     peer = benchmark.DiffusersPeer()
     assert 1.6e6 < sum(p.numel() for p in peer.parameters()) < 1.8e6
@@ -313,8 +313,8 @@ def test_benchmark_peer_has_the_course_size(capsys):
 
 
 def test_benchmark_scores_after_a_tiny_budget(tmp_path, fashion_data, capsys, monkeypatch):
-    from utils import benchmark
-    from utils.classifier import WEIGHTS_PATH
+    from utils.programs import benchmark
+    from utils.datasets.classifier import WEIGHTS_PATH
 
     if not WEIGHTS_PATH.is_file():
         pytest.skip("no classifier weights")

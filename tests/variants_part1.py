@@ -366,9 +366,9 @@ class TinyDiffuserNotADiffusionModel(nn.Module):
 
 def train_plain(model, config, trainset, testset=None, log=None):
     """Correct: a DataLoader, SGD-style loop written differently, log created by hand."""
-    from torch.utils.data import DataLoader
+    from torch.utils.engine.data import DataLoader
 
-    from utils.run_log import RunLog
+    from utils.engine.run_log import RunLog
 
     log = log if log is not None else RunLog()
     torch.manual_seed(1)
@@ -376,7 +376,7 @@ def train_plain(model, config, trainset, testset=None, log=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step = 0
     for _ in range(config.epochs):
-        for (x_0,) in DataLoader(torch.utils.data.TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
+        for (x_0,) in DataLoader(torch.utils.engine.data.TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
             t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
             loss = ((model(x_t, t) - eps) ** 2).mean()
             if not torch.isfinite(loss):
@@ -396,7 +396,7 @@ def _train_with(loss_target: str = "noise", nan_check: bool = True, step: bool =
     """The reference loop with one thing changed."""
 
     def train(model, config, trainset, testset=None, log=None):
-        from utils.run_log import RunLog
+        from utils.engine.run_log import RunLog
 
         log = log if log is not None else RunLog()
         torch.manual_seed(config.seed or 0)

@@ -1,7 +1,7 @@
 """Generate the exercise stubs and the notebooks from their one source, and check that they are in sync.
 
-    python -m utils.build            # (re)write every generated file that is missing or stale
-    python -m utils.build --check    # exit 1 if a generated file differs from what its source gives (CI runs this)
+    python -m utils.authoring.build            # (re)write every generated file that is missing or stale
+    python -m utils.authoring.build --check    # exit 1 if a generated file differs from what its source gives (CI runs this)
 
 Sources:
     solutions/partN.py          the reference. Each exercise body sits between `# BEGIN SOLUTION` and
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-BUILD_COMMAND = "python -m utils.build"
+BUILD_COMMAND = "python -m utils.authoring.build"
 
 
 # --------------------------------------------------------------------------------------------------------------------

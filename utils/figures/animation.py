@@ -1,4 +1,4 @@
-"""The denoising of a few samples, x_T -> x_0, as an animated GIF (the strip of frames is utils.plotting.plot_denoising).
+"""The denoising of a few samples, x_T -> x_0, as an animated GIF (the strip of frames is utils.figures.plotting.plot_denoising).
 
 It takes the sequence that Part 1's `sample(model, n, return_all_steps=True)` returns: shape (T + 1, N, C, H, W),
 x_T first and x_0 last. With the linear schedule most of the picture appears in the last few hundred of the T steps,
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from utils.plotting import frame_indices, image_grid
+from utils.figures.plotting import frame_indices, image_grid
 
 
 def denoising_gif(steps: Tensor, path: str | Path | None = None, n_samples: int = 16, n_frames: int = 40,

@@ -1,11 +1,11 @@
 """The reference Part 3 run in one command: FashionMNIST -> trained U-Net -> samples, figures and FMNIST-FID.
 
-    python -m utils.fashion_pipeline                      # CUDA: a few minutes; CPU: a smaller run, about 10 minutes
-    python -m utils.fashion_pipeline --quick              # a smoke run in about a minute on a CPU (tiny data and model)
-    python -m utils.fashion_pipeline --epochs 30 --out runs/long
-    python -m utils.fashion_pipeline --minutes 10         # train for a wall-clock budget instead of whole epochs
-    python -m utils.fashion_pipeline --resume runs/part3/checkpoint.pt --epochs 40
-    python -m utils.fashion_pipeline --checkpoint utils/weights/unet_fmnist_cpu.pt   # no training: sample and score
+    python -m utils.programs.fashion                      # CUDA: a few minutes; CPU: a smaller run, about 10 minutes
+    python -m utils.programs.fashion --quick              # a smoke run in about a minute on a CPU (tiny data and model)
+    python -m utils.programs.fashion --epochs 30 --out runs/long
+    python -m utils.programs.fashion --minutes 10         # train for a wall-clock budget instead of whole epochs
+    python -m utils.programs.fashion --resume runs/part3/checkpoint.pt --epochs 40
+    python -m utils.programs.fashion --checkpoint utils/weights/unet_fmnist_cpu.pt   # no training: sample and score
 
 It uses the reference implementations (solutions.part1's train and sample, solutions.part2's Unet, solutions.part3's
 scores) and writes into --out: checkpoint.pt, samples.png (generated beside real), denoising.png and denoising.gif,
@@ -29,21 +29,21 @@ from solutions.part1 import sample, train
 from solutions.part2 import Unet, UnetConfig
 from solutions.part3 import fmnist_fid, fmnist_score, real_floor
 from utils import get_device
-from utils.animation import denoising_gif
-from utils.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint
-from utils.classifier import WEIGHTS_PATH as CLASSIFIER_WEIGHTS
-from utils.classifier import load_classifier
-from utils.fashion_mnist import load_fashion_mnist
-from utils.fast_sampling import respaced
-from utils.model_base import DiffusionModel, TrainConfig
-from utils.plotting import plot_denoising, plot_losses
-from utils.plotting_part3 import plot_score_vs_floor, show_samples_and_real
-from utils.run_log import RunLog
-from utils.training_extras import bf16_autocast
+from utils.figures.animation import denoising_gif
+from utils.engine.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint
+from utils.datasets.classifier import WEIGHTS_PATH as CLASSIFIER_WEIGHTS
+from utils.datasets.classifier import load_classifier
+from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.engine.respacing import respaced
+from utils.engine.model import DiffusionModel, TrainConfig
+from utils.figures.plotting import plot_denoising, plot_losses
+from utils.figures.part3 import plot_score_vs_floor, show_samples_and_real
+from utils.engine.run_log import RunLog
+from utils.engine.training import bf16_autocast
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "unet_fmnist_cpu.pt"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU: 3,476 steps of batch 64 in 20 minutes (about 3.7 epochs).
-SHIPPED_COMMAND = ("python -m utils.fashion_pipeline --device cpu --threads 2 --minutes 20 --n-train 60000 "
+SHIPPED_COMMAND = ("python -m utils.programs.fashion --device cpu --threads 2 --minutes 20 --n-train 60000 "
                    "--out runs/shipped --export utils/weights/unet_fmnist_cpu.pt")
 
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = None
     if not args.no_score and not CLASSIFIER_WEIGHTS.is_file():
         print(f"no FMNIST-FID: the classifier's weights are missing ({CLASSIFIER_WEIGHTS}); "
-              "train them with `python -m utils.classifier --train`")
+              "train them with `python -m utils.datasets.classifier --train`")
     elif not args.no_score:
         metrics = evaluate(samples, test_images)
         print(f"FMNIST-FID {metrics['fmnist_fid']:.3f} vs real-data floor {metrics['floor']:.3f} at N = {metrics['n']} "

@@ -58,7 +58,7 @@ class TrainConfig:
     wandb_project: str | None = None  # a Weights & Biases project to log to; None logs only in memory
     wandb_mode: str = "offline"  # "online" needs `wandb login` first; "offline" writes ./wandb for a later sync
     progress: bool = True  # show a tqdm progress bar
-    # Extras for long runs (Part 3), all off by default; see utils/training_extras.py and utils/checkpoints.py.
+    # Extras for long runs (Part 3), all off by default; see utils/engine/training.py and utils/engine/checkpoints.py.
     mixed_precision: bool = False  # bf16 autocast on a CUDA GPU: faster convolutions, loss kept in float32
     ema_decay: float | None = None  # e.g. 0.999: keep an EMA of the weights and return the averaged model
     checkpoint_path: str | None = None  # save model, schedule, config and optimizer here after every epoch

@@ -44,7 +44,7 @@ class RunLog:
         if self._wandb_run is not None:
             import wandb
 
-            from utils.images import denormalize_img
+            from utils.datasets.images import denormalize_img
 
             self._wandb_run.log(
                 {name: [wandb.Image(denormalize_img(im).permute(1, 2, 0).numpy()) for im in img]

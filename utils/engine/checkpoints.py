@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from utils import get_device
-from utils.model_base import DiffusionModel, TrainConfig
-from utils.training_extras import EMA
+from utils.engine.model import DiffusionModel, TrainConfig
+from utils.engine.training import EMA
 
 FORMAT_VERSION = 1
 SCHEDULE_PREFIX = "noise_schedule."
@@ -138,7 +138,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path} is not a checkpoint written by utils.checkpoints.save_checkpoint")
+        raise ValueError(f"{path} is not a checkpoint written by utils.engine.checkpoints.save_checkpoint")
     return state
 
 

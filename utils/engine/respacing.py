@@ -14,7 +14,7 @@ show clothes, which is what a CPU (or CI) can afford.
 import torch
 from torch import Tensor
 
-from utils.model_base import DiffusionModel
+from utils.engine.model import DiffusionModel
 
 
 class RespacedModel(DiffusionModel):

@@ -12,7 +12,7 @@ import importlib
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_part1(out_dir: Path, quick: bool) -> Path:
@@ -20,10 +20,10 @@ def run_part1(out_dir: Path, quick: bool) -> Path:
     import torch
 
     from solutions.part1 import TinyDiffuser, sample, train
-    from utils.images import gradient_images, normalize_img
-    from utils.model_base import TinyDiffuserConfig, TrainConfig
-    from utils.plotting import plot_denoising, plot_losses, show_rows
-    from utils.run_log import RunLog
+    from utils.datasets.images import gradient_images, normalize_img
+    from utils.engine.model import TinyDiffuserConfig, TrainConfig
+    from utils.figures.plotting import plot_denoising, plot_losses, show_rows
+    from utils.engine.run_log import RunLog
 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -57,17 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
 
     if args.command == "build":
-        from utils.build import main as build_main
+        from utils.authoring.build import main as build_main
 
         return build_main(rest)
     if args.command == "bench":
-        return importlib.import_module("utils.benchmark").main(rest) or 0
+        return importlib.import_module("utils.programs.benchmark").main(rest) or 0
     if args.command == "grade":
         import pytest
 
         return pytest.main([str(REPO_ROOT / "tests" / f"test_part{args.part}.py"), "--impl", args.impl, "-q", *rest])
     if args.part == "part3":
-        return importlib.import_module("utils.fashion_pipeline").main(rest) or 0
+        return importlib.import_module("utils.programs.fashion").main(rest) or 0
     part1 = argparse.ArgumentParser(prog="ddpm-course reference part1")
     part1.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
     part1.add_argument("--out", type=Path, default=Path("runs/part1"), help="where the figures go")

@@ -1,8 +1,8 @@
 """Throughput of our reference U-Net beside a peer of the same size, and the sample quality a fixed budget buys.
 
-    python -m utils.benchmark                          # on the best device: throughput, then FMNIST-FID after 5 minutes
-    python -m utils.benchmark --no-fid                 # throughput only
-    python -m utils.benchmark --device cpu --batch-size 16 --train-steps 5 --sampling-steps 10 --no-fid
+    python -m utils.programs.benchmark                          # on the best device: throughput, then FMNIST-FID after 5 minutes
+    python -m utils.programs.benchmark --no-fid                 # throughput only
+    python -m utils.programs.benchmark --device cpu --batch-size 16 --train-steps 5 --sampling-steps 10 --no-fid
 
 The peer is `diffusers.UNet2DModel` in the configuration of the Hugging Face diffusion course's 28x28 example (about
 1.7M parameters, like Part 2's default Unet). It is an optional extra: `pip install -e ".[bench]"` (or
@@ -23,10 +23,10 @@ import torch
 
 from solutions.part1 import NoiseSchedule, sample, train
 from utils import get_device
-from utils.fashion_mnist import load_fashion_mnist
-from utils.fashion_pipeline import default_run, evaluate, make_unet, sample_many, train_for_minutes
-from utils.model_base import DiffusionModel, TrainConfig
-from utils.training_extras import bf16_autocast
+from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.programs.fashion import default_run, evaluate, make_unet, sample_many, train_for_minutes
+from utils.engine.model import DiffusionModel, TrainConfig
+from utils.engine.training import bf16_autocast
 
 INSTALL_HINT = 'pip install -e ".[bench]"   (or: pip install diffusers)'
 

@@ -6,8 +6,8 @@ everywhere this course runs, so Part 3 uses this network instead: FMNIST-FID is 
 `features` of a classifier trained on FashionMNIST itself, and the "FMNIST score" the Inception Score's formula on its
 class probabilities.
 
-    python -m utils.classifier            # test accuracy of the committed weights
-    python -m utils.classifier --train    # train (45 minutes on 2 busy CPU cores), save, print the accuracy
+    python -m utils.datasets.classifier            # test accuracy of the committed weights
+    python -m utils.datasets.classifier --train    # train (45 minutes on 2 busy CPU cores), save, print the accuracy
 
 The weights live in `utils/weights/fmnist_classifier.pt` (a state_dict in float32, about 1 MB) and load with
 `load_classifier()`.
@@ -27,11 +27,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from utils import get_device
-from utils.data import minibatches
-from utils.fashion_mnist import CLASS_NAMES, load_fashion_mnist
+from utils.engine.data import minibatches
+from utils.datasets.fashion_mnist import CLASS_NAMES, load_fashion_mnist
 
-WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "fmnist_classifier.pt"
-TRAIN_COMMAND = "python -m utils.classifier --train"
+WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "fmnist_classifier.pt"
+TRAIN_COMMAND = "python -m utils.datasets.classifier --train"
 
 
 class FashionClassifier(nn.Module):

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from utils.plotting import show_images, show_rows
+from utils.figures.plotting import show_images, show_rows
 
 
 def show_classes(images: Tensor, labels: Tensor, class_names: list[str] | tuple[str, ...],
