@@ -1,7 +1,7 @@
 # GENERATED from solutions/part1.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: d55b25119bbb0ee6
+# content-hash: c016946e9fa0825a
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -22,20 +22,20 @@ Python's 0-based tables hold step t at index t - 1.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from utils import get_device
-from utils.engine.checkpoints import resume_training, save_checkpoint
-from utils.engine.data import check_images, minibatches, n_batches
-from utils.engine.model import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.engine.configs import TrainConfig
+from utils.engine.data import check_images, minibatches
+from utils.engine.model import DiffusionModel
 from utils.engine.run_log import RunLog
 from utils.engine.tensors import as_step_tensor, per_image
-from utils.engine.training import EMA, bf16_autocast
+from utils.engine.training import mean_loss
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
@@ -80,7 +80,11 @@ def q_eq4(x: Tensor, num_steps: int, betas: Tensor) -> Tensor:
 
 
 class NoiseSchedule(nn.Module):
-    """The tables beta_t, alpha_t and alpha_bar_t for t = 1, ..., T, kept as buffers.
+    """The tables beta_t, alpha_t and alpha_bar_t for t = 1, ..., T, kept as buffers, built from any betas.
+
+    `NoiseSchedule(linear_schedule(1000))` is the schedule of the DDPM paper; any other increasing betas in (0, 1)
+    work the same way (Part 4 builds a cosine one). T is the number of betas: it lives here, and every other piece
+    of the course asks the schedule for it (`len(schedule)`).
 
     Buffers, not plain attributes: they are saved in `state_dict()` (a checkpoint carries the schedule its model was
     trained with) and `.to(device)` moves them along with the model they are attached to.
@@ -88,24 +92,27 @@ class NoiseSchedule(nn.Module):
     Time-step convention: t in {1, ..., T}. `beta(t)`, `alpha(t)` and `alpha_bar(t)` take an int or a (B,) tensor of
     ints and return a float tensor of the same shape; alpha_bar(t) = alpha_1 * ... * alpha_t, so alpha_bar(1) = alpha_1.
 
+    Args:
+        betas: beta_1, ..., beta_T, float, shape (T,); the tables are made on its device, in its dtype.
     Buffers:
-        betas, alphas, alpha_bars: float32, shape (T,); index t - 1 holds step t.
+        betas, alphas, alpha_bars: shape (T,); index t - 1 holds step t.
     """
 
     betas: Tensor
     alphas: Tensor
     alpha_bars: Tensor
 
-    def __init__(self, max_steps: int, device: str | torch.device | None = None):
+    def __init__(self, betas: Tensor):
         super().__init__()
-        self.max_steps = max_steps
+        if not isinstance(betas, Tensor) or betas.ndim != 1 or len(betas) == 0 or not betas.is_floating_point():
+            raise TypeError(f"NoiseSchedule takes the betas, a float tensor of shape (T,); got {betas!r:.80}")
         raise NotImplementedError("NoiseSchedule.__init__ is yours to write")
 
     def steps(self, t: int | Tensor) -> Tensor:
         """`t` as a long tensor on the schedule's device, after checking that every value lies in {1, ..., T}."""
         t = as_step_tensor(t, self.betas.device)
-        if t.numel() and (t.min() < 1 or t.max() > self.max_steps):
-            raise IndexError(f"time steps run from 1 to T = {self.max_steps}; got values from {t.min()} to {t.max()}")
+        if t.numel() and (t.min() < 1 or t.max() > len(self)):
+            raise IndexError(f"time steps run from 1 to T = {len(self)}; got values from {t.min()} to {t.max()}")
         return t
 
     def beta(self, t: int | Tensor) -> Tensor:
@@ -121,8 +128,8 @@ class NoiseSchedule(nn.Module):
         raise NotImplementedError("NoiseSchedule.alpha_bar is yours to write")
 
     def __len__(self) -> int:
-        """T."""
-        return self.max_steps
+        """T, the number of noise steps: the length of the betas."""
+        return self.betas.shape[0]
 
 
 def noise_img(
@@ -160,17 +167,26 @@ def reconstruct(noisy_img: Tensor, noise: Tensor, num_steps: Tensor, noise_sched
     raise NotImplementedError("reconstruct is yours to write")
 
 
+@dataclass(frozen=True)
+class TinyDiffuserConfig:
+    """Sizes of Part 1's MLP denoiser."""
+
+    image_shape: tuple[int, int, int] = (3, 4, 5)  # (C, H, W) of the gradient images
+    hidden_size: int = 128  # width of the hidden layer
+
+
 class TinyDiffuser(DiffusionModel):
     """A two-layer MLP eps_theta(x_t, t): Linear -> ReLU -> Linear over the flattened image with t/T appended.
 
     Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
+
+    Args:
+        config: the sizes.
+        noise_schedule: the schedule it denoises for; T = len(noise_schedule) scales t.
     """
 
-    def __init__(self, config: TinyDiffuserConfig):
-        super().__init__()
-        self.config = config
-        self.image_shape = config.image_shape
-        self.noise_schedule = None
+    def __init__(self, config: TinyDiffuserConfig, noise_schedule: NoiseSchedule | None = None):
+        super().__init__(config, noise_schedule)
         raise NotImplementedError("TinyDiffuser.__init__ is yours to write")
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
@@ -178,11 +194,32 @@ class TinyDiffuser(DiffusionModel):
 
         Args:
             images: x_t, shape (B, C, H, W).
-            num_steps: t, shape (B,), ints in {1, ..., T}; the network sees t / T, a number in (0, 1].
+            num_steps: t, shape (B,), ints in {1, ..., T}; the network sees t / T, a number in (0, 1], with
+                T = len(self.noise_schedule).
         Returns:
-            eps_theta(x_t, t), shape (B, C, H, W).
+            eps_theta(x_t, t), shape (B, C, H, W), the dtype of `images`.
         """
         raise NotImplementedError("TinyDiffuser.forward is yours to write")
+
+
+def diffusion_loss(model: DiffusionModel, x_0: Tensor) -> Tensor:
+    """The loss of one minibatch: lines 2-5 of DDPM Algorithm 1, before the gradient step.
+
+        t ~ Uniform({1, ..., T}), eps ~ N(0, I)                       one t and one eps per image
+        x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps        eq. 4
+        loss = || eps - eps_theta(x_t, t) ||^2                          eq. 14, the "simple" loss
+
+    averaged over every pixel of every image. `train` below calls it on each minibatch, and so does the given loop
+    that trains Part 3's U-Net (`utils.engine.training.fit`): this is the one place the course says what a
+    diffusion model learns.
+
+    Args:
+        model: a DiffusionModel with its noise schedule, on x_0's device.
+        x_0: a minibatch of clean images, shape (B, C, H, W), values in [-1, 1].
+    Returns:
+        The mean squared error, a scalar float tensor that carries gradients to the model's parameters.
+    """
+    raise NotImplementedError("diffusion_loss is yours to write")
 
 
 def train(
@@ -196,26 +233,31 @@ def train(
 
         repeat
             x_0 ~ q(x_0)                                       a minibatch of training images
-            t ~ Uniform({1, ..., T})                           one t per image
-            eps ~ N(0, I)
-            gradient step on || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2
-        until converged
+            loss = diffusion_loss(model, x_0)                  lines 2-5
+            gradient step on the loss                          Adam, step size config.lr
+        until config.epochs passes over the training set
 
     Args:
-        model: a DiffusionModel; trained in place, moved to the training device.
-        config: epochs, learning rate, batch size, T (`max_steps`), device, logging.
+        model: a DiffusionModel built with its noise schedule; trained in place, moved to the training device.
+        config: epochs, learning rate (`lr`), batch size, device, seed.
         trainset: training images, shape (N, C, H, W), values in [-1, 1].
-        testset: optional held-out images (M, C, H, W); after each epoch their loss ("eval_loss") and a few
-            reconstructions are logged.
-        log: where losses and images go; a new RunLog(config) if None. Pass your own to plot them afterwards.
+        testset: optional held-out images (M, C, H, W); after each epoch call `log_eval(model, testset, log, step,
+            config)`, which logs their loss ("eval_loss") and a few reconstructions.
+        log: where the losses go: call `log.log(step, loss=loss.item())` after every optimizer step, with `step`
+            counting steps from 1. A new RunLog(config) if None; pass your own to plot it afterwards.
     Returns:
-        The trained model, with `model.noise_schedule` set to the NoiseSchedule it was trained with.
+        The trained model.
     """
+    # Given: check the inputs, seed, and put the model (with its schedule) and the data on one device.
     trainset = check_images(trainset, "trainset")
-    if testset is not None:
-        testset = check_images(testset, "testset")
+    testset = check_images(testset, "testset") if testset is not None else None
+    model.schedule()
     own_log = log is None
     log = RunLog(config) if own_log else log
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    model = model.to(get_device(config.device)).train()
+    trainset = trainset.to(model.noise_schedule.betas.device)
     raise NotImplementedError("train is yours to write")
     if own_log:
         log.finish()
@@ -223,31 +265,19 @@ def train(
 
 
 @torch.no_grad()
-def eval_loss(model: DiffusionModel, images: Tensor, batch_size: int) -> float:
-    """The training loss, without gradients, averaged over `images` (N, C, H, W). Given code, used by `train`."""
-    device = model.noise_schedule.betas.device
-    total = 0.0
-    for x_0 in minibatches(images.to(device), batch_size, shuffle=False):
-        num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
-        total += F.mse_loss(model(x_t, num_steps), noise, reduction="sum").item()
-    return total / images.numel()
+def log_eval(model: DiffusionModel, testset: Tensor, log: RunLog, step: int, config: TrainConfig) -> None:
+    """Log the loss on held-out images and what the model makes of a few of them. Given code, used by `train`.
 
-
-@torch.no_grad()
-def log_reconstructions(model: DiffusionModel, images: Tensor, log: RunLog, step: int) -> None:
-    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code.
-
-    The images are noised the same way every time (t from T/10 to T/2 across the images, noise from a fixed seed),
-    so that reconstructions logged at different steps of training can be compared.
+    The reconstructions noise the same images the same way every time (the random draws come from a fixed seed,
+    without touching the training's random numbers), so that those logged at different steps can be compared.
     """
-    schedule = model.noise_schedule
-    x_0 = images.to(schedule.betas.device)
-    num_steps = (torch.linspace(0.1, 0.5, len(x_0)) * len(schedule)).round().long().clamp(min=1).to(x_0.device)
-    generator = torch.Generator(device=x_0.device).manual_seed(0)
-    noise = torch.randn(x_0.shape, generator=generator, device=x_0.device, dtype=x_0.dtype)
-    alpha_bar = per_image(schedule.alpha_bar(num_steps), x_0)
-    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
-    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, schedule)
+    device = model.noise_schedule.betas.device
+    log.log(step, eval_loss=mean_loss(model, diffusion_loss, testset, config.batch_size))
+    x_0 = testset[: config.n_images_to_log].to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        num_steps, _, x_t = noise_img(x_0, model.noise_schedule)
+    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, model.noise_schedule)
     log.log_images(step, original=x_0, noised=x_t, reconstructed=predicted.clamp(-1, 1))
 
 
@@ -264,14 +294,13 @@ def sample(model: DiffusionModel, n_samples: int, return_all_steps: bool = False
     with sigma_t^2 = beta_t (section 3.2). Runs without gradients: T model calls would otherwise keep T graphs.
 
     Args:
-        model: a trained DiffusionModel with `model.noise_schedule` set.
+        model: a trained DiffusionModel; its `noise_schedule` gives T and the tables, and the device to sample on
+            is that of the schedule's tables (`model.noise_schedule.betas.device`).
         n_samples: how many images to generate.
         return_all_steps: also return every intermediate x_t.
     Returns:
         x_0, shape (n_samples, C, H, W); or with return_all_steps, the whole sequence x_T, x_{T-1}, ..., x_0 stacked
         into shape (T + 1, n_samples, C, H, W).
     """
-    schedule = model.noise_schedule
-    if schedule is None:
-        raise ValueError("model.noise_schedule is None: train the model first (train attaches the schedule)")
+    schedule = model.schedule()
     raise NotImplementedError("sample is yours to write")

@@ -1,7 +1,7 @@
 # GENERATED from solutions/part2.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part2.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 3bfac1d5a6f79c42
+# content-hash: f01920ca6185cfc8
 """Part 2: the DDPM U-Net, built bottom-up from its parts.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020), Appendix B: eps_theta is a
@@ -24,7 +24,6 @@ The parts, from small to large:
     Unet                             all of it: a DiffusionModel that Part 1's `train` and `sample` accept
 """
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -337,29 +336,25 @@ class Unet(DiffusionModel):
         final_res    ResidualBlock(c, c)
         final_conv   Conv2d(c, C_img, 1)
 
+    Args:
+        config: the sizes (`UnetConfig`); c = config.channels, and so on.
+        noise_schedule: the schedule it denoises for; not needed to run the network, needed to train or sample it.
+
     Levels listed in `attention_levels` have attention in their DownBlock and UpBlock; the mid block always has.
     H and W must be divisible by 2 ** (L - 1).
 
     For (1, 28, 28) images and the defaults: 28x28 (32 ch) -> 14x14 (64 ch) -> 7x7 (128 ch), mid at 7x7, and back.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: int = UnetConfig.channels,
-                 dim_mults: tuple[int, ...] = UnetConfig.dim_mults, groups: int = UnetConfig.groups,
-                 attention_levels: tuple[int, ...] = UnetConfig.attention_levels):
-        super().__init__()
-        self.config = UnetConfig(tuple(image_shape), channels, tuple(dim_mults), groups, tuple(attention_levels))
-        self.image_shape = tuple(image_shape)
-        self.noise_schedule = None
+    def __init__(self, config: UnetConfig, noise_schedule: nn.Module | None = None):
+        super().__init__(config, noise_schedule)
         img_channels, height, width = self.image_shape
+        channels, dim_mults, groups = config.channels, config.dim_mults, config.groups
+        attention_levels = config.attention_levels
         factor = 2 ** (len(dim_mults) - 1)
         if height % factor or width % factor:
             raise ValueError(f"H and W ({height}, {width}) must be divisible by 2 ** (levels - 1) = {factor}")
         raise NotImplementedError("Unet.__init__ is yours to write")
-
-    @classmethod
-    def from_config(cls, config: UnetConfig) -> "Unet":
-        """A Unet with the sizes in `config`."""
-        return cls(**dataclasses.asdict(config))
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
         """Predict the noise in `images`.

@@ -6,13 +6,9 @@ line when the step passes. An untouched stub raises `NotImplementedError`, which
 one-line "not implemented yet" instead of a traceback.
 """
 
-import ast
 import functools
-import importlib
-import importlib.util
 import inspect
 import math
-import sys
 import traceback
 import types
 from collections.abc import Callable
@@ -20,6 +16,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from utils.impl import load_impl, load_notebook_definitions  # noqa: F401  (the graders' entry points)
 
 GRADERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = GRADERS_DIR.parent
@@ -167,6 +165,11 @@ def _student_frame(tb) -> str:
     return f"\n  at {f.filename}:{f.lineno}, in {f.name}: {f.line or ''}".rstrip()
 
 
+#: Every grader, by the module that defines it and then by step: REGISTRY["graders.part1"]["noise_img"]. The proofs of
+#: the graders (tests/proofs.py) read it, so a new step cannot go unproven.
+REGISTRY: dict[str, dict[str, Callable]] = {}
+
+
 def grader(step: str, expects: str = "function"):
     """Make `check(obj, ...)` a grader of `step`: clear messages, a pass line, and a stub reported as a stub.
 
@@ -193,15 +196,32 @@ def grader(step: str, expects: str = "function"):
             except Exception as e:  # the student's code broke: say where, without the graders' frames
                 raise GraderFailure(
                     f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e.__traceback__)}"
+                    f"{_likely_crash_cause(e)}"
                 ) from None
             finally:
                 torch.random.set_rng_state(torch_state)
             print(f"\N{CHECK MARK} {step}: all checks passed")
 
         run.step = step
+        REGISTRY.setdefault(check.__module__, {})[step] = run
         return run
 
     return decorate
+
+
+def _likely_crash_cause(error: Exception) -> str:
+    """The likely mistake behind a crash whose cause is not the line it happened on."""
+    message = str(error)
+    if isinstance(error, StopIteration):
+        return ("\n  likely mistake: next(model.parameters()) on a model without parameters (the graders use one). "
+                "Take the device from the model's schedule: model.noise_schedule.betas.device")
+    if isinstance(error, RuntimeError) and ("dtype" in message or "scalar type" in message):
+        return ("\n  likely mistake: two tensors of different dtypes met (float32 and float64, say): a step before "
+                "this one returns another dtype than its docstring promises; check each step's output dtype")
+    if isinstance(error, RuntimeError) and "device" in message and "same device" in message:
+        return ("\n  likely mistake: tensors on two devices met: make new tensors on the device of the ones you "
+                "were given (device=x.device, or torch.randn_like)")
+    return ""
 
 
 def _expect_kind(step: str, obj, expects: str, check_name: str) -> None:
@@ -273,67 +293,6 @@ def _count_hint(ref: list, stu: list) -> str:
 
 def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Loading an implementation: `exercises`, `solutions`, a .py file anywhere, or a notebook
-
-
-def load_impl(spec: str, part: int) -> types.ModuleType:
-    """The module to grade for Part `part`.
-
-    `spec` is "exercises" (your `exercises/partN.py`), "solutions" (the reference), a path to a `.py` file anywhere,
-    or a path to a notebook, from which the cells that only import and define things are loaded (never the cells
-    that train or plot).
-    """
-    if spec in ("exercises", "solutions"):
-        return importlib.import_module(f"{spec}.part{part}")
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"--impl {spec}: no such file. Give 'exercises', 'solutions', a .py file or a .ipynb notebook."
-        )
-    path = path.resolve()
-    module_name = f"_graded_part{part}_{abs(hash(str(path)))}"
-    if path.suffix == ".py":
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        module_spec.loader.exec_module(module)
-        return module
-    if path.suffix == ".ipynb":
-        return load_notebook_definitions(path, module_name)
-    raise ValueError(f"--impl {spec}: expected a .py file or a .ipynb notebook, got a {path.suffix or 'folder'}")
-
-
-_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-
-
-def load_notebook_definitions(path: Path, module_name: str) -> types.ModuleType:
-    """A module holding the imports, functions and classes a notebook defines, in cell order.
-
-    Each code cell is parsed and only its import, `def` and `class` statements run; everything else (training,
-    plotting, printing) is skipped, so grading a notebook takes seconds. IPython magics (`%`, `!`) are ignored.
-    """
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    module = types.ModuleType(module_name)
-    module.__file__ = str(path)
-    sys.modules[module_name] = module
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code":
-            continue
-        # Blank out magics line by line, so line numbers in error messages still match the cell.
-        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
-        try:
-            tree = ast.parse(source)
-        except SyntaxError as e:
-            raise SyntaxError(f"{path.name}, code cell {index + 1}, line {e.lineno}: {e.msg}") from None
-        tree.body = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
-        if tree.body:
-            exec(compile(tree, f"{path.name} (cell {index + 1})", "exec"), module.__dict__)
-    return module
 
 
 def implementation_of(module: types.ModuleType, name: str):

@@ -7,6 +7,7 @@ t show up clearly. Where a common mistake gives a recognisable answer, the failu
 """
 
 import math
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,8 @@ from graders.core import (
 )
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images, normalize_img
-from utils.engine.model import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.engine.configs import TrainConfig
+from utils.engine.model import DiffusionModel
 from utils.engine.run_log import RunLog
 
 # Large betas: with T = 6, alpha_bar falls from 0.9 to about 0.1, so alpha_bar_t and alpha_bar_{t+1} differ a lot.
@@ -32,12 +34,15 @@ BIG_BETAS = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
 
 
 def schedule_with(betas: Tensor) -> ref.NoiseSchedule:
-    """A reference NoiseSchedule whose tables hold `betas` instead of the linear schedule."""
-    schedule = ref.NoiseSchedule(len(betas))
-    schedule.betas.copy_(betas)
-    schedule.alphas.copy_(1 - betas)
-    schedule.alpha_bars.copy_(torch.cumprod(1 - betas, dim=0))
-    return schedule
+    """The reference NoiseSchedule of `betas`."""
+    return ref.NoiseSchedule(betas.clone())
+
+
+@dataclass(frozen=True)
+class ShapeOnly:
+    """The config of the graders' own small models: they need nothing but the image shape."""
+
+    image_shape: tuple[int, int, int]
 
 
 def alpha_bar_after(betas: Tensor, n: int) -> float:
@@ -180,10 +185,12 @@ def check_q_eq4(q_eq4) -> None:
 
 @grader("NoiseSchedule", expects="class")
 def check_noise_schedule(NoiseSchedule) -> None:
-    schedule = NoiseSchedule(10, "cpu")
+    linear = ref.linear_schedule(10)
+    schedule = NoiseSchedule(linear.clone())
+    what = "NoiseSchedule(linear_schedule(10))"
     expect(isinstance(schedule, nn.Module), "NoiseSchedule should be an nn.Module.", "a subclass of nn.Module",
            type(schedule).__mro__[1].__name__, "class NoiseSchedule(nn.Module) and super().__init__() first")
-    reference = ref.NoiseSchedule(10, "cpu")
+    reference = ref.NoiseSchedule(linear.clone())
     buffers = dict(schedule.named_buffers())
     for name in ("betas", "alphas", "alpha_bars"):
         if name not in buffers:
@@ -193,21 +200,24 @@ def check_noise_schedule(NoiseSchedule) -> None:
                  f"self.{name} is a plain attribute: it is not saved in state_dict() and .to() does not move it. "
                  f'Use self.register_buffer("{name}", ...)' if plain else
                  f'register it with self.register_buffer("{name}", tensor)')
+    for name in ("betas", "alphas", "alpha_bars"):
+        expect(buffers[name].dtype == torch.float32, f"{what}.{name} should be float32, the dtype of the betas.",
+               "torch.float32", str(buffers[name].dtype), "build the tables from the betas, in their dtype")
     cumsum = torch.cumsum(reference.alphas, 0)
     shifted = torch.cat([torch.ones(1), reference.alpha_bars[:-1]])
-    expect_close(schedule.betas, reference.betas, "NoiseSchedule(10).betas", atol=1e-7,
-                 likely="betas should be linear_schedule(max_steps) with its default noise levels",
+    expect_close(schedule.betas, reference.betas, f"{what}.betas", atol=1e-7,
+                 likely="betas is the tensor passed in, stored as it is",
                  mistakes={"the betas are reversed": reference.betas.flip(0)})
-    expect_close(schedule.alphas, reference.alphas, "NoiseSchedule(10).alphas", atol=1e-7,
+    expect_close(schedule.alphas, reference.alphas, f"{what}.alphas", atol=1e-7,
                  likely="alpha_t = 1 - beta_t", mistakes={"alphas hold sqrt(1 - beta_t): store alpha_t = 1 - beta_t itself": reference.alphas.sqrt()})
-    expect_close(schedule.alpha_bars, reference.alpha_bars, "NoiseSchedule(10).alpha_bars", atol=1e-7,
+    expect_close(schedule.alpha_bars, reference.alpha_bars, f"{what}.alpha_bars", atol=1e-7,
                  likely="alpha_bar_t = alpha_1 * ... * alpha_t: torch.cumprod(alphas, dim=0)",
                  mistakes={
                      "off by one: alpha_bars starts at 1 (alpha_bar_0). Entry t - 1 must hold alpha_bar_t, so "
                      "alpha_bars[0] = alpha_1 = 0.9999": shifted,
                      "a cumulative sum: alpha_bar is a product, torch.cumprod": cumsum,
                  })
-    expect(len(schedule) == 10, "len(NoiseSchedule(10)) should be T = 10.", "10", str(len(schedule)))
+    expect(len(schedule) == 10, f"len({what}) should be T = 10.", "10", str(len(schedule)))
 
     for method in ("beta", "alpha", "alpha_bar"):
         table = getattr(reference, method + "s")  # betas, alphas, alpha_bars
@@ -228,17 +238,28 @@ def check_noise_schedule(NoiseSchedule) -> None:
     expect(abs(float(schedule.alpha_bar(1)) - 0.9999) < 1e-7, "alpha_bar(1) should be alpha_1 = 1 - 1e-4 = 0.9999.",
            "0.9999", f"{float(schedule.alpha_bar(1)):.7f}")
 
-    moved = NoiseSchedule(10, "cpu").to(torch.float64)
-    expect(moved.alpha_bars.dtype == torch.float64, "NoiseSchedule(10).to(torch.float64) should convert its tables.",
+    # Any betas, not only the linear ones: large ones, a float64 table, and tables on the betas' device.
+    big = NoiseSchedule(BIG_BETAS.clone())
+    expect(len(big) == 6, f"len(NoiseSchedule(betas)) should be the number of betas, {len(BIG_BETAS)}.", "6",
+           str(len(big)), "T is len(betas): do not build a linear schedule of your own")
+    expect_close(big.alpha_bars, torch.cumprod(1 - BIG_BETAS, 0), "NoiseSchedule(tensor([0.1, ..., 0.6])).alpha_bars",
+                 atol=1e-6, likely="build the tables from the betas passed in, whatever they are",
+                 mistakes={"the betas passed in are ignored: a linear schedule was built instead":
+                           ref.NoiseSchedule(ref.linear_schedule(6)).alpha_bars})
+    doubled = NoiseSchedule(BIG_BETAS.double())
+    expect(doubled.alpha_bars.dtype == torch.float64, "NoiseSchedule(float64 betas) should keep float64 tables.",
+           "float64 alpha_bars", str(doubled.alpha_bars.dtype), "the tables are made in another dtype than the betas'")
+    moved = NoiseSchedule(linear.clone()).to(torch.float64)
+    expect(moved.alpha_bars.dtype == torch.float64, f"{what}.to(torch.float64) should convert its tables.",
            "float64 buffers", str(moved.alpha_bars.dtype), "the tables are not registered buffers")
     try:
-        on_meta = NoiseSchedule(4, "meta")
+        on_meta = NoiseSchedule(torch.linspace(1e-4, 0.02, 4, device="meta"))
     except Exception:  # some ops have no meta kernel; the device is then checked on the CPU only
         on_meta = None
     if on_meta is not None:
-        expect(on_meta.alpha_bars.device.type == "meta", "NoiseSchedule(max_steps, device) should build its tables on `device`.",
-               "buffers on the device passed in", f"buffers on {on_meta.alpha_bars.device}",
-               "the device argument is ignored: create the tables on it, e.g. linear_schedule(max_steps).to(device)")
+        expect(on_meta.alpha_bars.device.type == "meta", "NoiseSchedule(betas) should build its tables on the betas' device.",
+               "buffers on the betas' device", f"buffers on {on_meta.alpha_bars.device}",
+               "the tables are made on the CPU: compute them from the betas (1 - betas, torch.cumprod), not from new tensors")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -335,41 +356,137 @@ def check_reconstruct(reconstruct) -> None:
 
 @grader("TinyDiffuser", expects="class")
 def check_tiny_diffuser(TinyDiffuser) -> None:
-    config = TinyDiffuserConfig(image_shape=(3, 4, 5), hidden_size=16, max_steps=50)
-    model = TinyDiffuser(config)
+    # Sizes and T other than the defaults, so that an argument the class ignores shows.
+    config = ref.TinyDiffuserConfig(image_shape=(2, 3, 5), hidden_size=16)
+    T = 50
+    schedule = ref.NoiseSchedule(ref.linear_schedule(T))
+    model = TinyDiffuser(config, schedule)
     expect(isinstance(model, DiffusionModel), "TinyDiffuser should subclass DiffusionModel.",
            "class TinyDiffuser(DiffusionModel)", type(model).__mro__[1].__name__)
-    expect(tuple(getattr(model, "image_shape", ())) == (3, 4, 5), "TinyDiffuser should set self.image_shape = config.image_shape.",
-           "(3, 4, 5)", repr(getattr(model, "image_shape", None)), "sample() reads model.image_shape to know what to generate")
+    expect(tuple(getattr(model, "image_shape", ())) == (2, 3, 5), "TinyDiffuser should keep config.image_shape.",
+           "(2, 3, 5)", repr(getattr(model, "image_shape", None)),
+           "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape")
     torch.manual_seed(3)
-    reference = ref.TinyDiffuser(config)
+    reference = ref.TinyDiffuser(config, ref.NoiseSchedule(ref.linear_schedule(T)))
     expected_count = n_params(reference)
     got_count = n_params(model)
     if got_count != expected_count:
         fail("TinyDiffuser has the wrong number of parameters.", f"{expected_count}", f"{got_count}",
              "the first Linear takes C*H*W + 1 inputs: you forgot to append t" if got_count == expected_count - 16 else
+             "config.hidden_size or config.image_shape is ignored: build the layers from the config"
+             if got_count in _counts_with_default_sizes() else
              "Linear(C*H*W + 1, hidden_size) -> ReLU -> Linear(hidden_size, C*H*W)")
     copy_weights(reference, model, "TinyDiffuser")
-    images = torch.randn(8, 3, 4, 5)
+    images = torch.randn(8, 2, 3, 5)
     t = torch.tensor([1, 7, 13, 25, 31, 40, 49, 50])
     got = model(images, t)
-    expect_tensor(got, "TinyDiffuser(images (8, 3, 4, 5), t (8,))", shape=(8, 3, 4, 5), floating=True)
+    expect_tensor(got, "TinyDiffuser(images (8, 2, 3, 5), t (8,))", shape=(8, 2, 3, 5), floating=True)
+    expect(got.dtype == images.dtype, "TinyDiffuser's output should have the dtype of its input images (float32).",
+           str(images.dtype), str(got.dtype), "t turned into float64 somewhere: convert it with t.to(images.dtype)")
     expected = reference(images, t)
     pixels = images.reshape(8, -1)
     layers = reference.model
     expect_close(
         got, expected, "TinyDiffuser's output with the reference's weights", atol=1e-5,
-        likely="flatten each image, append t / max_steps as one extra feature, Linear -> ReLU -> Linear, reshape to (B, C, H, W)",
+        likely="flatten each image, append t / T (T = len(self.noise_schedule)) as one extra feature, "
+        "Linear -> ReLU -> Linear, reshape to (B, C, H, W)",
         mistakes={
-            "t is appended unscaled: divide it by config.max_steps so it lies in (0, 1]":
-                layers(torch.cat([pixels, t[:, None].float()], 1)).reshape(8, 3, 4, 5),
-            "t is put before the pixels: append it after them": layers(torch.cat([t[:, None] / 50, pixels], 1)).reshape(8, 3, 4, 5),
-            "t is scaled by (max_steps - 1) or shifted: the input is t / max_steps":
-                layers(torch.cat([pixels, (t[:, None] - 1) / 50], 1)).reshape(8, 3, 4, 5),
+            "t is appended unscaled: divide it by T = len(self.noise_schedule) so it lies in (0, 1]":
+                layers(torch.cat([pixels, t[:, None].float()], 1)).reshape(8, 2, 3, 5),
+            "t is put before the pixels: append it after them": layers(torch.cat([t[:, None] / T, pixels], 1)).reshape(8, 2, 3, 5),
+            "t is scaled by (T - 1) or shifted: the input is t / T":
+                layers(torch.cat([pixels, (t[:, None] - 1) / T], 1)).reshape(8, 2, 3, 5),
+            "t is scaled by a fixed number, not by this schedule's T = len(self.noise_schedule)":
+                layers(torch.cat([pixels, t[:, None] / 100], 1)).reshape(8, 2, 3, 5),
         },
     )
     expect(not torch.allclose(model(images, torch.full((8,), 1)), model(images, torch.full((8,), 50))),
            "TinyDiffuser gives the same output for t = 1 and t = 50.", likely="t never reaches the network")
+
+
+def _counts_with_default_sizes() -> set[int]:
+    """Parameter counts of TinyDiffusers that ignore the grader's hidden_size or image_shape (or both)."""
+    default = ref.TinyDiffuserConfig()
+    counts = set()
+    for shape in ((2, 3, 5), default.image_shape):
+        for hidden in (16, default.hidden_size):
+            pixels = math.prod(shape)
+            counts.add((pixels + 1) * hidden + hidden + hidden * pixels + pixels)
+    return counts - {(30 + 1) * 16 + 16 + 16 * 30 + 30}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class RecordingPredictor(DiffusionModel):
+    """A known model for grading `diffusion_loss`: eps_theta(x, t) = w x + b_t, recording what it is called with."""
+
+    def __init__(self, schedule: nn.Module, image_shape=(2, 3, 3)):
+        super().__init__(ShapeOnly(image_shape), schedule)
+        self.w = nn.Parameter(torch.tensor(0.5))
+        self.b = torch.linspace(-0.3, 0.3, len(schedule))
+        self.calls: list[tuple[Tensor, Tensor]] = []
+
+    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
+        self.calls.append((images.detach().clone(), num_steps.detach().clone()))
+        return self.w * images + self.b[num_steps.long() - 1].reshape(-1, 1, 1, 1)
+
+
+@grader("diffusion_loss")
+def check_diffusion_loss(diffusion_loss) -> None:
+    torch.manual_seed(0)
+    schedule = schedule_with(BIG_BETAS)
+    T = len(schedule)
+    model = RecordingPredictor(schedule)
+    x_0 = torch.rand(3000, 2, 3, 3, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    x_0_before = x_0.clone()
+    loss = diffusion_loss(model, x_0)
+    expect(isinstance(loss, Tensor), "diffusion_loss should return the loss as a tensor.", "a 0-d float tensor",
+           f"{type(loss).__name__}: {loss!r:.60}",
+           "return the tensor itself, not loss.item(): train calls loss.backward() on it")
+    expect(loss.numel() == 1, "diffusion_loss should return one number for the whole batch.", "shape ()",
+           f"shape {tuple(loss.shape)}", "average over every pixel of every image: F.mse_loss(prediction, noise)")
+    expect(loss.requires_grad, "the loss carries no gradient.", "a tensor with requires_grad=True",
+           "requires_grad=False", "the model's output must flow into the loss: no .detach(), no torch.no_grad()")
+    expect(torch.equal(x_0, x_0_before), "diffusion_loss changed the images it was given.")
+    expect(len(model.calls) == 1, "diffusion_loss should call the model once on the whole batch.", "1 call",
+           f"{len(model.calls)} calls")
+    x_t, t = model.calls[0]
+    expect_tensor(x_t, "the images given to the model", shape=tuple(x_0.shape), floating=True)
+    expect_tensor(t, "the t given to the model", shape=(len(x_0),), floating=False)
+    expect(int(t.min()) >= 1 and int(t.max()) == T, f"t given to the model should run over {{1, ..., {T}}}.",
+           f"t from 1 to {T}", f"t from {int(t.min())} to {int(t.max())}",
+           "draw t and x_t with your noise_img, from the model's own schedule (model.noise_schedule)")
+    expect(not torch.allclose(x_t, x_0), "the model was given the clean images x_0.", "x_t, the noised images",
+           "x_0", "the model predicts the noise in x_t: call it on noise_img's noised images")
+    # The noise that made x_t, from eq. 4 solved for eps: it must be standard Gaussian.
+    alpha_bar = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
+    eps = (x_t - alpha_bar.sqrt() * x_0) / (1 - alpha_bar).sqrt()
+    mean, var, _ = moments(eps)
+    expect_statistic(var, 1.0, var_tolerance(1.0, eps.numel()),
+                     "the noise in the x_t given to the model is not N(0, I) under the model's schedule: x_t should "
+                     "be sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with model.noise_schedule's alpha_bar_t.",
+                     likely="noise x_0 with model.noise_schedule (not a new schedule), through noise_img: check that "
+                     "noise_img passes its own check first")
+    prediction = model.w.detach() * x_t + model.b[t - 1].reshape(-1, 1, 1, 1)
+    expected = ((prediction - eps) ** 2).mean()
+    got = loss.detach().reshape(())
+    expect_close(
+        got, expected, "the loss, compared with the mean of (eps_theta(x_t, t) - eps)^2 over the batch", atol=1e-5,
+        likely="loss = mean over the batch and pixels of (eps_theta(x_t, t) - eps)^2: F.mse_loss(prediction, noise)",
+        mistakes={
+            "the prediction is compared with the image x_0; the model predicts the noise eps":
+                ((prediction - x_0) ** 2).mean(),
+            "the prediction is compared with x_t; the model predicts the noise eps that made it":
+                ((prediction - x_t) ** 2).mean(),
+            "a sum, not a mean: F.mse_loss averages (reduction='mean')": ((prediction - eps) ** 2).sum(),
+            "the squares are missing: the loss is the mean *squared* error": (prediction - eps).abs().mean(),
+        },
+    )
+    model.zero_grad()
+    loss.backward()
+    expect(model.w.grad is not None and model.w.grad.abs() > 0, "loss.backward() gave the model no gradient.",
+           likely="compute the loss from the model's output itself")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -379,11 +496,10 @@ def _noise_prediction_error(model: DiffusionModel, images: Tensor, seed: int = 0
     """Mean squared error of the model's noise prediction on `images`, noised by the reference, over 4 draws."""
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    schedule = ref.NoiseSchedule(len(model.noise_schedule))
     total = 0.0
     with torch.no_grad():
         for _ in range(4):
-            t, noise, x_t = ref.noise_img(images, schedule)
+            t, noise, x_t = ref.noise_img(images, model.noise_schedule)
             total += F.mse_loss(model(x_t, t), noise).item()
     torch.random.set_rng_state(generator_state)
     return total / 4
@@ -394,60 +510,101 @@ def _noise_prediction_error(model: DiffusionModel, images: Tensor, seed: int = 0
 TRAIN_PASS_MSE = 0.4
 
 
-def train_setup() -> tuple[TinyDiffuserConfig, TrainConfig, Tensor, Tensor]:
-    """The toy task `train` is graded on: 3x4x5 gradients, T = 100, a few hundred Adam steps on the CPU."""
+def train_setup() -> tuple[ref.TinyDiffuser, TrainConfig, Tensor, Tensor]:
+    """The toy task `train` is graded on: 3x4x5 gradients, T = 80, a few hundred Adam steps on the CPU.
+
+    Every TrainConfig field that `train` reads differs from its default, so that a field the loop ignores shows.
+    """
     images = normalize_img(gradient_images(2560, (3, 4, 5), seed=0))
-    model_config = TinyDiffuserConfig(image_shape=(3, 4, 5), hidden_size=256, max_steps=100)
-    train_config = TrainConfig(epochs=30, lr=2e-3, batch_size=64, max_steps=100, device="cpu", progress=False, seed=0)
-    return model_config, train_config, images[:2048], images[2048:]
+    torch.manual_seed(0)
+    model = ref.TinyDiffuser(ref.TinyDiffuserConfig(image_shape=(3, 4, 5), hidden_size=256),
+                             ref.NoiseSchedule(ref.linear_schedule(80)))
+    train_config = TrainConfig(epochs=30, lr=2e-3, batch_size=64, device="cpu", seed=5, n_images_to_log=3)
+    return model, train_config, images[:2048], images[2048:]
+
+
+class _BatchSizes:
+    """Records the batch size of every forward call made with gradients on (the training steps)."""
+
+    def __init__(self, model: nn.Module):
+        self.sizes: list[int] = []
+        self.handle = model.register_forward_pre_hook(self)
+
+    def __call__(self, module, args):
+        if torch.is_grad_enabled():
+            self.sizes.append(args[0].shape[0])
 
 
 @grader("train")
 def check_train(train) -> None:
-    model_config, config, trainset, testset = train_setup()
-    torch.manual_seed(0)
-    model = ref.TinyDiffuser(model_config)
+    model, config, trainset, testset = train_setup()
     untrained = {k: v.clone() for k, v in model.state_dict().items()}
     log = RunLog()
     trainset_before = trainset.clone()
+    batches = _BatchSizes(model)
     result = train(model, config, trainset, testset, log=log)
+    batches.handle.remove()
     expect(isinstance(result, DiffusionModel), "train should return the trained model.", "the model", type(result).__name__)
     expect(torch.equal(trainset, trainset_before), "train changed the training images it was given.")
-    schedule = getattr(result, "noise_schedule", None)
-    expect(schedule is not None, "train should attach its NoiseSchedule to the model (model.noise_schedule = ...).",
-           "model.noise_schedule set", "None", "sample() reads model.noise_schedule; without it a trained model cannot sample")
-    expect(len(schedule) == config.max_steps, "model.noise_schedule should have T = config.max_steps steps.",
-           str(config.max_steps), str(len(schedule)))
-    expect_close(schedule.alpha_bars.cpu(), ref.NoiseSchedule(config.max_steps).alpha_bars, "model.noise_schedule.alpha_bars",
-                 atol=1e-6, likely="train builds NoiseSchedule(config.max_steps, device): check_noise_schedule first")
     changed = any(not torch.equal(untrained[k], v.cpu()) for k, v in result.state_dict().items() if k in untrained)
     expect(changed, "train did not change the model's weights.", likely="optimizer.step() is never called, or the optimizer "
            "holds parameters of another model")
+    # The configured batch size and number of epochs: 30 epochs of 2048 / 64 = 32 steps.
+    steps_expected = config.epochs * len(trainset) // config.batch_size
+    sizes = sorted(set(batches.sizes))
+    expect(sizes == [config.batch_size], f"the model should see minibatches of config.batch_size = {config.batch_size} images.",
+           f"batches of {config.batch_size}", f"batch sizes {sizes[:5]}",
+           "minibatches(trainset, config.batch_size): the batch size comes from the config")
     losses = log.history.get("loss", [])
     expect(len(losses) > 0, "train logged no loss.", "log.log(step, loss=...) after every optimizer step", "nothing under 'loss'",
            "the notebook draws the loss curve from the log")
+    expect(len(losses) == steps_expected,
+           f"train should log one loss per optimizer step: config.epochs = {config.epochs} passes of "
+           f"{len(trainset) // config.batch_size} steps.", f"{steps_expected} losses", f"{len(losses)} losses",
+           "loop `for epoch in range(config.epochs)` around the minibatches, and log after every step"
+           if len(batches.sizes) != steps_expected else "call log.log(step, loss=loss.item()) once per step")
+    expect([s for s, _ in losses] == list(range(1, steps_expected + 1)), "the steps logged should count 1, 2, 3, ...",
+           "1, 2, 3, ...", str([s for s, _ in losses][:6]), "increase step by one after every optimizer step")
     expect("eval_loss" in log.history, "train logged no eval_loss although a testset was given.",
-           "log.log(step, eval_loss=...) after each epoch", f"keys {sorted(log.history)}", "use the given eval_loss(model, testset, batch_size)")
+           "log_eval(model, testset, log, step, config) after each epoch", f"keys {sorted(log.history)}",
+           "use the given log_eval")
     expect(len(log.images) > 0, "train logged no reconstructions although a testset was given.",
-           likely="call the given log_reconstructions(model, testset[:config.n_images_to_log], log, step) after each epoch")
+           likely="call the given log_eval(model, testset, log, step, config) after each epoch")
     error = _noise_prediction_error(result.cpu(), testset)
     if error > TRAIN_PASS_MSE:
         fail(
             "after training, the model predicts the noise in held-out images badly.",
             f"noise-prediction MSE below {TRAIN_PASS_MSE} (the reference reaches about 0.26; untrained gives about 1)",
             f"{error:.3f}",
-            "the loss must compare the model's output with the noise eps, not with the image x_0 or x_t; "
-            "check that the model gets (x_t, t), that optimizer.zero_grad() runs every step, and that "
-            "noise_img and NoiseSchedule pass their checks",
+            "each step should be diffusion_loss(model, x_0), zero_grad, backward, step; check that diffusion_loss "
+            "passes its own check, and that optimizer.zero_grad() runs every step",
         )
-    exploding = TrainConfig(epochs=1, lr=1e30, batch_size=64, max_steps=100, device="cpu", progress=False, seed=0)
+    _check_learning_rate(train)
+    exploding = replace(config, epochs=1, lr=1e30)
     try:
-        train(ref.TinyDiffuser(model_config), exploding, trainset[:640], log=RunLog())
+        train(train_setup()[0], exploding, trainset[:640], log=RunLog())
     except FloatingPointError:
         pass
     else:
         fail("train kept going although the loss became NaN or inf (run with lr = 1e30).", "a FloatingPointError",
-             "no error", "check math.isfinite(loss.item()) each step and raise FloatingPointError with the step number")
+             "no error", "log every step's loss with log.log(step, loss=loss.item()): the log stops a NaN run")
+
+
+def _check_learning_rate(train) -> None:
+    """Adam's first step moves every weight with a gradient by about lr, whatever the gradient: measure it."""
+    model, config, trainset, _ = train_setup()
+    lr = 0.0137
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, replace(config, epochs=1, lr=lr), trainset[: config.batch_size], log=RunLog())
+    moves = torch.cat([(p.detach().cpu() - b).abs().flatten() for p, b in zip(model.parameters(), before, strict=True)])
+    moved = moves[moves > 0]
+    got = float(moved.median()) if len(moved) else 0.0
+    expect(abs(got - lr) < 0.05 * lr,
+           f"one training step with config.lr = {lr} should move each weight by about {lr} (Adam's first step).",
+           f"a typical move of {lr}", f"{got:.4g}",
+           "the optimizer ignores config.lr: torch.optim.Adam(model.parameters(), lr=config.lr)"
+           if abs(got - 1e-3) < 5e-5 else
+           "use torch.optim.Adam(model.parameters(), lr=config.lr), one step per minibatch")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -461,9 +618,7 @@ class LinearNoisePredictor(DiffusionModel):
     """
 
     def __init__(self, schedule: nn.Module, image_shape=(1, 4, 4)):
-        super().__init__()
-        self.image_shape = image_shape
-        self.noise_schedule = schedule
+        super().__init__(ShapeOnly(image_shape), schedule)
         T = len(schedule)
         self.a = torch.linspace(1.0, 1.4, T)  # a[t - 1] is a_t; these keep x_0's variance small (0.22), so
         # that the beta_1 of a wrongly noised last step shows up clearly
@@ -534,7 +689,7 @@ def check_sample(sample) -> None:
     }
     wrong_means = {desc: model.exact_moments(v)[-1][0] for desc, v in names.items()}
     wrong_vars = {desc: model.exact_moments(v)[-1][1] for desc, v in names.items()}
-    default = LinearNoisePredictor(ref.NoiseSchedule(T))
+    default = LinearNoisePredictor(ref.NoiseSchedule(ref.linear_schedule(T)))
     wrong_means["a new NoiseSchedule was built: use the model's own, model.noise_schedule"] = default.exact_moments()[-1][0]
     expect_statistic(mean, exact[-1][0], 6 * math.sqrt(exact[-1][1] / count),
                      "the mean of the samples x_0 differs from what Algorithm 2 gives for the grader's model.",

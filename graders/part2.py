@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from graders.core import copy_weights, expect, expect_close, expect_tensor, fail, grader, n_params
 from solutions import part1
 from solutions import part2 as ref
-from utils.engine.model import DiffusionModel, TrainConfig
+from utils.engine.configs import TrainConfig
+from utils.engine.model import DiffusionModel
 
 ATOL, RTOL = 1e-5, 1e-4  # one small module in float32
 DEEP_ATOL, DEEP_RTOL = 1e-4, 1e-3  # a stack of blocks: float32 rounding adds up
@@ -80,14 +81,25 @@ def randn(*shape: int, seed: int) -> Tensor:
 
 
 def _call(what: str, fn, *args, likely: str | None = None):
-    """Call the student's `fn`; turn a crash into a failure that says which call broke and what to look at."""
+    """Call the student's `fn`; turn a crash into a failure that says which call broke and what to look at.
+
+    Every tensor it returns must have the dtype of its float inputs (float32 here, as every docstring of Part 2
+    promises): a float64 output would pass this step and break a later one, far from its cause.
+    """
     try:
-        return fn(*args)
+        result = fn(*args)
     except NotImplementedError:
         raise
     except Exception as e:
         shapes = ", ".join(f"shape {tuple(a.shape)}" if isinstance(a, Tensor) else repr(a) for a in args)
         fail(f"{what} raised {type(e).__name__}: {e}", f"it to run on inputs of {shapes}", "an exception", likely)
+    floats = [a.dtype for a in args if isinstance(a, Tensor) and a.is_floating_point()]
+    for out in result if isinstance(result, tuple) else (result,):
+        if floats and isinstance(out, Tensor) and out.is_floating_point() and out.dtype != floats[0]:
+            fail(f"{what} returns {out.dtype}; it should keep the dtype of its input, {floats[0]}.", str(floats[0]),
+                 str(out.dtype), "a tensor made with dtype=torch.float64 (or from numpy, or torch.tensor of Python "
+                 "floats with float64 set) on the way: make new tensors with the input's dtype (dtype=x.dtype)")
+    return result
 
 
 def _submodule_counts(model: nn.Module) -> dict[str, int]:
@@ -484,20 +496,25 @@ def check_self_attention(SelfAttention) -> None:
 @grader("AttentionBlock", expects="class")
 @single_threaded
 def check_attention_block(AttentionBlock) -> None:
-    channels = 8
+    # Two heads, not the default four: a block that does not pass num_heads on to its attention shows here.
+    channels, heads = 8, 2
     torch.manual_seed(0)
-    reference = perturbed(ref.AttentionBlock(channels), seed=1)
-    module = AttentionBlock(channels)
-    load_reference_weights(reference, module, f"AttentionBlock({channels})")
+    reference = perturbed(ref.AttentionBlock(channels, heads), seed=1)
+    module = AttentionBlock(channels, num_heads=heads)
+    load_reference_weights(reference, module, f"AttentionBlock({channels}, num_heads={heads})")
     x = randn(2, channels, 3, 5, seed=2) * 2 + 0.5
-    what = f"AttentionBlock({channels}) on x of shape (2, {channels}, 3, 5)"
+    what = f"AttentionBlock({channels}, num_heads={heads}) on x of shape (2, {channels}, 3, 5)"
     got = _call(what, module, x)
     normed = reference.norm(x)
     w, b = reference.norm.weight, reference.norm.bias
+    four_heads = ref.SelfAttention(channels, 4)
+    four_heads.load_state_dict(reference.attention.state_dict())
     expect_close(
         got, reference(x), f"{what}, with the reference's weights", atol=ATOL, rtol=RTOL,
         likely="x + attention(norm(x)), with norm = GroupNorm(1, channels)",
         mistakes={
+            "num_heads is not passed on: the attention runs with its default 4 heads; build "
+            "SelfAttention(channels, num_heads)": x + four_heads(normed),
             "the residual add is missing: return x + attention(norm(x))": reference.attention(normed),
             "the normalized x is added back: the residual is the block's input x itself": normed + reference.attention(normed),
             "no GroupNorm before the attention": x + reference.attention(x),
@@ -741,15 +758,19 @@ def check_up_block(UpBlock) -> None:
 def check_unet(Unet) -> None:
     # 1. the default model: a DiffusionModel of the reference's size, submodule by submodule
     torch.manual_seed(0)
-    reference = ref.Unet((1, 28, 28))
-    model = _call("Unet((1, 28, 28))", Unet, (1, 28, 28))
+    reference = ref.Unet(ref.UnetConfig())
+    model = _call("Unet(UnetConfig())", Unet, ref.UnetConfig())
     expect(isinstance(model, DiffusionModel), "Unet should subclass DiffusionModel.", "class Unet(DiffusionModel)",
            type(model).__mro__[1].__name__, "Part 1's train and sample accept DiffusionModels")
-    expect(tuple(getattr(model, "image_shape", ())) == (1, 28, 28), "Unet should set self.image_shape = image_shape.",
-           "(1, 28, 28)", repr(getattr(model, "image_shape", None)), "sample() reads model.image_shape")
-    expect(hasattr(model, "noise_schedule") and model.noise_schedule is None,
-           "Unet should set self.noise_schedule = None in __init__.", "None",
-           repr(getattr(model, "noise_schedule", "no attribute")), "train() attaches the schedule later")
+    expect(tuple(getattr(model, "image_shape", ())) == (1, 28, 28), "Unet should keep config.image_shape.",
+           "(1, 28, 28)", repr(getattr(model, "image_shape", None)),
+           "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape")
+    schedule = part1.NoiseSchedule(part1.linear_schedule(5))
+    with_schedule = _call("Unet(config, noise_schedule)", Unet, ref.UnetConfig(channels=8, groups=2), schedule)
+    expect(getattr(with_schedule, "noise_schedule", None) is schedule,
+           "Unet(config, noise_schedule) should keep the schedule it is given.", "model.noise_schedule is the "
+           "schedule passed in", repr(getattr(with_schedule, "noise_schedule", "no attribute"))[:80],
+           "pass noise_schedule on: super().__init__(config, noise_schedule)")
     expect_same_structure(reference, model, "Unet((1, 28, 28))", likely={
         -n_params(reference.final_res): "no final residual block before the 1x1 output conv",
         -n_params(reference.mid): "no MidBlock between the encoder and the decoder",
@@ -770,11 +791,11 @@ def check_unet(Unet) -> None:
                                reference(images, t / 1000)})
 
     # 2. a small model with other sizes, randomized weights, and images that are not square
-    small_args = dict(channels=8, dim_mults=(1, 2, 2), groups=2, attention_levels=(1, 2))
-    what = "Unet((2, 8, 12), channels=8, dim_mults=(1, 2, 2), groups=2)"
+    small = ref.UnetConfig(image_shape=(2, 8, 12), channels=8, dim_mults=(1, 2, 2), groups=2, attention_levels=(1, 2))
+    what = "Unet(UnetConfig((2, 8, 12), channels=8, dim_mults=(1, 2, 2), groups=2))"
     torch.manual_seed(1)
-    reference = perturbed(ref.Unet((2, 8, 12), **small_args), seed=2)
-    model = _call(what, lambda: Unet((2, 8, 12), **small_args))
+    reference = perturbed(ref.Unet(small), seed=2)
+    model = _call(what, lambda: Unet(small))
     expect_same_structure(reference, model, what)
     load_reference_weights(reference, model, what)
     images = randn(3, 2, 8, 12, seed=3)
@@ -799,7 +820,8 @@ def check_unet(Unet) -> None:
 
     # 4. a few Adam steps on one small batch lower the loss
     torch.manual_seed(4)
-    model = Unet((1, 8, 8), channels=8, dim_mults=(1, 2), groups=2)
+    model = Unet(ref.UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), groups=2),
+                 part1.NoiseSchedule(part1.linear_schedule(3)))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     images, noise = randn(8, 1, 8, 8, seed=5), randn(8, 1, 8, 8, seed=6)
     t = torch.arange(1, 9) * 100
@@ -815,7 +837,7 @@ def check_unet(Unet) -> None:
            "gradients do not reach the weights, or the output does not depend on them")
 
     # 5. Part 1's train and sample take it as they are
-    trained = part1.train(model, TrainConfig(epochs=1, batch_size=4, max_steps=3, progress=False, seed=0),
+    trained = part1.train(model, TrainConfig(epochs=1, batch_size=4, device="cpu", seed=0),
                           randn(8, 1, 8, 8, seed=7).clamp(-1, 1))
     samples = part1.sample(trained, 2)
     expect_tensor(samples, "sample(Unet((1, 8, 8), ...) after Part 1's train, 2)", shape=(2, 1, 8, 8), floating=True)

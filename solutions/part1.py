@@ -18,20 +18,20 @@ Python's 0-based tables hold step t at index t - 1.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from utils import get_device
-from utils.engine.checkpoints import resume_training, save_checkpoint
-from utils.engine.data import check_images, minibatches, n_batches
-from utils.engine.model import DiffusionModel, TinyDiffuserConfig, TrainConfig
+from utils.engine.configs import TrainConfig
+from utils.engine.data import check_images, minibatches
+from utils.engine.model import DiffusionModel
 from utils.engine.run_log import RunLog
 from utils.engine.tensors import as_step_tensor, per_image
-from utils.engine.training import EMA, bf16_autocast
+from utils.engine.training import mean_loss
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
@@ -88,7 +88,11 @@ def q_eq4(x: Tensor, num_steps: int, betas: Tensor) -> Tensor:
 
 
 class NoiseSchedule(nn.Module):
-    """The tables beta_t, alpha_t and alpha_bar_t for t = 1, ..., T, kept as buffers.
+    """The tables beta_t, alpha_t and alpha_bar_t for t = 1, ..., T, kept as buffers, built from any betas.
+
+    `NoiseSchedule(linear_schedule(1000))` is the schedule of the DDPM paper; any other increasing betas in (0, 1)
+    work the same way (Part 4 builds a cosine one). T is the number of betas: it lives here, and every other piece
+    of the course asks the schedule for it (`len(schedule)`).
 
     Buffers, not plain attributes: they are saved in `state_dict()` (a checkpoint carries the schedule its model was
     trained with) and `.to(device)` moves them along with the model they are attached to.
@@ -96,21 +100,23 @@ class NoiseSchedule(nn.Module):
     Time-step convention: t in {1, ..., T}. `beta(t)`, `alpha(t)` and `alpha_bar(t)` take an int or a (B,) tensor of
     ints and return a float tensor of the same shape; alpha_bar(t) = alpha_1 * ... * alpha_t, so alpha_bar(1) = alpha_1.
 
+    Args:
+        betas: beta_1, ..., beta_T, float, shape (T,); the tables are made on its device, in its dtype.
     Buffers:
-        betas, alphas, alpha_bars: float32, shape (T,); index t - 1 holds step t.
+        betas, alphas, alpha_bars: shape (T,); index t - 1 holds step t.
     """
 
     betas: Tensor
     alphas: Tensor
     alpha_bars: Tensor
 
-    def __init__(self, max_steps: int, device: str | torch.device | None = None):
+    def __init__(self, betas: Tensor):
         super().__init__()
-        self.max_steps = max_steps
+        if not isinstance(betas, Tensor) or betas.ndim != 1 or len(betas) == 0 or not betas.is_floating_point():
+            raise TypeError(f"NoiseSchedule takes the betas, a float tensor of shape (T,); got {betas!r:.80}")
         # BEGIN SOLUTION
-        betas = linear_schedule(max_steps).to(device)
         alphas = 1 - betas
-        self.register_buffer("betas", betas)
+        self.register_buffer("betas", betas.clone())
         self.register_buffer("alphas", alphas)
         self.register_buffer("alpha_bars", torch.cumprod(alphas, dim=0))
         # END SOLUTION
@@ -118,8 +124,8 @@ class NoiseSchedule(nn.Module):
     def steps(self, t: int | Tensor) -> Tensor:
         """`t` as a long tensor on the schedule's device, after checking that every value lies in {1, ..., T}."""
         t = as_step_tensor(t, self.betas.device)
-        if t.numel() and (t.min() < 1 or t.max() > self.max_steps):
-            raise IndexError(f"time steps run from 1 to T = {self.max_steps}; got values from {t.min()} to {t.max()}")
+        if t.numel() and (t.min() < 1 or t.max() > len(self)):
+            raise IndexError(f"time steps run from 1 to T = {len(self)}; got values from {t.min()} to {t.max()}")
         return t
 
     def beta(self, t: int | Tensor) -> Tensor:
@@ -141,8 +147,8 @@ class NoiseSchedule(nn.Module):
         # END SOLUTION
 
     def __len__(self) -> int:
-        """T."""
-        return self.max_steps
+        """T, the number of noise steps: the length of the betas."""
+        return self.betas.shape[0]
 
 
 def noise_img(
@@ -192,17 +198,26 @@ def reconstruct(noisy_img: Tensor, noise: Tensor, num_steps: Tensor, noise_sched
     # END SOLUTION
 
 
+@dataclass(frozen=True)
+class TinyDiffuserConfig:
+    """Sizes of Part 1's MLP denoiser."""
+
+    image_shape: tuple[int, int, int] = (3, 4, 5)  # (C, H, W) of the gradient images
+    hidden_size: int = 128  # width of the hidden layer
+
+
 class TinyDiffuser(DiffusionModel):
     """A two-layer MLP eps_theta(x_t, t): Linear -> ReLU -> Linear over the flattened image with t/T appended.
 
     Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
+
+    Args:
+        config: the sizes.
+        noise_schedule: the schedule it denoises for; T = len(noise_schedule) scales t.
     """
 
-    def __init__(self, config: TinyDiffuserConfig):
-        super().__init__()
-        self.config = config
-        self.image_shape = config.image_shape
-        self.noise_schedule = None
+    def __init__(self, config: TinyDiffuserConfig, noise_schedule: NoiseSchedule | None = None):
+        super().__init__(config, noise_schedule)
         # BEGIN SOLUTION
         n_pixels = math.prod(config.image_shape)
         # + 1 input for t, so one network serves every noise level.
@@ -218,18 +233,44 @@ class TinyDiffuser(DiffusionModel):
 
         Args:
             images: x_t, shape (B, C, H, W).
-            num_steps: t, shape (B,), ints in {1, ..., T}; the network sees t / T, a number in (0, 1].
+            num_steps: t, shape (B,), ints in {1, ..., T}; the network sees t / T, a number in (0, 1], with
+                T = len(self.noise_schedule).
         Returns:
-            eps_theta(x_t, t), shape (B, C, H, W).
+            eps_theta(x_t, t), shape (B, C, H, W), the dtype of `images`.
         """
         # BEGIN SOLUTION
         channels, height, width = self.image_shape
         pixels = rearrange(images, "b c h w -> b (c h w)")
         # Scaled to (0, 1]: a raw t up to T would dwarf the pixel inputs.
-        t = rearrange(num_steps.to(pixels.dtype) / self.config.max_steps, "b -> b 1")
+        t = rearrange(num_steps.to(pixels.dtype) / len(self.schedule()), "b -> b 1")
         out = self.model(torch.cat([pixels, t], dim=1))
         return rearrange(out, "b (c h w) -> b c h w", c=channels, h=height, w=width)
         # END SOLUTION
+
+
+def diffusion_loss(model: DiffusionModel, x_0: Tensor) -> Tensor:
+    """The loss of one minibatch: lines 2-5 of DDPM Algorithm 1, before the gradient step.
+
+        t ~ Uniform({1, ..., T}), eps ~ N(0, I)                       one t and one eps per image
+        x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps        eq. 4
+        loss = || eps - eps_theta(x_t, t) ||^2                          eq. 14, the "simple" loss
+
+    averaged over every pixel of every image. `train` below calls it on each minibatch, and so does the given loop
+    that trains Part 3's U-Net (`utils.engine.training.fit`): this is the one place the course says what a
+    diffusion model learns.
+
+    Args:
+        model: a DiffusionModel with its noise schedule, on x_0's device.
+        x_0: a minibatch of clean images, shape (B, C, H, W), values in [-1, 1].
+    Returns:
+        The mean squared error, a scalar float tensor that carries gradients to the model's parameters.
+    """
+    # BEGIN SOLUTION
+    # 1. t, eps and x_t for every image of the batch, from the model's own schedule
+    num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
+    # 2. the model predicts the noise, not the image; the loss compares it with the noise that made x_t
+    return F.mse_loss(model(x_t, num_steps), noise)
+    # END SOLUTION
 
 
 def train(
@@ -243,75 +284,44 @@ def train(
 
         repeat
             x_0 ~ q(x_0)                                       a minibatch of training images
-            t ~ Uniform({1, ..., T})                           one t per image
-            eps ~ N(0, I)
-            gradient step on || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2
-        until converged
+            loss = diffusion_loss(model, x_0)                  lines 2-5
+            gradient step on the loss                          Adam, step size config.lr
+        until config.epochs passes over the training set
 
     Args:
-        model: a DiffusionModel; trained in place, moved to the training device.
-        config: epochs, learning rate, batch size, T (`max_steps`), device, logging.
+        model: a DiffusionModel built with its noise schedule; trained in place, moved to the training device.
+        config: epochs, learning rate (`lr`), batch size, device, seed.
         trainset: training images, shape (N, C, H, W), values in [-1, 1].
-        testset: optional held-out images (M, C, H, W); after each epoch their loss ("eval_loss") and a few
-            reconstructions are logged.
-        log: where losses and images go; a new RunLog(config) if None. Pass your own to plot them afterwards.
+        testset: optional held-out images (M, C, H, W); after each epoch call `log_eval(model, testset, log, step,
+            config)`, which logs their loss ("eval_loss") and a few reconstructions.
+        log: where the losses go: call `log.log(step, loss=loss.item())` after every optimizer step, with `step`
+            counting steps from 1. A new RunLog(config) if None; pass your own to plot it afterwards.
     Returns:
-        The trained model, with `model.noise_schedule` set to the NoiseSchedule it was trained with.
+        The trained model.
     """
+    # Given: check the inputs, seed, and put the model (with its schedule) and the data on one device.
     trainset = check_images(trainset, "trainset")
-    if testset is not None:
-        testset = check_images(testset, "testset")
+    testset = check_images(testset, "testset") if testset is not None else None
+    model.schedule()
     own_log = log is None
     log = RunLog(config) if own_log else log
-    # BEGIN SOLUTION
-    # 1. seed, place the model and the data on one device, attach the schedule to the model
     if config.seed is not None:
         torch.manual_seed(config.seed)
-    device = get_device(config.device)
-    model = model.to(device).train()
-    model.noise_schedule = NoiseSchedule(config.max_steps, device)
-    trainset = trainset.to(device)
+    model = model.to(get_device(config.device)).train()
+    trainset = trainset.to(model.noise_schedule.betas.device)
+    # BEGIN SOLUTION
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    # Extras for long runs, off by default (TrainConfig): an average of the weights, and continuing a saved run.
-    ema = EMA(model, config.ema_decay) if config.ema_decay is not None else None
-    first_epoch = resume_training(config.resume_from, model, optimizer, ema, log) if config.resume_from else 0
-
-    step = first_epoch * n_batches(len(trainset), config.batch_size)
-    progress = tqdm(total=config.epochs * n_batches(len(trainset), config.batch_size), initial=step,
-                    disable=not config.progress)
-    for epoch in range(first_epoch, config.epochs):
+    step = 0
+    for _ in range(config.epochs):
         for x_0 in minibatches(trainset, config.batch_size, shuffle=True):
-            # 2. t, eps and x_t for every image of the batch (Algorithm 1, lines 2-4)
-            num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
-            # 3. the model predicts the noise, not the image (eq. 14, the "simple" loss); in bf16 if asked, on CUDA
-            with bf16_autocast(device, config.mixed_precision):
-                loss = F.mse_loss(model(x_t, num_steps), noise)
-            # 4. one gradient step (Algorithm 1, line 5)
+            loss = diffusion_loss(model, x_0)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            if ema is not None:
-                ema.update(model)
             step += 1
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"the loss became {loss_value} at step {step} (epoch {epoch + 1}): training diverged. "
-                    "Try a smaller config.lr, and check that the images are in [-1, 1]."
-                )
-            log.log(step, loss=loss_value)
-            progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}", refresh=False)
-        # 5. after each epoch: loss on held-out images, and what the model makes of a few of them
+            log.log(step, loss=loss.item())  # stops the run with an error if the loss is NaN
         if testset is not None:
-            log.log(step, eval_loss=eval_loss(model, testset, config.batch_size))
-            log_reconstructions(model, testset[: config.n_images_to_log], log, step)
-        if config.checkpoint_path is not None:
-            save_checkpoint(config.checkpoint_path, model, config, optimizer=optimizer, ema=ema, epoch=epoch + 1,
-                            log=log)
-    progress.close()
-    if ema is not None:
-        ema.copy_to(model)  # sample with the averaged weights
+            log_eval(model, testset, log, step, config)
     # END SOLUTION
     if own_log:
         log.finish()
@@ -319,31 +329,19 @@ def train(
 
 
 @torch.no_grad()
-def eval_loss(model: DiffusionModel, images: Tensor, batch_size: int) -> float:
-    """The training loss, without gradients, averaged over `images` (N, C, H, W). Given code, used by `train`."""
-    device = model.noise_schedule.betas.device
-    total = 0.0
-    for x_0 in minibatches(images.to(device), batch_size, shuffle=False):
-        num_steps, noise, x_t = noise_img(x_0, model.noise_schedule)
-        total += F.mse_loss(model(x_t, num_steps), noise, reduction="sum").item()
-    return total / images.numel()
+def log_eval(model: DiffusionModel, testset: Tensor, log: RunLog, step: int, config: TrainConfig) -> None:
+    """Log the loss on held-out images and what the model makes of a few of them. Given code, used by `train`.
 
-
-@torch.no_grad()
-def log_reconstructions(model: DiffusionModel, images: Tensor, log: RunLog, step: int) -> None:
-    """Log originals, their noised versions, and x_0 rebuilt from the model's predicted noise. Given code.
-
-    The images are noised the same way every time (t from T/10 to T/2 across the images, noise from a fixed seed),
-    so that reconstructions logged at different steps of training can be compared.
+    The reconstructions noise the same images the same way every time (the random draws come from a fixed seed,
+    without touching the training's random numbers), so that those logged at different steps can be compared.
     """
-    schedule = model.noise_schedule
-    x_0 = images.to(schedule.betas.device)
-    num_steps = (torch.linspace(0.1, 0.5, len(x_0)) * len(schedule)).round().long().clamp(min=1).to(x_0.device)
-    generator = torch.Generator(device=x_0.device).manual_seed(0)
-    noise = torch.randn(x_0.shape, generator=generator, device=x_0.device, dtype=x_0.dtype)
-    alpha_bar = per_image(schedule.alpha_bar(num_steps), x_0)
-    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
-    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, schedule)
+    device = model.noise_schedule.betas.device
+    log.log(step, eval_loss=mean_loss(model, diffusion_loss, testset, config.batch_size))
+    x_0 = testset[: config.n_images_to_log].to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        num_steps, _, x_t = noise_img(x_0, model.noise_schedule)
+    predicted = reconstruct(x_t, model(x_t, num_steps), num_steps, model.noise_schedule)
     log.log_images(step, original=x_0, noised=x_t, reconstructed=predicted.clamp(-1, 1))
 
 
@@ -360,16 +358,15 @@ def sample(model: DiffusionModel, n_samples: int, return_all_steps: bool = False
     with sigma_t^2 = beta_t (section 3.2). Runs without gradients: T model calls would otherwise keep T graphs.
 
     Args:
-        model: a trained DiffusionModel with `model.noise_schedule` set.
+        model: a trained DiffusionModel; its `noise_schedule` gives T and the tables, and the device to sample on
+            is that of the schedule's tables (`model.noise_schedule.betas.device`).
         n_samples: how many images to generate.
         return_all_steps: also return every intermediate x_t.
     Returns:
         x_0, shape (n_samples, C, H, W); or with return_all_steps, the whole sequence x_T, x_{T-1}, ..., x_0 stacked
         into shape (T + 1, n_samples, C, H, W).
     """
-    schedule = model.noise_schedule
-    if schedule is None:
-        raise ValueError("model.noise_schedule is None: train the model first (train attaches the schedule)")
+    schedule = model.schedule()
     # BEGIN SOLUTION
     device = schedule.betas.device
     x = torch.randn(n_samples, *model.image_shape, device=device)

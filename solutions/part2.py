@@ -20,7 +20,6 @@ The parts, from small to large:
     Unet                             all of it: a DiffusionModel that Part 1's `train` and `sample` accept
 """
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -435,20 +434,21 @@ class Unet(DiffusionModel):
         final_res    ResidualBlock(c, c)
         final_conv   Conv2d(c, C_img, 1)
 
+    Args:
+        config: the sizes (`UnetConfig`); c = config.channels, and so on.
+        noise_schedule: the schedule it denoises for; not needed to run the network, needed to train or sample it.
+
     Levels listed in `attention_levels` have attention in their DownBlock and UpBlock; the mid block always has.
     H and W must be divisible by 2 ** (L - 1).
 
     For (1, 28, 28) images and the defaults: 28x28 (32 ch) -> 14x14 (64 ch) -> 7x7 (128 ch), mid at 7x7, and back.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: int = UnetConfig.channels,
-                 dim_mults: tuple[int, ...] = UnetConfig.dim_mults, groups: int = UnetConfig.groups,
-                 attention_levels: tuple[int, ...] = UnetConfig.attention_levels):
-        super().__init__()
-        self.config = UnetConfig(tuple(image_shape), channels, tuple(dim_mults), groups, tuple(attention_levels))
-        self.image_shape = tuple(image_shape)
-        self.noise_schedule = None
+    def __init__(self, config: UnetConfig, noise_schedule: nn.Module | None = None):
+        super().__init__(config, noise_schedule)
         img_channels, height, width = self.image_shape
+        channels, dim_mults, groups = config.channels, config.dim_mults, config.groups
+        attention_levels = config.attention_levels
         factor = 2 ** (len(dim_mults) - 1)
         if height % factor or width % factor:
             raise ValueError(f"H and W ({height}, {width}) must be divisible by 2 ** (levels - 1) = {factor}")
@@ -479,11 +479,6 @@ class Unet(DiffusionModel):
         self.final_res = ResidualBlock(channels, channels, time_emb_dim, groups)
         self.final_conv = nn.Conv2d(channels, img_channels, kernel_size=1)
         # END SOLUTION
-
-    @classmethod
-    def from_config(cls, config: UnetConfig) -> "Unet":
-        """A Unet with the sizes in `config`."""
-        return cls(**dataclasses.asdict(config))
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
         """Predict the noise in `images`.

@@ -7,9 +7,13 @@ from solutions import part1 as ref
 from utils import get_device
 from utils.engine.data import check_images, minibatches
 from utils.datasets.images import denormalize_img, gradient_images, normalize_img
-from utils.engine.model import TinyDiffuserConfig, TrainConfig
+from utils.engine.configs import TrainConfig
 from utils.engine.run_log import RunLog, WandbNotConfigured
 from utils.engine.tensors import per_image
+
+
+def tiny_model() -> ref.TinyDiffuser:
+    return ref.TinyDiffuser(ref.TinyDiffuserConfig(), ref.NoiseSchedule(ref.linear_schedule(20)))
 
 
 def test_gradients_are_images_in_unit_range_and_normalize_round_trips():
@@ -36,7 +40,7 @@ def test_bad_training_data_gets_a_clear_error(bad, message):
     with pytest.raises((TypeError, ValueError), match=message):
         check_images(bad)
     with pytest.raises((TypeError, ValueError), match=message):
-        ref.train(ref.TinyDiffuser(TinyDiffuserConfig()), TrainConfig(progress=False), bad)
+        ref.train(tiny_model(), TrainConfig(), bad)
 
 
 def test_minibatches_cover_the_set_once():
@@ -46,13 +50,20 @@ def test_minibatches_cover_the_set_once():
     assert sorted(torch.cat(batches).flatten().tolist()) == list(range(10))
 
 
-def test_sample_without_training_says_so():
-    with pytest.raises(ValueError, match="train the model first"):
-        ref.sample(ref.TinyDiffuser(TinyDiffuserConfig()), 2)
+def test_a_model_without_a_schedule_says_how_to_give_it_one():
+    with pytest.raises(ValueError, match=r"build it with one, e.g. TinyDiffuser\(config, NoiseSchedule"):
+        ref.sample(ref.TinyDiffuser(ref.TinyDiffuserConfig()), 2)
+
+
+def test_noise_schedule_takes_betas_and_refuses_anything_else():
+    with pytest.raises(TypeError, match="takes the betas"):
+        ref.NoiseSchedule(10)
+    with pytest.raises(TypeError, match="takes the betas"):
+        ref.NoiseSchedule(torch.ones(2, 3))
 
 
 def test_noise_schedule_rejects_steps_outside_1_to_T():
-    schedule = ref.NoiseSchedule(10)
+    schedule = ref.NoiseSchedule(ref.linear_schedule(10))
     with pytest.raises(IndexError, match="from 1 to T = 10"):
         schedule.alpha_bar(0)
     with pytest.raises(IndexError, match="from 1 to T = 10"):
@@ -87,13 +98,13 @@ def test_online_wandb_without_an_account_fails_at_once_with_instructions(monkeyp
 
 def test_nan_loss_stops_training_with_a_clear_message():
     data = normalize_img(gradient_images(256, (3, 4, 5), seed=0))
-    config = TrainConfig(epochs=1, lr=1e30, batch_size=64, device="cpu", progress=False)
-    with pytest.raises(FloatingPointError, match="training diverged"):
-        ref.train(ref.TinyDiffuser(TinyDiffuserConfig()), config, data)
+    config = TrainConfig(epochs=1, lr=1e30, batch_size=64, device="cpu")
+    with pytest.raises(FloatingPointError, match="at step \\d+: training diverged"):
+        ref.train(tiny_model(), config, data)
 
 
 def test_reference_part1_run_writes_its_figures(tmp_path):
-    from utils.programs.cli import main
+    from ddpm_course.cli import main
 
     assert main(["reference", "part1", "--quick", "--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} >= {"samples.png", "loss.png", "denoising.png"}

@@ -33,6 +33,10 @@ def test_tiny_diffuser(part1):
     grader.check_tiny_diffuser(implementation_of(part1, "TinyDiffuser"))
 
 
+def test_diffusion_loss(part1):
+    grader.check_diffusion_loss(implementation_of(part1, "diffusion_loss"))
+
+
 def test_train(part1):
     grader.check_train(implementation_of(part1, "train"))
 

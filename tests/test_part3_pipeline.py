@@ -8,15 +8,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from solutions.part1 import NoiseSchedule, sample, train
+from solutions.part1 import NoiseSchedule, diffusion_loss, linear_schedule, sample
 from solutions.part2 import Unet, UnetConfig
 from utils import get_device
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint, save_checkpoint
+from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.respacing import RespacedModel, respaced
-from utils.engine.model import TrainConfig
 from utils.engine.run_log import RunLog
-from utils.engine.training import EMA, bf16_autocast
-
+from utils.engine.training import bf16_autocast, fit, weight_average
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,14 +28,25 @@ def one_thread():
 
 
 TINY_UNET = UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(1,))
+CONFIG = TrainConfig(epochs=1, lr=1e-3, batch_size=8, device="cpu")
+QUIET = FitConfig(progress=False)
 
 
-def tiny_config(**changes) -> TrainConfig:
-    return replace(TrainConfig(epochs=1, lr=1e-3, batch_size=8, max_steps=20, device="cpu", progress=False), **changes)
+def tiny_unet(T: int = 20) -> Unet:
+    return Unet(TINY_UNET, NoiseSchedule(linear_schedule(T)))
 
 
 def tiny_images(n: int = 32, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def train_tiny(model=None, images=None, log=None, **changes):
+    """`fit` on tiny data: TrainConfig and FitConfig fields may both be changed by keyword."""
+    train_fields = {k: v for k, v in changes.items() if k in TrainConfig.__dataclass_fields__}
+    fit_fields = {k: v for k, v in changes.items() if k not in train_fields}
+    return fit(model if model is not None else tiny_unet(), diffusion_loss,
+               images if images is not None else tiny_images(), replace(CONFIG, **train_fields),
+               replace(QUIET, **fit_fields), log=log)
 
 
 def outputs(model, seed: int = 0) -> torch.Tensor:
@@ -51,48 +61,37 @@ def outputs(model, seed: int = 0) -> torch.Tensor:
 
 def test_checkpoint_round_trip_keeps_weights_schedule_config_and_history(tmp_path):
     log = RunLog()
-    config = tiny_config(epochs=2)
-    model = train(Unet.from_config(TINY_UNET), config, tiny_images(), log=log)
-    save_checkpoint(tmp_path / "run.pt", model, config, epoch=2, log=log)
+    model = train_tiny(log=log, epochs=2)
+    save_checkpoint(tmp_path / "run.pt", model, replace(CONFIG, epochs=2), epoch=2, log=log)
     loaded = load_checkpoint(tmp_path / "run.pt", "cpu")
     assert type(loaded.model) is Unet and loaded.model.config == TINY_UNET
-    assert loaded.train_config == config and loaded.epoch == 2
+    assert loaded.train_config == replace(CONFIG, epochs=2) and loaded.epoch == 2
     assert loaded.history["loss"] == log.history["loss"]
     assert len(loaded.model.noise_schedule) == 20
-    for name in ("betas", "alphas", "alpha_bars"):
-        assert torch.equal(getattr(loaded.model.noise_schedule, name), getattr(model.noise_schedule, name))
-    assert torch.equal(outputs(loaded.model), outputs(model.eval()))
-    assert not loaded.model.training
+    torch.testing.assert_close(loaded.model.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars)
+    torch.testing.assert_close(outputs(loaded.model), outputs(model))
 
 
 def test_half_precision_checkpoint_keeps_the_schedule_exact(tmp_path):
-    model = train(Unet.from_config(TINY_UNET), tiny_config(max_steps=1000), tiny_images())
-    save_checkpoint(tmp_path / "full.pt", model)
+    model = train_tiny(model=tiny_unet(1000))
     save_checkpoint(tmp_path / "half.pt", model, half=True)
-    assert (tmp_path / "half.pt").stat().st_size < 0.75 * (tmp_path / "full.pt").stat().st_size
-    assert read_checkpoint(tmp_path / "half.pt")["weights"]["init_conv.weight"].dtype == torch.float16
-    loaded = load_checkpoint(tmp_path / "half.pt", "cpu")
-    # alpha_bar_T ~ 4e-5 would lose digits in float16: the schedule is stored in float32 apart from the weights
-    assert torch.equal(loaded.model.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars)
-    assert next(loaded.model.parameters()).dtype == torch.float32
-    torch.testing.assert_close(outputs(loaded.model), outputs(model.eval()), atol=2e-2, rtol=2e-2)
+    loaded = load_checkpoint(tmp_path / "half.pt", "cpu").model
+    assert loaded.noise_schedule.alpha_bars.dtype == torch.float32
+    torch.testing.assert_close(loaded.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars)
+    torch.testing.assert_close(outputs(loaded), outputs(model), atol=1e-2, rtol=1e-2)
 
 
 def test_loading_tells_what_is_wrong(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
-    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="only a trained model"):
-        save_checkpoint(tmp_path / "untrained.pt", Unet.from_config(TINY_UNET))
-    model = train(Unet.from_config(TINY_UNET), tiny_config(), tiny_images())
+    with pytest.raises(ValueError, match="no noise schedule"):
+        save_checkpoint(tmp_path / "untrained.pt", Unet(TINY_UNET))
+    model = train_tiny()
     save_checkpoint(tmp_path / "run.pt", model)
 
     class WiderUnet(Unet):
-        @classmethod
-        def from_config(cls, config):
-            return Unet.from_config(replace(config, channels=16))
+        def __init__(self, config, noise_schedule=None):
+            super().__init__(replace(config, channels=16), noise_schedule)
 
     with pytest.raises(RuntimeError, match="does not fit this model"):
         load_checkpoint(tmp_path / "run.pt", "cpu", model_class=WiderUnet)
@@ -107,43 +106,49 @@ def test_a_checkpoint_cannot_make_loading_import_other_modules():
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):
-    path = tmp_path / "run.pt"
+    path = str(tmp_path / "run.pt")
     images = tiny_images(32)  # 4 batches of 8 per epoch
     log = RunLog()
-    train(Unet.from_config(TINY_UNET), tiny_config(epochs=1, checkpoint_path=str(path), ema_decay=0.9), images, log=log)
+    train_tiny(images=images, log=log, epochs=1, checkpoint_path=path, ema_decay=0.9, log_every=3)
     first = read_checkpoint(path)
-    assert first["epoch"] == 1 and first["optimizer"] is not None and first["ema"]["n_updates"] == 4
+    assert first["epoch"] == 1 and first["step"] == 4 and first["optimizer"] is not None
+    assert first["ema"]["n_averaged"] == 4
 
     resumed_log = RunLog()
-    config = tiny_config(epochs=3, checkpoint_path=str(path), resume_from=str(path), ema_decay=0.9)
-    train(Unet.from_config(TINY_UNET), config, images, log=resumed_log)
+    train_tiny(images=images, log=resumed_log, epochs=3, checkpoint_path=path, resume_from=path, ema_decay=0.9)
     state = read_checkpoint(path)
-    assert state["epoch"] == 3
-    assert state["ema"]["n_updates"] == 12
+    assert state["epoch"] == 3 and state["step"] == 12
+    assert state["ema"]["n_averaged"] == 12
     assert all(s["step"] == 12 for s in state["optimizer"]["state"].values())  # Adam continued, not restarted
     steps = [step for step, _ in resumed_log.history["loss"]]
     assert steps == list(range(1, 13))  # the first epoch's losses came back from the checkpoint
     assert resumed_log.history["loss"][:4] == log.history["loss"]
 
 
+def test_a_time_budget_stops_training_and_leaves_a_checkpoint_to_resume(tmp_path):
+    path = str(tmp_path / "budget.pt")
+    log = RunLog()
+    train_tiny(images=tiny_images(64), log=log, epochs=1000, minutes=0.0, checkpoint_path=path)
+    state = read_checkpoint(path)
+    assert state["step"] == 1 and state["epoch"] == 1 and len(log.history["loss"]) == 1  # stopped after one step
+    train_tiny(images=tiny_images(64), epochs=2, resume_from=path, checkpoint_path=path)
+    assert read_checkpoint(path)["step"] == 1 + 8
+
+
 def test_resuming_refuses_what_cannot_continue(tmp_path):
-    model = train(Unet.from_config(TINY_UNET), tiny_config(checkpoint_path=str(tmp_path / "run.pt")), tiny_images())
-    with pytest.raises(ValueError, match=r"T = 20 noise steps.*max_steps=20"):
-        train(Unet.from_config(TINY_UNET), tiny_config(epochs=2, max_steps=50, resume_from=str(tmp_path / "run.pt")),
-              tiny_images())
+    model = train_tiny(checkpoint_path=str(tmp_path / "run.pt"))
+    with pytest.raises(ValueError, match=r"another noise schedule \(T = 20.*build the model with the saved schedule"):
+        train_tiny(model=tiny_unet(50), epochs=2, resume_from=str(tmp_path / "run.pt"))
     save_checkpoint(tmp_path / "sampling_only.pt", model)
     with pytest.raises(ValueError, match="no optimizer state"):
-        train(Unet.from_config(TINY_UNET), tiny_config(epochs=2, resume_from=str(tmp_path / "sampling_only.pt")),
-              tiny_images())
+        train_tiny(epochs=2, resume_from=str(tmp_path / "sampling_only.pt"))
 
 
 def test_export_for_sampling_bakes_in_the_average_and_drops_the_optimizer(tmp_path):
-    config = tiny_config(epochs=2, checkpoint_path=str(tmp_path / "run.pt"), ema_decay=0.5)
-    model = train(Unet.from_config(TINY_UNET), config, tiny_images())  # returns the averaged weights
+    model = train_tiny(epochs=2, checkpoint_path=str(tmp_path / "run.pt"), ema_decay=0.5)  # the averaged weights
     export_for_sampling(tmp_path / "run.pt", tmp_path / "small.pt")
     state = read_checkpoint(tmp_path / "small.pt")
     assert state["optimizer"] is None and state["ema"] is None
-    assert state["train_config"]["ema_decay"] == 0.5 and state["train_config"]["checkpoint_path"] is None
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run.pt").stat().st_size / 2
     torch.testing.assert_close(outputs(load_checkpoint(tmp_path / "small.pt", "cpu").model), outputs(model.eval()),
                                atol=2e-2, rtol=2e-2)
@@ -152,8 +157,8 @@ def test_export_for_sampling_bakes_in_the_average_and_drops_the_optimizer(tmp_pa
 def test_nan_loss_stops_unet_training_with_a_clear_message():
     images = tiny_images()
     images[3] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"loss became nan at step 1 \(epoch 1\).*in \[-1, 1\]"):
-        train(Unet.from_config(TINY_UNET), tiny_config(batch_size=32), images)
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step 1: training diverged.*in \[-1, 1\]"):
+        train_tiny(images=images, batch_size=32)
 
 
 def test_shipped_checkpoint_samples():
@@ -173,18 +178,23 @@ def test_shipped_checkpoint_samples():
 # Training extras, respacing and the device
 
 
-def test_ema_averages_with_a_warm_up_and_copies_back():
+def test_weight_average_is_an_ema_that_fit_copies_back():
     model = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(model.weight)
-    ema = EMA(model, decay=0.99)
+    ema = weight_average(model, decay=0.9)
     with torch.no_grad():
         model.weight.fill_(1.0)
-    ema.update(model)  # first update: decay min(0.99, 2/11)
-    assert ema.shadow["weight"].item() == pytest.approx(1 - 2 / 11)
-    ema.copy_to(model)
-    assert model.weight.item() == pytest.approx(1 - 2 / 11)
+    ema.update_parameters(model)  # the first update takes the weights as they are
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    ema.update_parameters(model)
+    assert ema.module.weight.item() == pytest.approx(0.9 * 1.0 + 0.1 * 2.0)
     with pytest.raises(ValueError, match="decay"):
-        EMA(model, decay=1.0)
+        weight_average(model, decay=1.0)
+    # fit returns the averaged weights: with decay 0.5 they differ from the last step's
+    raw = train_tiny(epochs=2)
+    averaged = train_tiny(epochs=2, ema_decay=0.5)
+    assert not torch.allclose(outputs(raw), outputs(averaged))
 
 
 def test_mixed_precision_is_a_no_op_off_cuda():
@@ -192,18 +202,17 @@ def test_mixed_precision_is_a_no_op_off_cuda():
     assert isinstance(bf16_autocast(torch.device("mps"), True), nullcontext)
     assert isinstance(bf16_autocast(torch.device("cuda"), False), nullcontext)
     # a CPU run with the CUDA recipe's flags trains as usual
-    train(Unet.from_config(TINY_UNET), tiny_config(mixed_precision=True, ema_decay=0.999), tiny_images(16))
+    train_tiny(images=tiny_images(16), mixed_precision=True, ema_decay=0.999)
 
 
 def test_respacing_keeps_alpha_bar_on_the_chosen_steps():
-    model = Unet.from_config(TINY_UNET)
-    model.noise_schedule = NoiseSchedule(1000)
+    model = tiny_unet(1000)
     same = RespacedModel(model, 1000)
     torch.testing.assert_close(same.noise_schedule.betas, model.noise_schedule.betas, atol=1e-6, rtol=1e-4)
     short = RespacedModel(model, 10)
     assert short.taus[0] == 1 and short.taus[-1] == 1000 and len(short.noise_schedule) == 10
+    assert type(short.noise_schedule) is NoiseSchedule
     torch.testing.assert_close(short.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars[short.taus - 1])
-    torch.testing.assert_close(torch.cumprod(short.noise_schedule.alphas, 0), short.noise_schedule.alpha_bars)
     assert respaced(model, None) is model and respaced(model, 1000) is model
     assert sample(short, 2).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="1..T = 1000"):
@@ -221,9 +230,9 @@ def test_device_selection_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert get_device() == torch.device("cuda")
     assert get_device("cpu") == torch.device("cpu")
-    cuda, cpu = default_run(torch.device("cuda")), default_run(torch.device("cpu"))
-    assert cuda.train.mixed_precision and cuda.train.ema_decay and cuda.unet == {} and cuda.sampling_steps is None
-    assert not cpu.train.mixed_precision and cpu.sampling_steps < 1000 and cpu.train.device == "cpu"
+    cuda, cpu = default_run(torch.device("cuda"), UnetConfig), default_run(torch.device("cpu"), UnetConfig)
+    assert cuda.fit.mixed_precision and cuda.fit.ema_decay and cuda.unet == UnetConfig() and cuda.sampling_steps is None
+    assert not cpu.fit.mixed_precision and cpu.sampling_steps < 1000 and cpu.train.device == "cpu"
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Each mistake is the reference with one thing changed, named after what a student would get wrong.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -137,18 +138,17 @@ def q_eq4_seeded(x, num_steps, betas):
 
 
 class NoiseScheduleLoops(nn.Module):
-    """Correct: tables filled by a Python loop, lookups through a helper; device passed as keyword."""
+    """Correct: tables filled by a Python loop, lookups through a helper."""
 
-    def __init__(self, max_steps, device=None):
+    def __init__(self, betas):
         super().__init__()
-        betas = ref.linear_schedule(max_steps)
         alpha_bars, running = [], 1.0
         for beta in betas.tolist():
             running *= 1 - beta
             alpha_bars.append(running)
-        self.register_buffer("betas", betas.to(device=device))
-        self.register_buffer("alphas", (1 - betas).to(device=device))
-        self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=torch.float32, device=device))
+        self.register_buffer("betas", betas.clone())
+        self.register_buffer("alphas", 1 - betas)
+        self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=betas.dtype, device=betas.device))
 
     def _lookup(self, table, t):
         return table[torch.as_tensor(t, device=table.device) - 1]
@@ -166,11 +166,20 @@ class NoiseScheduleLoops(nn.Module):
         return len(self.betas)
 
 
-class NoiseSchedulePlainAttributes(ref.NoiseSchedule):
-    def __init__(self, max_steps, device=None):
+class NoiseScheduleLogSpace(ref.NoiseSchedule):
+    """Correct: alpha_bar through a sum of logs, with setattr on registered buffers."""
+
+    def __init__(self, betas):
         nn.Module.__init__(self)
-        self.max_steps = max_steps
-        self.betas = ref.linear_schedule(max_steps).to(device)
+        self.register_buffer("betas", betas)
+        self.register_buffer("alphas", 1.0 - betas)
+        self.register_buffer("alpha_bars", torch.exp(torch.cumsum(torch.log1p(-betas), 0)))
+
+
+class NoiseSchedulePlainAttributes(ref.NoiseSchedule):
+    def __init__(self, betas):
+        nn.Module.__init__(self)
+        self.betas = betas
         self.alphas = 1 - self.betas
         self.alpha_bars = torch.cumprod(self.alphas, 0)
 
@@ -178,8 +187,8 @@ class NoiseSchedulePlainAttributes(ref.NoiseSchedule):
 class NoiseScheduleShifted(ref.NoiseSchedule):
     """alpha_bars[0] = 1, i.e. alpha_bar_0 where alpha_bar_1 belongs."""
 
-    def __init__(self, max_steps, device=None):
-        super().__init__(max_steps, device)
+    def __init__(self, betas):
+        super().__init__(betas)
         self.alpha_bars = torch.cat([torch.ones(1, device=self.alphas.device), torch.cumprod(self.alphas, 0)[:-1]])
 
 
@@ -197,19 +206,36 @@ class NoiseScheduleIndexT(ref.NoiseSchedule):
 
 
 class NoiseScheduleCumsum(ref.NoiseSchedule):
-    def __init__(self, max_steps, device=None):
-        super().__init__(max_steps, device)
+    def __init__(self, betas):
+        super().__init__(betas)
         self.alpha_bars = torch.cumsum(self.alphas, 0)
 
 
-class NoiseScheduleIgnoresDevice(ref.NoiseSchedule):
-    def __init__(self, max_steps, device=None):
-        super().__init__(max_steps, None)
+class NoiseScheduleOnCpu(ref.NoiseSchedule):
+    """Tables rebuilt on the CPU whatever the betas' device."""
+
+    def __init__(self, betas):
+        super().__init__(betas.new_empty(betas.shape, device="cpu").copy_(betas) if betas.device.type != "meta"
+                         else torch.linspace(1e-4, 0.02, len(betas)))
+
+
+class NoiseScheduleIgnoresBetas(ref.NoiseSchedule):
+    """Builds the linear schedule of len(betas) steps whatever the betas."""
+
+    def __init__(self, betas):
+        super().__init__(ref.linear_schedule(len(betas)).to(betas.device))
+
+
+class NoiseScheduleFloat32Always(ref.NoiseSchedule):
+    """Tables always float32, whatever the betas' dtype."""
+
+    def __init__(self, betas):
+        super().__init__(betas.float())
 
 
 class NoiseScheduleReversed(ref.NoiseSchedule):
-    def __init__(self, max_steps, device=None):
-        super().__init__(max_steps, device)
+    def __init__(self, betas):
+        super().__init__(betas)
         self.betas = self.betas.flip(0)
         self.alphas = 1 - self.betas
         self.alpha_bars = torch.cumprod(self.alphas, 0)
@@ -309,19 +335,20 @@ def reconstruct_plus(noisy_img, noise, num_steps, noise_schedule):
 class TinyDiffuserOwnNames(ref.DiffusionModel):
     """Correct: separate named layers, view/cat instead of einops."""
 
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        self.image_shape = config.image_shape
-        self.noise_schedule = None
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
         n = math.prod(config.image_shape)
         self.hidden = nn.Linear(n + 1, config.hidden_size)
         self.out = nn.Linear(config.hidden_size, n)
 
     def forward(self, images, num_steps):
-        t = (num_steps.float() / self.config.max_steps).unsqueeze(1)
+        t = (num_steps.float() / len(self.noise_schedule)).unsqueeze(1)
         h = F.relu(self.hidden(torch.cat([images.flatten(1), t], dim=1)))
         return self.out(h).view(images.shape)
+
+
+def _t(model, num_steps):
+    return num_steps[:, None].float() / len(model.noise_schedule)
 
 
 class TinyDiffuserRawT(ref.TinyDiffuser):
@@ -331,13 +358,34 @@ class TinyDiffuserRawT(ref.TinyDiffuser):
 
 class TinyDiffuserTFirst(ref.TinyDiffuser):
     def forward(self, images, num_steps):
-        t = num_steps[:, None].float() / self.config.max_steps
-        return self.model(torch.cat([t, images.flatten(1)], 1)).view(images.shape)
+        return self.model(torch.cat([_t(self, num_steps), images.flatten(1)], 1)).view(images.shape)
+
+
+class TinyDiffuserFixedT(ref.TinyDiffuser):
+    """Scales t by the default T = 100 of an earlier version, not by its schedule's length."""
+
+    def forward(self, images, num_steps):
+        return self.model(torch.cat([images.flatten(1), num_steps[:, None].float() / 100], 1)).view(images.shape)
+
+
+class TinyDiffuserFloat64(ref.TinyDiffuser):
+    """Returns float64: t built as a float64 tensor and the network run in float64."""
+
+    def forward(self, images, num_steps):
+        x = torch.cat([images.flatten(1).double(), num_steps[:, None].double() / len(self.noise_schedule)], 1)
+        return self.model.double()(x).view(images.shape)
+
+
+class TinyDiffuserDefaultSizes(ref.TinyDiffuser):
+    """Ignores config.hidden_size: builds its hidden layer with the default width."""
+
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(dataclasses.replace(config, hidden_size=ref.TinyDiffuserConfig().hidden_size), noise_schedule)
 
 
 class TinyDiffuserNoT(ref.TinyDiffuser):
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
         n = math.prod(config.image_shape)
         self.model = nn.Sequential(nn.Linear(n, config.hidden_size), nn.ReLU(), nn.Linear(config.hidden_size, n))
 
@@ -347,52 +395,97 @@ class TinyDiffuserNoT(ref.TinyDiffuser):
 
 class TinyDiffuserNoReLU(ref.TinyDiffuser):
     def forward(self, images, num_steps):
-        t = num_steps[:, None].float() / self.config.max_steps
-        x = torch.cat([images.flatten(1), t], 1)
+        x = torch.cat([images.flatten(1), _t(self, num_steps)], 1)
         return self.model[2](self.model[0](x)).view(images.shape)
 
 
 class TinyDiffuserNotADiffusionModel(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, noise_schedule=None):
         super().__init__()
-        self.inner = ref.TinyDiffuser(config)
+        self.inner = ref.TinyDiffuser(config, noise_schedule)
 
     def forward(self, images, num_steps):
         return self.inner(images, num_steps)
+
+
+# ------------------------------------------------------------------------------------------------------ diffusion_loss
+
+
+def diffusion_loss_by_hand(model, x_0):
+    """Correct: t, eps and x_t written out with torch.normal, the squared error averaged by hand."""
+    schedule = model.noise_schedule
+    t = torch.multinomial(torch.ones(len(schedule)), len(x_0), replacement=True) + 1
+    eps = torch.normal(0.0, 1.0, size=x_0.shape)
+    alpha_bar = schedule.alpha_bars[t - 1].view(-1, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
+    return ((model(x_t, t) - eps) ** 2).sum() / eps.numel()
+
+
+def diffusion_loss_einsum(model, x_0):
+    """Correct: the reference's noise_img, the mean through einsum."""
+    t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
+    diff = model(x_t, t) - eps
+    return torch.einsum("bchw,bchw->", diff, diff) / diff.numel()
+
+
+def _loss_with(change: str):
+    def diffusion_loss(model, x_0):
+        schedule = ref.NoiseSchedule(ref.linear_schedule(len(model.noise_schedule))) if change == "new schedule" \
+            else model.noise_schedule
+        t, eps, x_t = ref.noise_img(x_0, schedule)
+        prediction = model(x_0 if change == "clean input" else x_t, t)
+        target = {"image": x_0, "noised": x_t}.get(change, eps)
+        if change == "sum":
+            return ((prediction - target) ** 2).sum()
+        if change == "item":
+            return F.mse_loss(prediction, target).item()
+        if change == "detached":
+            return F.mse_loss(prediction.detach(), target)
+        if change == "abs":
+            return (prediction - target).abs().mean()
+        return F.mse_loss(prediction, target)
+
+    diffusion_loss.__name__ = f"diffusion_loss_{change.replace(' ', '_')}"
+    return diffusion_loss
+
+
+diffusion_loss_against_image = _loss_with("image")
+diffusion_loss_against_noised = _loss_with("noised")
+diffusion_loss_sum = _loss_with("sum")
+diffusion_loss_item = _loss_with("item")
+diffusion_loss_detached = _loss_with("detached")
+diffusion_loss_abs = _loss_with("abs")
+diffusion_loss_new_schedule = _loss_with("new schedule")
+diffusion_loss_clean_input = _loss_with("clean input")
 
 
 # --------------------------------------------------------------------------------------------------------------- train
 
 
 def train_plain(model, config, trainset, testset=None, log=None):
-    """Correct: a DataLoader, SGD-style loop written differently, log created by hand."""
-    from torch.utils.engine.data import DataLoader
+    """Correct: a DataLoader over a TensorDataset, the loss inline, the log made by hand; no device handling."""
+    from torch.utils.data import DataLoader, TensorDataset
 
     from utils.engine.run_log import RunLog
 
     log = log if log is not None else RunLog()
-    torch.manual_seed(1)
-    model.noise_schedule = ref.NoiseSchedule(config.max_steps, "cpu")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step = 0
     for _ in range(config.epochs):
-        for (x_0,) in DataLoader(torch.utils.engine.data.TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
+        for (x_0,) in DataLoader(TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
             t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
             loss = ((model(x_t, t) - eps) ** 2).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss {loss.item()} at step {step}")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
             log.log(step, loss=loss.item())
         if testset is not None:
-            log.log(step, eval_loss=ref.eval_loss(model, testset, config.batch_size))
-            ref.log_reconstructions(model, testset[:4], log, step)
+            ref.log_eval(model, testset, log, step, config)
     return model
 
 
-def _train_with(loss_target: str = "noise", nan_check: bool = True, step: bool = True, log_eval: bool = True):
+def _train_with(change: str = ""):
     """The reference loop with one thing changed."""
 
     def train(model, config, trainset, testset=None, log=None):
@@ -400,44 +493,36 @@ def _train_with(loss_target: str = "noise", nan_check: bool = True, step: bool =
 
         log = log if log is not None else RunLog()
         torch.manual_seed(config.seed or 0)
-        model.noise_schedule = ref.NoiseSchedule(config.max_steps, "cpu")
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        lr = 1e-3 if change == "default lr" else config.lr
+        optimizer = (torch.optim.SGD if change == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
+        batch_size = 128 if change == "default batch size" else config.batch_size
+        epochs = 10 if change == "default epochs" else config.epochs
         n = 0
-        for _ in range(config.epochs):
-            for x_0 in trainset[torch.randperm(len(trainset))].split(config.batch_size):
-                t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
-                target = {"noise": eps, "image": x_0, "noised": x_t}[loss_target]
-                loss = F.mse_loss(model(x_t, t), target)
-                if nan_check and not math.isfinite(loss.item()):
-                    raise FloatingPointError("diverged")
-                optimizer.zero_grad()
+        for _ in range(epochs):
+            for x_0 in trainset[torch.randperm(len(trainset))].split(batch_size):
+                loss = ref.diffusion_loss(model, x_0)
+                if change != "no zero_grad":
+                    optimizer.zero_grad()
                 loss.backward()
-                if step:
+                if change != "no step":
                     optimizer.step()
                 n += 1
-                log.log(n, loss=loss.item())
-            if testset is not None and log_eval:
-                log.log(n, eval_loss=ref.eval_loss(model, testset, config.batch_size))
-                ref.log_reconstructions(model, testset[:4], log, n)
+                if change != "no loss log":
+                    log.log(n, loss=loss.item())
+            if testset is not None and change != "no eval log":
+                ref.log_eval(model, testset, log, n, config)
         return model
 
-    train.__name__ = f"train_{loss_target}_{nan_check}_{step}_{log_eval}"
+    train.__name__ = f"train_{change.replace(' ', '_')}"
     return train
 
 
-train_against_image = _train_with(loss_target="image")
-train_against_noised = _train_with(loss_target="noised")
-train_no_nan_check = _train_with(nan_check=False)
-train_no_step = _train_with(step=False)
-train_no_eval_log = _train_with(log_eval=False)
-
-
-def train_no_schedule(model, config, trainset, testset=None, log=None):
-    schedule = ref.NoiseSchedule(config.max_steps)
-    model = _train_with()(model, config, trainset, testset, log)
-    model.noise_schedule = None
-    del schedule
-    return model
+train_no_step = _train_with("no step")
+train_no_eval_log = _train_with("no eval log")
+train_no_loss_log = _train_with("no loss log")
+train_default_lr = _train_with("default lr")
+train_default_batch_size = _train_with("default batch size")
+train_default_epochs = _train_with("default epochs")
 
 
 # -------------------------------------------------------------------------------------------------------------- sample
@@ -464,7 +549,7 @@ def _sample_with(change: str):
     def sample(model, n_samples, return_all_steps=False):
         s = model.noise_schedule
         if change == "new schedule":
-            s = ref.NoiseSchedule(len(s))
+            s = ref.NoiseSchedule(ref.linear_schedule(len(s)))
         T = len(s)
         x = torch.randn(n_samples, *model.image_shape)
         steps = [x]
@@ -519,6 +604,9 @@ def sample_one_t(model, n_samples, return_all_steps=False):
         def __init__(self):
             super().__init__()
             self.image_shape, self.noise_schedule = model.image_shape, model.noise_schedule
+
+        def schedule(self):
+            return self.noise_schedule
 
         def __call__(self, x, t):
             return model(x, t[0])

@@ -3,6 +3,7 @@
 Each mistake is the reference with one thing changed, named after what a student would get wrong.
 """
 
+import dataclasses
 import math
 
 import torch
@@ -592,8 +593,8 @@ class UnetZeroBasedT(ref.Unet):
 
 class UnetNoFinalRes(ref.Unet):
     # no final residual block
-    def __init__(self, image_shape, channels=28, dim_mults=(1, 2, 4), groups=4, attention_levels=(1, 2)):
-        super().__init__(image_shape, channels, dim_mults, groups, attention_levels)
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
         del self.final_res
 
     def forward(self, images, num_steps):
@@ -626,23 +627,98 @@ class UnetDetachedTime(ref.Unet):
 
 class UnetAttentionEverywhere(ref.Unet):
     # ignores attention_levels
-    def __init__(self, image_shape, channels=28, dim_mults=(1, 2, 4), groups=4, attention_levels=(1, 2)):
-        super().__init__(image_shape, channels, dim_mults, groups, tuple(range(len(dim_mults))))
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(dataclasses.replace(config, attention_levels=tuple(range(len(config.dim_mults)))),
+                         noise_schedule)
 
 
-class UnetNoScheduleAttribute(ref.Unet):
-    # forgets self.noise_schedule = None
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        del self.noise_schedule
+class UnetDropsSchedule(ref.Unet):
+    # never passes the schedule on
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config)
 
 
 class UnetNotADiffusionModel(nn.Module):
     # a plain nn.Module wrapping the reference
-    def __init__(self, image_shape, channels=28, dim_mults=(1, 2, 4), groups=4, attention_levels=(1, 2)):
+    def __init__(self, config, noise_schedule=None):
         super().__init__()
-        self.unet = ref.Unet(image_shape, channels, dim_mults, groups, attention_levels)
+        self.unet = ref.Unet(config, noise_schedule)
         self.image_shape = self.unet.image_shape
 
     def forward(self, images, num_steps):
         return self.unet(images, num_steps)
+
+
+# ------------------------------------------------------------------------------------ arguments and dtypes (issue 11)
+
+
+class AttentionBlockDefaultHeads(ref.AttentionBlock):
+    # never passes num_heads on: its attention always has the default 4 heads
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels)
+
+
+class GroupNormFloat64(ref.GroupNorm):
+    # computes in float64 and returns it: right values, wrong dtype
+    def forward(self, x):
+        return super().forward(x.double())
+
+
+def swish_float64(x):
+    # computed in float64 "for accuracy", and returned that way
+    x = x.double()
+    return x * torch.sigmoid(x)
+
+
+# ------------------------------------------------------------------- more correct ways to assemble the blocks and Unet
+
+
+class MidBlockModuleList(nn.Module):
+    """Correct: the three stages in a ModuleList, applied in a loop that knows which take t_emb."""
+
+    def __init__(self, mid_channels, time_emb_dim, groups):
+        super().__init__()
+        self.stages = nn.ModuleList([
+            ref.ResidualBlock(mid_channels, mid_channels, time_emb_dim, groups),
+            ref.AttentionBlock(mid_channels),
+            ref.ResidualBlock(mid_channels, mid_channels, time_emb_dim, groups),
+        ])
+
+    def forward(self, x, t_emb):
+        for stage in self.stages:
+            x = stage(x, t_emb) if isinstance(stage, ref.ResidualBlock) else stage(x)
+        return x
+
+
+class UpBlockOptionalLayers(nn.Module):
+    """Correct: no Identity placeholders; attention and upsampling are None when switched off, and the skip is
+    concatenated with einops-free torch.concat."""
+
+    def __init__(self, in_channels, out_channels, time_emb_dim, groups, upsample=True, attention=True):
+        super().__init__()
+        self.first = ref.ResidualBlock(2 * in_channels, out_channels, time_emb_dim, groups)
+        self.second = ref.ResidualBlock(out_channels, out_channels, time_emb_dim, groups)
+        self.attend = ref.AttentionBlock(out_channels) if attention else None
+        self.grow = nn.ConvTranspose2d(out_channels, out_channels, 4, stride=2, padding=1) if upsample else None
+
+    def forward(self, x, skip, t_emb):
+        h = self.second(self.first(torch.concat((x, skip), dim=1), t_emb), t_emb)
+        if self.attend is not None:
+            h = self.attend(h)
+        return self.grow(h) if self.grow is not None else h
+
+
+class UnetSkipsByIndex(ref.Unet):
+    """Correct: the decoder indexes the skips from the end instead of popping them."""
+
+    def forward(self, images, num_steps):
+        t_emb = self.time_mlp(num_steps)
+        x = self.init_conv(images)
+        skips = []
+        for down in self.downs:
+            x, skip = down(x, t_emb)
+            skips.append(skip)
+        x = self.mid(x, t_emb)
+        for j, up in enumerate(self.ups):
+            x = up(x, skips[len(skips) - 1 - j], t_emb)
+        return self.final_conv(self.final_res(x, t_emb))

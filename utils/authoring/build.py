@@ -9,6 +9,8 @@ Sources:
     notebook_src/partN_*.md     the notebook's prose and code. A ```python fence is a code cell, a line `+++` splits
                                 markdown cells, and a fence ```exercise NAME becomes the exercise NAME taken from
                                 solutions/partN.py: its stub (or its solution), a check cell, and a collapsed solution.
+                                A fence ```given NAME copies the given (not graded) function or class NAME from
+                                solutions/partN.py, so that the notebook runs it on the student's own functions.
 Targets:
     exercises/partN.py          the stubs, for students
     partN_*.ipynb               the students' notebook, with stubs
@@ -111,7 +113,7 @@ class Cell:
 
 
 def parse_notebook_source(text: str) -> list[tuple[str, str]]:
-    """Split a notebook source into ("markdown", text), ("python", code) and ("exercise", name) items."""
+    """Split a notebook source into ("markdown", text), ("python", code), ("exercise", name) and ("given", names)."""
     items: list[tuple[str, str]] = []
     markdown: list[str] = []
 
@@ -125,7 +127,7 @@ def parse_notebook_source(text: str) -> list[tuple[str, str]]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        fence = re.fullmatch(r"```(python|exercise)\s*(.*)", line.rstrip())
+        fence = re.fullmatch(r"```(python|exercise|given)\s*(.*)", line.rstrip())
         if line.rstrip() == "+++":
             flush()
         elif fence:
@@ -140,7 +142,7 @@ def parse_notebook_source(text: str) -> list[tuple[str, str]]:
             if fence.group(1) == "python":
                 items.append(("python", "\n".join(body)))
             else:
-                items.append(("exercise", fence.group(2).strip()))
+                items.append((fence.group(1), fence.group(2).strip()))
         else:
             markdown.append(line)
         i += 1
@@ -157,6 +159,9 @@ def notebook_cells(items: list[tuple[str, str]], part: int, solution_source: str
             cells.append(Cell("markdown", content))
         elif kind == "python":
             cells.append(Cell("code", content))
+        elif kind == "given":
+            blocks = [top_level_block(solution_source, name) for name in content.split()]
+            cells.append(Cell("code", "\n\n\n".join(blocks), ("given",)))
         else:
             name = content
             solution = top_level_block(solution_source, name)

@@ -5,10 +5,13 @@ without running any pickled code):
 
     model_class, model_config   "module:Class" names and the config's fields: enough to build the same network again
     weights                     the model's state_dict without the schedule, optionally stored in float16
-    schedule                    the NoiseSchedule's class, T and its float32 tables: the betas its predictions assume
+    schedule                    the NoiseSchedule's class and its float32 tables: the betas its predictions assume
     train_config                the TrainConfig's fields, so a resumed run and a reader know how it was trained
-    epoch, history              epochs completed and the logged losses (for the loss curve of a loaded model)
-    optimizer, ema              Adam's moments and the weight average, only in checkpoints written to resume from
+    epoch, step, history        epochs and optimizer steps completed, and the logged losses (for the loss curve)
+    optimizer, ema              Adam's moments and the weight average (its parameters and count), only in
+                                checkpoints written to resume from
+
+Every model is rebuilt the same way, `model_class(config, schedule)`, and every schedule as `schedule_class(betas)`.
 
 The noise schedule is stored apart from the weights on purpose: weights may be halved to float16 to keep a shipped
 file small, while alpha_bar_T ~ 4e-5 would not survive float16's precision.
@@ -17,15 +20,18 @@ file small, while alpha_bar_T ~ 4e-5 would not survive float16's precision.
 import dataclasses
 import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from torch.optim.swa_utils import AveragedModel
+
 from utils import get_device
-from utils.engine.model import DiffusionModel, TrainConfig
-from utils.engine.training import EMA
+from utils.engine.configs import TrainConfig
+from utils.engine.model import DiffusionModel
 
 FORMAT_VERSION = 1
 SCHEDULE_PREFIX = "noise_schedule."
@@ -74,8 +80,9 @@ def save_checkpoint(
     train_config: TrainConfig | None = None,
     *,
     optimizer: torch.optim.Optimizer | None = None,
-    ema: EMA | None = None,
+    ema: AveragedModel | None = None,
     epoch: int = 0,
+    step: int = 0,
     log=None,
     half: bool = False,
 ) -> Path:
@@ -87,22 +94,15 @@ def save_checkpoint(
         model: the DiffusionModel; if it has a dataclass `config`, its fields are saved to rebuild it.
         train_config: the TrainConfig it was trained with.
         optimizer, ema: include them to resume training later (they double or triple the file's size).
-        epoch: how many epochs of training the weights have seen.
+        epoch, step: how many epochs and optimizer steps of training the weights have seen.
         log: a RunLog whose scalar history (the loss curve) is saved along.
         half: store floating-point weights in float16, halving the file (the schedule stays float32).
     Returns:
         The path written.
     """
-    schedule = model.noise_schedule
-    if schedule is None:
-        raise ValueError("model.noise_schedule is None: only a trained model (train attaches its schedule) can be "
-                         "saved")
+    schedule = model.schedule()
     config = getattr(model, "config", None)
-    weights = {
-        name: (value.half() if half and value.is_floating_point() else value).detach().cpu()
-        for name, value in model.state_dict().items()
-        if not name.startswith(SCHEDULE_PREFIX)
-    }
+    weights = _weights_of(model, half)
     state = {
         "format": FORMAT_VERSION,
         "model_class": class_path(model),
@@ -115,13 +115,15 @@ def save_checkpoint(
         "schedule": {
             "class": class_path(schedule),
             "max_steps": len(schedule),
-            "tables": {name: value.detach().float().cpu() for name, value in schedule.state_dict().items()},
+            "tables": {"betas": schedule.betas.detach().float().cpu()},
         },
         "train_config": dataclasses.asdict(train_config) if train_config is not None else None,
         "epoch": epoch,
+        "step": step,
         "history": _history_to_tensors(log.history) if log is not None else {},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "ema": ema.state_dict() if ema is not None else None,
+        "ema": {"n_averaged": int(ema.n_averaged), "weights": _weights_of(ema.module, half=False)}
+        if ema is not None else None,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,8 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_checkpoint(
-    path: str | Path, device: str | torch.device | None = None, model_class: type | None = None
+    path: str | Path, device: str | torch.device | None = None, model_class: type | None = None,
+    schedule_class: type | None = None,
 ) -> Checkpoint:
     """Rebuild the saved model, ready to sample: weights (averaged ones if saved), schedule and config.
 
@@ -151,26 +154,24 @@ def load_checkpoint(
         path: a file written by `save_checkpoint`.
         device: where to put the model; None picks CUDA, then MPS, then the CPU.
         model_class: the class to build instead of the saved one, e.g. your own `Unet` with the same layers.
+        schedule_class: likewise for the NoiseSchedule, e.g. your own.
     """
     state = read_checkpoint(path)
     device = get_device(device)
-    model = build_model(state, model_class)
+    model = build_model(state, model_class, schedule_class)
     load_weights(model, state["weights"])
     if state["ema"] is not None:  # a checkpoint written mid-training: its averaged weights are the ones to sample with
-        ema = EMA(model, state["ema"]["decay"])
-        ema.load_state_dict(state["ema"])
-        ema.copy_to(model)
-    model.noise_schedule = build_schedule(state)
+        load_weights(model, state["ema"]["weights"])
     model = model.to(device).eval()
     train_config = _dataclass_from(TrainConfig, state["train_config"]) if state["train_config"] else None
     history = _history_from_tensors(state["history"])
     return Checkpoint(model=model, train_config=train_config, epoch=state["epoch"], history=history)
 
 
-def load_model(path: str | Path, device: str | torch.device | None = None,
-               model_class: type | None = None) -> DiffusionModel:
+def load_model(path: str | Path, device: str | torch.device | None = None, model_class: type | None = None,
+               schedule_class: type | None = None) -> DiffusionModel:
     """The model alone of `load_checkpoint`."""
-    return load_checkpoint(path, device, model_class).model
+    return load_checkpoint(path, device, model_class, schedule_class).model
 
 
 def export_for_sampling(source: str | Path, destination: str | Path, half: bool = True) -> Path:
@@ -178,8 +179,7 @@ def export_for_sampling(source: str | Path, destination: str | Path, half: bool 
     no optimizer state. This is how `utils/weights/unet_fmnist_cpu.pt` was made from its training checkpoint."""
     state = read_checkpoint(source)
     if state["ema"] is not None:
-        shadow = state["ema"]["shadow"]
-        state["weights"] = {name: shadow.get(name, value) for name, value in state["weights"].items()}
+        state["weights"] = state["ema"]["weights"]
     if half:
         state["weights"] = {name: value.half() if value.is_floating_point() else value
                             for name, value in state["weights"].items()}
@@ -193,59 +193,69 @@ def export_for_sampling(source: str | Path, destination: str | Path, half: bool 
 
 
 def resume_training(path: str | Path, model: DiffusionModel, optimizer: torch.optim.Optimizer,
-                    ema: EMA | None = None, log=None) -> int:
-    """Put a saved run's weights, optimizer state and weight average back into a training run; used by `train`.
+                    ema: AveragedModel | None = None, log=None) -> tuple[int, int]:
+    """Put a saved run's weights, optimizer state and weight average back into a training run; used by `fit`.
 
     Args:
-        path: a checkpoint written with an optimizer (`TrainConfig.checkpoint_path` writes one every epoch).
-        model: the model being trained, its schedule attached; it must have the saved layers and T.
+        path: a checkpoint written with an optimizer (`FitConfig.checkpoint_path` writes one every epoch).
+        model: the model being trained, built with its schedule; it must have the saved layers and T.
         optimizer: the fresh optimizer over `model`'s parameters; its state is restored.
         ema: the run's EMA, if it keeps one; restored from the checkpoint's (or started at the loaded weights).
         log: the run's RunLog; the saved loss history is put back into it, if it has none yet.
     Returns:
-        The number of epochs already done, where training continues.
+        (epochs, steps) already done, where training continues.
     """
     state = read_checkpoint(path)
     if state["optimizer"] is None:
         raise ValueError(
             f"{path} holds no optimizer state, so training cannot continue from it exactly (it was saved for "
-            "sampling only). Save checkpoints to resume from with TrainConfig(checkpoint_path=...)."
+            "sampling only). Save checkpoints to resume from with FitConfig(checkpoint_path=...)."
         )
-    saved_steps = state["schedule"]["max_steps"]
-    if model.noise_schedule is not None and len(model.noise_schedule) != saved_steps:
+    saved_betas = state["schedule"]["tables"]["betas"]
+    own_betas = model.schedule().betas.detach().float().cpu()
+    if own_betas.shape != saved_betas.shape or not torch.allclose(own_betas, saved_betas):
         raise ValueError(
-            f"{path} was trained with T = {saved_steps} noise steps, but this run has T = {len(model.noise_schedule)}: "
-            f"set TrainConfig(max_steps={saved_steps}) to continue it"
+            f"{path} was trained with another noise schedule (T = {len(saved_betas)}, beta_T = "
+            f"{saved_betas[-1]:.4g}) than this model's (T = {len(own_betas)}, beta_T = {own_betas[-1]:.4g}): "
+            "build the model with the saved schedule to continue it"
         )
     load_weights(model, state["weights"])
     optimizer.load_state_dict(state["optimizer"])
     if ema is not None:
-        if state["ema"] is not None:
-            ema.load_state_dict(state["ema"])
-        else:
-            ema.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
+        # Without a saved average, the average starts again from the loaded weights.
+        load_weights(ema.module, state["ema"]["weights"] if state["ema"] is not None else state["weights"])
+        ema.n_averaged.fill_(state["ema"]["n_averaged"] if state["ema"] is not None else 1)
     if log is not None:  # the saved losses go in front, unless this log already holds them (a run resumed in chunks)
         for name, pairs in _history_from_tensors(state["history"]).items():
             if not log.history[name]:
                 log.history[name].extend(pairs)
-    return state["epoch"]
+    return state["epoch"], state.get("step", 0)
 
 
-def build_model(state: dict, model_class: type | None = None) -> DiffusionModel:
-    """A freshly initialized model of the checkpoint's class and config (weights not loaded yet)."""
+def build_model(state: dict, model_class: type | None = None, schedule_class: type | None = None) -> DiffusionModel:
+    """A freshly initialized model of the checkpoint's class and config, with its schedule (weights not loaded yet).
+
+    The config is rebuilt with the class the model's own module defines next to it when `model_class` is given, so a
+    student's Unet gets a UnetConfig it knows."""
     cls = model_class or import_class(state["model_class"])
-    if state["model_config"] is None:
-        return cls()
-    config = _dataclass_from(import_class(state["model_config"]["class"]), state["model_config"]["fields"])
-    # Part 2's Unet is built from its config by `Unet.from_config`; Part 1's TinyDiffuser takes the config itself.
-    return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
+    saved_config = state["model_config"]["class"]
+    config_cls = getattr(sys.modules.get(cls.__module__), saved_config.partition(":")[2], None) if model_class else None
+    config = _dataclass_from(config_cls or import_class(saved_config), state["model_config"]["fields"])
+    return cls(config, build_schedule(state, schedule_class))
 
 
-def build_schedule(state: dict) -> nn.Module:
-    """The checkpoint's NoiseSchedule, with its tables exactly as saved."""
-    schedule = import_class(state["schedule"]["class"])(state["schedule"]["max_steps"])
-    schedule.load_state_dict(state["schedule"]["tables"])
-    return schedule
+def build_schedule(state: dict, schedule_class: type | None = None) -> nn.Module:
+    """The checkpoint's NoiseSchedule, built from its saved betas (with `schedule_class` if given)."""
+    return (schedule_class or import_class(state["schedule"]["class"]))(state["schedule"]["tables"]["betas"])
+
+
+def _weights_of(model: nn.Module, half: bool) -> dict[str, Tensor]:
+    """`model`'s state_dict on the CPU without the schedule's tables, floats optionally halved to float16."""
+    return {
+        name: (value.half() if half and value.is_floating_point() else value).detach().cpu()
+        for name, value in model.state_dict().items()
+        if not name.startswith(SCHEDULE_PREFIX)
+    }
 
 
 def load_weights(model: nn.Module, weights: dict[str, Tensor]) -> None:

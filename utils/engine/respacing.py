@@ -24,27 +24,18 @@ class RespacedModel(DiffusionModel):
     """
 
     def __init__(self, model: DiffusionModel, n_steps: int):
-        super().__init__()
-        schedule = model.noise_schedule
-        if schedule is None:
-            raise ValueError("model.noise_schedule is None: respacing needs a trained model")
+        schedule = model.schedule()
         max_steps = len(schedule)
         if not 1 <= n_steps <= max_steps:
             raise ValueError(f"n_steps must lie in 1..T = {max_steps}; got {n_steps}")
-        self.model = model
-        self.image_shape = model.image_shape
-        device = schedule.alpha_bars.device
         # tau_1 = 1, ..., tau_S = T, evenly spaced
-        taus = torch.linspace(1, max_steps, n_steps, device=device).round().long()
-        self.register_buffer("taus", taus)
+        taus = torch.linspace(1, max_steps, n_steps, device=schedule.betas.device).round().long()
         alpha_bars = schedule.alpha_bars[taus - 1].double()
         previous = torch.cat([alpha_bars.new_ones(1), alpha_bars[:-1]])
-        betas = 1 - alpha_bars / previous
-        respaced = type(schedule)(n_steps, device)
-        respaced.load_state_dict({
-            "betas": betas.float(), "alphas": (1 - betas).float(), "alpha_bars": alpha_bars.float(),
-        })
-        self.noise_schedule = respaced
+        # The same kind of schedule as the model's, built from the respaced betas.
+        super().__init__(model.config, type(schedule)((1 - alpha_bars / previous).float()))
+        self.model = model
+        self.register_buffer("taus", taus)
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
         """eps_theta(x, tau_i) for respaced steps i, shape (B,), in {1, ..., S}."""

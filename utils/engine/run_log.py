@@ -30,9 +30,18 @@ class RunLog:
         self._wandb_run = _start_wandb(project, mode, config) if project else None
 
     def log(self, step: int, **scalars: float) -> None:
-        """Record scalar values (a loss, a learning rate) at optimizer step `step`."""
+        """Record scalar values (a loss, a learning rate) at optimizer step `step`.
+
+        A loss (any name containing "loss") that is NaN or infinite stops the run here with a FloatingPointError
+        naming the step: every later step would only spread the NaN through the weights.
+        """
         for name, value in scalars.items():
             value = float(value)
+            if "loss" in name and not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{name} became {value} at step {step}: training diverged. Try a smaller learning rate "
+                    "(TrainConfig.lr), and check that the images are in [-1, 1]."
+                )
             self.history[name].append((step, value))
         if self._wandb_run is not None:
             self._wandb_run.log({name: float(value) for name, value in scalars.items()}, step=step)

@@ -1,13 +1,33 @@
-"""Given extras for long training runs on a GPU: bf16 mixed precision and an exponential moving average of the weights.
+"""The given training loop for long runs: DDPM Algorithm 1 around your own loss, plus what a real run needs.
 
-Both are off by default (`TrainConfig.mixed_precision`, `TrainConfig.ema_decay`), so Part 1's small runs behave exactly
-as the plain DDPM Algorithm 1; Part 3 turns them on for its FashionMNIST runs on CUDA.
+Part 1 asks you for Algorithm 1 twice over: `diffusion_loss(model, x_0)` (lines 2-5 of the algorithm, one
+minibatch's loss) and `train` (the plain loop around it). Parts 3 and 4 train for minutes or hours, which needs more
+than the algorithm: a weight average, bf16 on a GPU, checkpoints to resume from, a wall-clock budget, fewer
+host-device syncs and a progress bar. `fit` is that loop. It is given code, and it calls *your* `diffusion_loss`, so a
+model trained here learns exactly what your Algorithm 1 says.
+
+    TrainConfig     what Algorithm 1 needs: epochs, learning rate, batch size, device, seed, logging
+    FitConfig       what `fit` adds for long runs, all off by default
+    fit             the loop
 """
 
 import contextlib
+import time
+from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from utils import get_device
+from utils.engine.checkpoints import resume_training, save_checkpoint
+from utils.engine.configs import FitConfig, TrainConfig
+from utils.engine.data import check_images, minibatches, n_batches
+from utils.engine.model import DiffusionModel
+from utils.engine.run_log import RunLog
+
+LossFn = Callable[[DiffusionModel, Tensor], Tensor]
 
 
 def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
@@ -21,40 +41,112 @@ def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.Abst
     return contextlib.nullcontext()
 
 
-class EMA:
-    """An exponential moving average of a model's parameters, w_ema <- decay * w_ema + (1 - decay) * w.
+def weight_average(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s parameters, w_avg <- decay * w_avg + (1 - decay) * w.
 
     The weights after the last optimizer step jitter with the last few minibatches; their running average samples
-    smoother images (DDPM trains with an EMA of decay 0.9999, appendix B). Early on the effective decay is lowered to
-    (1 + n) / (10 + n) after n updates, so that a short run is not dominated by its random initial weights.
+    smoother images (DDPM keeps one with decay 0.9999, appendix B). Call `.update_parameters(model)` after each step.
     """
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"the EMA decay must lie in (0, 1); got {decay}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
-    def __init__(self, model: nn.Module, decay: float = 0.999):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"the EMA decay must lie in (0, 1); got {decay}")
-        self.decay = decay
-        self.n_updates = 0
-        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average towards the model's current parameters; call after every optimizer step."""
-        self.n_updates += 1
-        decay = min(self.decay, (1 + self.n_updates) / (10 + self.n_updates))
-        for name, p in model.named_parameters():
-            self.shadow[name].lerp_(p.detach(), 1 - decay)
+@torch.no_grad()
+def copy_parameters(source: nn.Module, target: nn.Module) -> None:
+    """Overwrite `target`'s parameters with `source`'s (same architecture), e.g. the averaged weights after training."""
+    for p_target, p_source in zip(target.parameters(), source.parameters(), strict=True):
+        p_target.copy_(p_source)
 
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module) -> None:
-        """Overwrite the model's parameters with the averaged ones."""
-        for name, p in model.named_parameters():
-            p.copy_(self.shadow[name])
 
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "n_updates": self.n_updates, "shadow": dict(self.shadow)}
+@torch.no_grad()
+def mean_loss(model: DiffusionModel, loss_fn: LossFn, images: Tensor, batch_size: int) -> float:
+    """`loss_fn(model, x_0)` averaged over `images` (N, C, H, W), a batch at a time, without gradients."""
+    device = model.schedule().betas.device
+    total = 0.0
+    for x_0 in minibatches(images.to(device), batch_size, shuffle=False):
+        total += loss_fn(model, x_0).item() * len(x_0)
+    return total / len(images)
 
-    def load_state_dict(self, state: dict) -> None:
-        self.decay = state["decay"]
-        self.n_updates = state["n_updates"]
-        for name, value in state["shadow"].items():
-            self.shadow[name].copy_(value)
+
+def fit(
+    model: DiffusionModel,
+    loss_fn: LossFn,
+    trainset: Tensor,
+    config: TrainConfig = TrainConfig(),
+    extras: FitConfig = FitConfig(),
+    log: RunLog | None = None,
+) -> DiffusionModel:
+    """Train `model` by Adam steps on `loss_fn(model, x_0)` over minibatches of `trainset`: Algorithm 1 for long runs.
+
+    Args:
+        model: a DiffusionModel built with its noise schedule; trained in place and moved to the training device.
+        loss_fn: your Part 1 `diffusion_loss(model, x_0)`: a minibatch's scalar loss, with gradients.
+        trainset: images (N, C, H, W) in [-1, 1], on any device; moved to the training device once.
+        config: epochs, learning rate, batch size, device, seed and logging, as for Part 1's `train`.
+        extras: EMA, bf16, checkpoints, resume, a time budget (`FitConfig`).
+        log: where the losses go; a new RunLog(config) if None.
+    Returns:
+        The trained model; with an EMA, holding the averaged weights.
+    """
+    trainset = check_images(trainset, "trainset")
+    model.schedule()  # fail now, not after the first epoch, if there is none
+    own_log = log is None
+    log = RunLog(config) if own_log else log
+    # 1. seed, and the model, its schedule and the data on one device
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    device = get_device(config.device)
+    model = model.to(device).train()
+    trainset = trainset.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    ema = weight_average(model, extras.ema_decay) if extras.ema_decay is not None else None
+    # 2. continue a saved run: weights, optimizer, average, and where it stopped
+    epoch, step = 0, 0
+    if extras.resume_from:
+        epoch, step = resume_training(extras.resume_from, model, optimizer, ema, log)
+    deadline = time.monotonic() + 60 * extras.minutes if extras.minutes is not None else None
+    per_epoch = n_batches(len(trainset), config.batch_size)
+    progress = tqdm(total=None if deadline else config.epochs * per_epoch, initial=step, disable=not extras.progress,
+                    unit="step")
+    pending: list[Tensor] = []  # losses still on the device: reading each one would stall a GPU every step
+
+    def read_losses() -> None:
+        # RunLog.log raises FloatingPointError on a NaN or infinite loss, naming the step.
+        for i, value in enumerate(torch.stack(pending).float().cpu().tolist()):
+            log.log(step - len(pending) + i + 1, loss=value)
+        progress.set_postfix(epoch=epoch + 1, loss=f"{log.last('loss'):.4f}", refresh=False)
+        pending.clear()
+
+    out_of_time = False
+    while not out_of_time and (deadline is not None or epoch < config.epochs):
+        for x_0 in minibatches(trainset, config.batch_size, shuffle=True):
+            # 3. Algorithm 1, lines 2-5: your loss, in bf16 on a GPU if asked
+            with bf16_autocast(device, extras.mixed_precision):
+                loss = loss_fn(model, x_0)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            step += 1
+            pending.append(loss.detach())
+            progress.update()
+            if len(pending) >= extras.log_every:
+                read_losses()
+            if deadline is not None and time.monotonic() > deadline:
+                out_of_time = True
+                break
+        epoch += 1  # a budget cut short counts as an epoch too: a resumed run starts a fresh one
+        if pending:
+            read_losses()
+        # 4. a checkpoint after every epoch, so a stopped run loses at most one
+        if extras.checkpoint_path is not None:
+            save_checkpoint(extras.checkpoint_path, model, config, optimizer=optimizer, ema=ema, epoch=epoch,
+                            step=step, log=log)
+    progress.close()
+    if ema is not None:
+        copy_parameters(ema.module, model)  # sample with the averaged weights
+    if own_log:
+        log.finish()
+    return model

@@ -8,9 +8,9 @@ The peer is `diffusers.UNet2DModel` in the configuration of the Hugging Face dif
 1.7M parameters, like Part 2's default Unet). It is an optional extra: `pip install -e ".[bench]"` (or
 `pip install diffusers`); without it only our figures are printed.
 
-Both models run through the very same code, Part 1's reference `train` (Algorithm 1, with the device's recipe: bf16
-and an EMA on CUDA) and `sample` (Algorithm 2), on the same device and batch size, so the figures compare networks,
-not training loops. Throughput is measured after warm-up steps (cuDNN autotuning, allocator growth) and with the
+Both models run through the very same code, the given `fit` loop around the reference `diffusion_loss` (Algorithm 1,
+with the device's recipe: bf16 and an EMA on CUDA) and the reference `sample` (Algorithm 2), on the same device and
+batch size, so the figures compare networks, not training loops. (`--impl exercises` runs yours instead.) Throughput is measured after warm-up steps (cuDNN autotuning, allocator growth) and with the
 device synchronized. FMNIST-FID is printed beside its real-vs-real floor at the same N.
 """
 
@@ -21,26 +21,29 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from solutions.part1 import NoiseSchedule, sample, train
 from utils import get_device
 from utils.datasets.fashion_mnist import load_fashion_mnist
-from utils.programs.fashion import default_run, evaluate, make_unet, sample_many, train_for_minutes
-from utils.engine.model import DiffusionModel, TrainConfig
-from utils.engine.training import bf16_autocast
+from utils.engine.configs import FitConfig, TrainConfig
+from utils.engine.model import DiffusionModel
+from utils.engine.training import bf16_autocast, fit
+from utils.programs.fashion import Implementation, default_run, evaluate, make_unet, sample_many
 
 INSTALL_HINT = 'pip install -e ".[bench]"   (or: pip install diffusers)'
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    image_shape: tuple[int, int, int] = (1, 28, 28)
 
 
 class DiffusersPeer(DiffusionModel):
     """`diffusers.UNet2DModel` as the Hugging Face course configures it for 28x28 images, behind our interface."""
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28)):
-        super().__init__()
+    def __init__(self, config: PeerConfig = PeerConfig(), noise_schedule=None):
+        super().__init__(config, noise_schedule)
         from diffusers import UNet2DModel
 
-        channels, size, _ = image_shape
-        self.image_shape = tuple(image_shape)
-        self.noise_schedule = None
+        channels, size, _ = config.image_shape
         self.unet = UNet2DModel(
             sample_size=size,
             in_channels=channels,
@@ -78,49 +81,51 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def measure(name: str, model: DiffusionModel, config: TrainConfig, device: torch.device, train_steps: int,
-            warmup_steps: int, sampling_steps: int, sample_batch: int) -> Throughput:
-    """Training images/s through `train` and sampling images/s through `sample` (T = sampling_steps) of `model`."""
+def measure(name: str, model: DiffusionModel, impl: Implementation, config: TrainConfig, extras: FitConfig,
+            device: torch.device, train_steps: int, warmup_steps: int, sample_batch: int) -> Throughput:
+    """Training images/s through `fit` and sampling images/s through `sample` of `model` (built with its schedule)."""
     image_shape = model.image_shape
-    config = replace(config, epochs=1, progress=False, max_steps=sampling_steps)
+    extras = replace(extras, progress=False, checkpoint_path=None, resume_from=None, minutes=None)
+    config = replace(config, epochs=1)
     n_params = sum(p.numel() for p in model.parameters())
     # Random images are as costly to train on as clothes: throughput does not depend on what the pixels show.
     warmup_images = torch.rand(warmup_steps * config.batch_size, *image_shape, device=device) * 2 - 1
     timed_images = torch.rand(train_steps * config.batch_size, *image_shape, device=device) * 2 - 1
-    model = train(model, config, warmup_images)
+    model = fit(model, impl.diffusion_loss, warmup_images, config, extras)
     synchronize(device)
     began = time.perf_counter()
-    model = train(model, config, timed_images)
+    model = fit(model, impl.diffusion_loss, timed_images, config, extras)
     synchronize(device)
     train_rate = len(timed_images) / (time.perf_counter() - began)
 
     model.eval()
-    model.noise_schedule = NoiseSchedule(sampling_steps, device)
-    with bf16_autocast(device, config.mixed_precision):
-        sample(model, min(sample_batch, 2))  # warm-up
+    with bf16_autocast(device, extras.mixed_precision):
+        impl.sample(model, min(sample_batch, 2))  # warm-up
         synchronize(device)
         began = time.perf_counter()
-        sample(model, sample_batch)
+        impl.sample(model, sample_batch)
         synchronize(device)
     sample_rate = sample_batch / (time.perf_counter() - began)
     return Throughput(name, n_params, train_rate, sample_rate)
 
 
-def fid_after_budget(model: DiffusionModel, config: TrainConfig, budget_s: float, n: int, sampling_steps: int,
-                     sample_batch: int, n_train: int | None, out: str) -> dict:
-    """Train `model` for `budget_s` seconds on FashionMNIST, sample n images in `sampling_steps`, score them."""
+def fid_after_budget(model: DiffusionModel, impl: Implementation, config: TrainConfig, extras: FitConfig,
+                     budget_s: float, n: int, sample_batch: int, n_train: int | None, out: str) -> dict:
+    """Train `model` for `budget_s` seconds on FashionMNIST, sample n images with all its T steps, score them."""
     train_images, _ = load_fashion_mnist("train")
     test_images, _ = load_fashion_mnist("test")
     began = time.perf_counter()
-    model = train_for_minutes(model, config, train_images[:n_train], budget_s / 60, out)
+    extras = replace(extras, minutes=budget_s / 60, checkpoint_path=out, progress=False)
+    model = fit(model, impl.diffusion_loss, train_images[:n_train], config, extras)
     seconds = time.perf_counter() - began
-    samples = sample_many(model, n, sample_batch, sampling_steps, config.mixed_precision).clamp(-1, 1)
-    return {"train_seconds": seconds, **evaluate(samples, test_images)}
+    samples = sample_many(model, impl.sample, n, sample_batch, None, extras.mixed_precision).clamp(-1, 1)
+    return {"train_seconds": seconds, **evaluate(samples, test_images, impl)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--impl", default="solutions", help="whose Parts 1-3: solutions, exercises, or a folder")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step, for both models")
     parser.add_argument("--train-steps", type=int, default=50, help="timed training steps")
@@ -137,22 +142,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    impl = Implementation.load(args.impl)
 
     device = get_device(args.device)
-    run = default_run(device)
+    run = default_run(device, impl.UnetConfig)
     # The same recipe for both models: the device's default (bf16 and an EMA on CUDA), at the batch size asked for.
     config = replace(run.train, batch_size=args.batch_size, device=str(device))
+    run = replace(run, unet=impl.UnetConfig(), max_steps=args.sampling_steps)  # Part 2's default sizes, like the peer
     sample_batch = args.sample_batch or args.batch_size
-    ours = make_unet(replace(run, unet={}))  # Part 2's default sizes, comparable with the peer
-    models = {"our Unet (solutions.part2)": ours}
-    if peer_available():
-        models["diffusers UNet2DModel (peer)"] = DiffusersPeer()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    print(f"device: {device} ({name}); batch {args.batch_size}; bf16 {config.mixed_precision and device.type == 'cuda'}"
-          f"; EMA {config.ema_decay}; sampling T = {args.sampling_steps}, {sample_batch} images at once")
 
-    results = [measure(label, model, config, device, args.train_steps, args.warmup_steps, args.sampling_steps,
-                       sample_batch) for label, model in models.items()]
+    def schedule():
+        return impl.NoiseSchedule(impl.linear_schedule(args.sampling_steps))
+
+    models = {"our Unet (Part 2)": make_unet(run, impl)}
+    if peer_available():
+        models["diffusers UNet2DModel (peer)"] = DiffusersPeer(PeerConfig(), schedule())
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"device: {device} ({name}); batch {args.batch_size}; bf16 {run.fit.mixed_precision and device.type == 'cuda'}"
+          f"; EMA {run.fit.ema_decay}; T = {args.sampling_steps}, {sample_batch} images sampled at once")
+
+    results = [measure(label, model, impl, config, run.fit, device, args.train_steps, args.warmup_steps, sample_batch)
+               for label, model in models.items()]
     print(f"\n{'model':<32}{'params':>9}{'train img/s':>14}{'sample img/s':>15}")
     for r in results:
         print(f"{r.name:<32}{r.n_params / 1e6:>8.2f}M{r.train_images_per_s:>14.1f}{r.sample_images_per_s:>15.2f}")
@@ -164,13 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(the peer needs diffusers: {INSTALL_HINT})")
 
     if not args.no_fid:
-        to_score = {"our Unet": make_unet(replace(run, unet={}))}
+        to_score = {"our Unet": make_unet(run, impl)}
         if args.peer_fid and peer_available():
-            to_score["peer"] = DiffusersPeer()
+            to_score["peer"] = DiffusersPeer(PeerConfig(), schedule())
         print(f"\nFMNIST-FID after {args.budget_s:g} s of training "
               f"(N = {args.fid_n}, {args.sampling_steps} sampling steps)")
         for label, model in to_score.items():
-            scores = fid_after_budget(model, config, args.budget_s, args.fid_n, args.sampling_steps, sample_batch,
+            scores = fid_after_budget(model, impl, config, run.fit, args.budget_s, args.fid_n, sample_batch,
                                       args.n_train, args.out)
             print(f"{label:<12} FMNIST-FID {scores['fmnist_fid']:8.3f}   floor {scores['floor']:.3f}   "
                   f"ratio {scores['fmnist_fid'] / scores['floor']:.2f}   "

@@ -1,15 +1,20 @@
-"""The reference Part 3 run in one command: FashionMNIST -> trained U-Net -> samples, figures and FMNIST-FID.
+"""The Part 3 run in one command: FashionMNIST -> trained U-Net -> samples, figures and FMNIST-FID.
 
-    python -m utils.programs.fashion                      # CUDA: a few minutes; CPU: a smaller run, about 10 minutes
-    python -m utils.programs.fashion --quick              # a smoke run in about a minute on a CPU (tiny data and model)
-    python -m utils.programs.fashion --epochs 30 --out runs/long
-    python -m utils.programs.fashion --minutes 10         # train for a wall-clock budget instead of whole epochs
-    python -m utils.programs.fashion --resume runs/part3/checkpoint.pt --epochs 40
-    python -m utils.programs.fashion --checkpoint utils/weights/unet_fmnist_cpu.pt   # no training: sample and score
+    ddpm-course reference part3                      # CUDA: a few minutes; CPU: a smaller run, about 10 minutes
+    ddpm-course reference part3 --quick              # a smoke run in about a minute on a CPU (tiny data and model)
+    ddpm-course reference part3 --epochs 30 --out runs/long
+    ddpm-course reference part3 --minutes 10         # train for a wall-clock budget instead of whole epochs
+    ddpm-course reference part3 --resume runs/part3/checkpoint.pt --epochs 40
+    ddpm-course reference part3 --checkpoint utils/weights/unet_fmnist_cpu.pt   # no training: sample and score
+    ddpm-course run part3 --impl exercises           # the same run with YOUR Parts 1, 2 and 3
 
-It uses the reference implementations (solutions.part1's train and sample, solutions.part2's Unet, solutions.part3's
-scores) and writes into --out: checkpoint.pt, samples.png (generated beside real), denoising.png and denoising.gif,
-loss.png, scores.png and metrics.json. FMNIST-FID is always printed beside its real-vs-real floor at the same N.
+Whose algorithm runs is a parameter, never an import: `Implementation` gathers the names the run needs from a Part 1,
+a Part 2 and a Part 3 (the reference's, yours in exercises/, or a folder of part1.py, part2.py, part3.py). The given
+machinery around them is the same for everyone: `utils.engine.training.fit` calls your `diffusion_loss`, checkpoints
+save and resume, the weight average and bf16 apply, and your `sample` and scores make the figures.
+
+It writes into --out: checkpoint.pt, samples.png (generated beside real), denoising.png and denoising.gif, loss.png,
+scores.png and metrics.json. FMNIST-FID is always printed beside its real-vs-real floor at the same N.
 """
 
 import argparse
@@ -17,7 +22,8 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -25,114 +31,130 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from solutions.part1 import sample, train
-from solutions.part2 import Unet, UnetConfig
-from solutions.part3 import fmnist_fid, fmnist_score, real_floor
 from utils import get_device
-from utils.figures.animation import denoising_gif
-from utils.engine.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint
 from utils.datasets.classifier import WEIGHTS_PATH as CLASSIFIER_WEIGHTS
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.engine.checkpoints import export_for_sampling, load_checkpoint
+from utils.engine.configs import FitConfig, TrainConfig
+from utils.engine.model import DiffusionModel
 from utils.engine.respacing import respaced
-from utils.engine.model import DiffusionModel, TrainConfig
-from utils.figures.plotting import plot_denoising, plot_losses
-from utils.figures.part3 import plot_score_vs_floor, show_samples_and_real
 from utils.engine.run_log import RunLog
-from utils.engine.training import bf16_autocast
+from utils.engine.training import bf16_autocast, fit
+from utils.figures.animation import denoising_gif
+from utils.figures.part3 import plot_score_vs_floor, show_samples_and_real
+from utils.figures.plotting import plot_denoising, plot_losses
+from utils.impl import load_impl
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU: 3,476 steps of batch 64 in 20 minutes (about 3.7 epochs).
-SHIPPED_COMMAND = ("python -m utils.programs.fashion --device cpu --threads 2 --minutes 20 --n-train 60000 "
+SHIPPED_COMMAND = ("ddpm-course reference part3 --device cpu --threads 2 --minutes 20 --n-train 60000 "
                    "--out runs/shipped --export utils/weights/unet_fmnist_cpu.pt")
 
 
 @dataclass(frozen=True)
-class FashionRun:
-    """Everything a Part 3 run needs besides the data. `default_run` picks one for the device."""
+class Implementation:
+    """The student's algorithm a run uses: Parts 1, 2 and 3, yours or the reference's.
 
-    unet: dict = field(default_factory=dict)  # UnetConfig fields that differ from Part 2's defaults
-    train: TrainConfig = TrainConfig()  # Part 1's training settings (epochs, lr, batch size, T, extras)
-    minutes: float | None = None  # if set, train for this wall-clock budget (in chunks of images) instead of epochs
-    chunk_size: int = 10_000  # images per chunk of a time-budgeted run; the budget is checked between chunks
+    Built from three modules with `Implementation.of(part1, part2, part3)`, or from a spec with `load`.
+    """
+
+    NoiseSchedule: type  # Part 1
+    linear_schedule: Callable
+    diffusion_loss: Callable
+    sample: Callable
+    Unet: type  # Part 2
+    UnetConfig: type
+    fmnist_fid: Callable  # Part 3
+    fmnist_score: Callable
+    real_floor: Callable
+
+    @classmethod
+    def of(cls, part1, part2, part3) -> "Implementation":
+        """The names a run needs, taken from three modules (or any objects that have them)."""
+        sources = {1: part1, 2: part2, 3: part3}
+        parts = {"NoiseSchedule": 1, "linear_schedule": 1, "diffusion_loss": 1, "sample": 1, "Unet": 2,
+                 "UnetConfig": 2, "fmnist_fid": 3, "fmnist_score": 3, "real_floor": 3}
+        missing = [f"Part {part}'s {name}" for name, part in parts.items() if not hasattr(sources[part], name)]
+        if missing:
+            raise AttributeError(f"the implementation lacks {', '.join(missing)}")
+        return cls(**{name: getattr(sources[part], name) for name, part in parts.items()})
+
+    @classmethod
+    def load(cls, spec: str) -> "Implementation":
+        """`spec` is "solutions", "exercises", or a folder holding part1.py, part2.py and part3.py."""
+        if spec in ("solutions", "exercises"):
+            return cls.of(*(load_impl(spec, part) for part in (1, 2, 3)))
+        folder = Path(spec)
+        files = [folder / f"part{part}.py" for part in (1, 2, 3)]
+        if not folder.is_dir() or not all(f.is_file() for f in files):
+            raise FileNotFoundError(f"--impl {spec}: expected solutions, exercises, or a folder with part1.py, "
+                                    "part2.py and part3.py")
+        return cls.of(*(load_impl(str(f), part) for part, f in enumerate(files, start=1)))
+
+
+@dataclass(frozen=True)
+class FashionRun:
+    """Everything a Part 3 run needs besides the data and the implementation. `default_run` picks one for the device."""
+
+    unet: object  # the U-Net's sizes: an instance of Part 2's UnetConfig
+    max_steps: int = 1000  # T of the linear schedule the U-Net is built with (the paper's)
+    train: TrainConfig = TrainConfig()  # Algorithm 1's settings: epochs, lr, batch size, device
+    fit: FitConfig = FitConfig()  # the long-run extras: EMA, bf16, checkpoints, a time budget
     n_train: int | None = None  # use only the first n training images (None: all 60,000)
     sampling_steps: int | None = None  # sample in this many respaced steps (None: all T steps, as in the paper)
     n_eval: int = 2048  # samples scored by FMNIST-FID, beside the floor at the same N
     sample_batch: int = 512  # images sampled at once (memory)
 
 
-def default_run(device: torch.device, quick: bool = False) -> FashionRun:
-    """The run that suits `device`: the full recipe on CUDA, a smaller one elsewhere, a one-minute one with `quick`."""
+def default_run(device: torch.device, unet_config: type, quick: bool = False) -> FashionRun:
+    """The run that suits `device`: the full recipe on CUDA, a smaller one elsewhere, a one-minute one with `quick`.
+
+    `unet_config` is Part 2's UnetConfig class (yours or the reference's); the run's U-Net sizes are one of it.
+    """
     if quick:
         return FashionRun(
-            unet={"channels": 8, "dim_mults": (1, 2), "attention_levels": ()},
-            train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, max_steps=1000, device=str(device)),
+            unet=unet_config(channels=8, dim_mults=(1, 2), attention_levels=()),
+            train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, device=str(device)),
+            fit=FitConfig(progress=False),
             n_train=512, sampling_steps=10, n_eval=64, sample_batch=64,
         )
     if device.type == "cuda":
         # Data on the GPU, bf16 convolutions and an EMA of the weights: recognizable clothes in a few minutes.
         return FashionRun(
-            train=TrainConfig(epochs=20, lr=1e-3, batch_size=128, max_steps=1000, device=str(device),
-                              mixed_precision=True, ema_decay=0.999),
+            unet=unet_config(),
+            train=TrainConfig(epochs=20, lr=1e-3, batch_size=128, device=str(device)),
+            fit=FitConfig(mixed_precision=True, ema_decay=0.999),
             n_eval=2048, sample_batch=1024,
         )
     # A CPU (or Apple GPU): a narrower U-Net than Part 2's default (16 channels, attention only at 7x7), one pass
     # over 10,000 images, and 250 respaced sampling steps. The shipped checkpoint is this model and recipe trained for
     # 20 minutes on all 60,000 images: see SHIPPED_COMMAND.
     return FashionRun(
-        unet={"channels": 16, "attention_levels": (2,)},
-        train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, max_steps=1000, device=str(device), ema_decay=0.995),
-        n_train=10_000, chunk_size=5000, sampling_steps=250, n_eval=256, sample_batch=256,
+        unet=unet_config(channels=16, attention_levels=(2,)),
+        train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, device=str(device)),
+        fit=FitConfig(ema_decay=0.995),
+        n_train=10_000, sampling_steps=250, n_eval=256, sample_batch=256,
     )
 
 
-def make_unet(run: FashionRun) -> Unet:
-    """The reference U-Net of Part 2 with the run's sizes."""
-    return Unet.from_config(replace(UnetConfig(), **run.unet))
-
-
-def train_for_minutes(model: DiffusionModel, config: TrainConfig, images: Tensor, minutes: float,
-                      checkpoint_path: str | Path, chunk_size: int = 10_000, log: RunLog | None = None
-                      ) -> DiffusionModel:
-    """Part 1's `train` under a wall-clock budget: one pass over a fresh chunk of `images` at a time.
-
-    Each chunk is one "epoch" of `train`, which resumes from the checkpoint the previous chunk saved (weights,
-    optimizer, EMA and losses), so the run is the same as one long `train` call whose epochs are the chunks. Training
-    stops before a chunk that would end after the budget, judging by the slowest chunk so far.
-    """
-    log = log if log is not None else RunLog()
-    generator = torch.Generator().manual_seed(config.seed or 0)
-    order = torch.randperm(len(images), generator=generator)
-    chunk_size = min(chunk_size, len(images))
-    done = read_checkpoint(config.resume_from)["epoch"] if config.resume_from else 0  # chunks of an earlier run
-    start, slowest, chunk = time.perf_counter(), 0.0, 0
-    while chunk == 0 or time.perf_counter() - start + slowest <= 60 * minutes:
-        first = (chunk * chunk_size) % len(images)  # wraps round: chunk k takes images k*s, ..., k*s + s - 1 (mod N)
-        indices = order[(torch.arange(chunk_size) + first) % len(images)]
-        chunk_config = replace(config, epochs=done + chunk + 1, checkpoint_path=str(checkpoint_path),
-                               resume_from=str(checkpoint_path) if chunk > 0 else config.resume_from,
-                               seed=None if config.seed is None else config.seed + done + chunk)
-        began = time.perf_counter()
-        model = train(model, chunk_config, images[indices], log=log)
-        slowest = max(slowest, time.perf_counter() - began)
-        chunk += 1
-    return model
+def make_unet(run: FashionRun, impl: Implementation) -> DiffusionModel:
+    """The implementation's U-Net with the run's sizes, built with a linear schedule of T = run.max_steps."""
+    return impl.Unet(run.unet, impl.NoiseSchedule(impl.linear_schedule(run.max_steps)))
 
 
 @torch.no_grad()
-def sample_many(model: DiffusionModel, n: int, batch_size: int, steps: int | None = None,
+def sample_many(model: DiffusionModel, sample: Callable, n: int, batch_size: int, steps: int | None = None,
                 mixed_precision: bool = False) -> Tensor:
-    """n samples from `model` (Algorithm 2, in `steps` respaced steps if given), `batch_size` at a time, on the CPU.
-
-    With `mixed_precision` the network runs in bf16 on a CUDA GPU; the update of x_t stays in float32.
-    """
+    """n samples from `model` by `sample` (Algorithm 2, in `steps` respaced steps if given), `batch_size` at a time,
+    gathered on the CPU. With `mixed_precision` the network runs in bf16 on a CUDA GPU."""
     sampler = respaced(model, steps)
-    device = model.noise_schedule.betas.device
+    device = model.schedule().betas.device
     with bf16_autocast(device, mixed_precision):
         return torch.cat([sample(sampler, min(batch_size, n - done)).float().cpu() for done in range(0, n, batch_size)])
 
 
-def evaluate(samples: Tensor, real: Tensor, classifier=None) -> dict[str, float]:
+def evaluate(samples: Tensor, real: Tensor, impl: Implementation, classifier=None) -> dict[str, float]:
     """FMNIST-FID of `samples` against as many `real` test images, its floor, the FMNIST score and the classifier's
     mean confidence on the samples (how sure it is that each sample is some piece of clothing)."""
     classifier = (classifier if classifier is not None else load_classifier()).eval()
@@ -142,14 +164,14 @@ def evaluate(samples: Tensor, real: Tensor, classifier=None) -> dict[str, float]
         probs = torch.cat([classifier(batch.to(device)).softmax(dim=1).cpu() for batch in samples.split(256)])
     return {
         "n": n,
-        "fmnist_fid": fmnist_fid(samples, real[:n], classifier),
-        "floor": real_floor(n, classifier),
-        "fmnist_score": fmnist_score(samples, classifier),
+        "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier),
+        "floor": impl.real_floor(n, classifier),
+        "fmnist_score": impl.fmnist_score(samples, classifier),
         "mean_confidence": probs.max(dim=1).values.mean().item(),
     }
 
 
-def save_figures(out: Path, model: DiffusionModel, samples: Tensor, real: Tensor, history: dict,
+def save_figures(out: Path, model: DiffusionModel, sample: Callable, samples: Tensor, real: Tensor, history: dict,
                  metrics: dict | None, steps: int | None) -> None:
     """samples.png, denoising.png, denoising.gif, loss.png and (with metrics) scores.png in `out`."""
     figures = {"samples.png": show_samples_and_real(samples, real, n=64)}
@@ -166,9 +188,12 @@ def save_figures(out: Path, model: DiffusionModel, samples: Tensor, real: Tensor
         plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def main(argv: list[str] | None = None, impl: Implementation | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ddpm-course reference part3", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--impl", default="solutions",
+                        help="whose Parts 1-3 run: solutions (the reference), exercises (yours), or a folder with "
+                        "part1.py, part2.py and part3.py")
     parser.add_argument("--quick", action="store_true", help="a tiny run (512 images, small U-Net): a smoke test")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training set (overrides --minutes)")
@@ -188,19 +213,21 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     if args.threads:
         torch.set_num_threads(args.threads)
+    label = args.impl if impl is None else "as given"
+    impl = impl if impl is not None else Implementation.load(args.impl)
 
     device = get_device(args.device)
-    run = default_run(device, quick=args.quick)
+    run = default_run(device, impl.UnetConfig, quick=args.quick)
     if args.epochs is not None:
-        run = replace(run, train=replace(run.train, epochs=args.epochs), minutes=None)
+        run = replace(run, train=replace(run.train, epochs=args.epochs), fit=replace(run.fit, minutes=None))
     if args.minutes is not None:
-        run = replace(run, minutes=args.minutes)
+        run = replace(run, fit=replace(run.fit, minutes=args.minutes))
+    out = Path(args.out)
     run = replace(run, n_train=args.n_train or run.n_train, n_eval=args.n_eval or run.n_eval,
                   sampling_steps=args.sampling_steps or run.sampling_steps,
-                  train=replace(run.train, resume_from=args.resume))
-    out = Path(args.out)
+                  fit=replace(run.fit, resume_from=args.resume, checkpoint_path=str(out / "checkpoint.pt")))
     out.mkdir(parents=True, exist_ok=True)
-    print(f"device: {device}; writing to {out}/")
+    print(f"device: {device}; implementation: {label}; writing to {out}/")
 
     began = time.perf_counter()
     train_images, _ = load_fashion_mnist("train")
@@ -211,31 +238,28 @@ def main(argv: list[str] | None = None) -> int:
 
     log = RunLog()
     if args.checkpoint:
-        loaded = load_checkpoint(args.checkpoint, device)
+        loaded = load_checkpoint(args.checkpoint, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule)
         model, history, train_seconds = loaded.model, loaded.history, 0.0
         print(f"loaded {args.checkpoint}: {loaded.epoch} epochs of training, T = {len(model.noise_schedule)}")
     else:
-        model = make_unet(run)
+        model = make_unet(run, impl)
         n_params = sum(p.numel() for p in model.parameters())
-        checkpoint = out / "checkpoint.pt"
-        what = f"{run.minutes:g} minutes" if run.minutes else f"{run.train.epochs} epochs"
+        what = f"{run.fit.minutes:g} minutes" if run.fit.minutes else f"{run.train.epochs} epochs"
         print(f"training a U-Net of {n_params / 1e6:.2f}M parameters for {what} (batch {run.train.batch_size}, "
-              f"T = {run.train.max_steps}, bf16 {run.train.mixed_precision}, EMA {run.train.ema_decay})")
+              f"T = {run.max_steps}, bf16 {run.fit.mixed_precision}, EMA {run.fit.ema_decay})")
         began = time.perf_counter()
-        if run.minutes:
-            model = train_for_minutes(model, run.train, train_images, run.minutes, checkpoint, run.chunk_size, log)
-        else:
-            model = train(model, replace(run.train, checkpoint_path=str(checkpoint)), train_images, log=log)
+        model = fit(model, impl.diffusion_loss, train_images, run.train, run.fit, log=log)
         train_seconds = time.perf_counter() - began
         history = log.history
-        print(f"trained in {train_seconds:.0f} s; last loss {log.last('loss'):.4f}; checkpoint {checkpoint}")
+        print(f"trained in {train_seconds:.0f} s; last loss {log.last('loss'):.4f}; checkpoint {run.fit.checkpoint_path}")
         if args.export:
-            export_for_sampling(checkpoint, args.export)
+            export_for_sampling(run.fit.checkpoint_path, args.export)
             print(f"exported {args.export} ({Path(args.export).stat().st_size / 1e6:.1f} MB)")
 
     model.eval()
     began = time.perf_counter()
-    samples = sample_many(model, run.n_eval, run.sample_batch, run.sampling_steps, run.train.mixed_precision)
+    samples = sample_many(model, impl.sample, run.n_eval, run.sample_batch, run.sampling_steps,
+                          run.fit.mixed_precision)
     samples = samples.clamp(-1, 1)  # the last step's mean can overshoot a little; the classifier knows [-1, 1]
     sample_seconds = time.perf_counter() - began
     steps = run.sampling_steps or len(model.noise_schedule)
@@ -246,11 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no FMNIST-FID: the classifier's weights are missing ({CLASSIFIER_WEIGHTS}); "
               "train them with `python -m utils.datasets.classifier --train`")
     elif not args.no_score:
-        metrics = evaluate(samples, test_images)
+        metrics = evaluate(samples, test_images, impl)
         print(f"FMNIST-FID {metrics['fmnist_fid']:.3f} vs real-data floor {metrics['floor']:.3f} at N = {metrics['n']} "
               f"(ratio {metrics['fmnist_fid'] / metrics['floor']:.2f}); FMNIST score {metrics['fmnist_score']:.2f}; "
               f"classifier's mean confidence {metrics['mean_confidence']:.2f}")
-    save_figures(out, model, samples, test_images, history, metrics, run.sampling_steps)
+    save_figures(out, model, impl.sample, samples, test_images, history, metrics, run.sampling_steps)
     summary = {
         "device": str(device), "train_seconds": train_seconds, "sample_seconds": sample_seconds,
         "sampling_steps": steps, "final_loss": history["loss"][-1][1] if history.get("loss") else math.nan,
