@@ -178,7 +178,7 @@ def check_q_eq4(q_eq4) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@grader("NoiseSchedule", expects="class")
+@grader("NoiseSchedule", expects="class", time_limit=60)  # statistics over many draws
 def check_noise_schedule(NoiseSchedule) -> None:
     schedule = NoiseSchedule(10, "cpu")
     expect(isinstance(schedule, nn.Module), "NoiseSchedule should be an nn.Module.", "a subclass of nn.Module",
@@ -402,7 +402,7 @@ def train_setup() -> tuple[TinyDiffuserConfig, TrainConfig, Tensor, Tensor]:
     return model_config, train_config, images[:2048], images[2048:]
 
 
-@grader("train")
+@grader("train", time_limit=300)  # trains a small model: minutes allowed, not seconds
 def check_train(train) -> None:
     model_config, config, trainset, testset = train_setup()
     torch.manual_seed(0)
@@ -501,7 +501,7 @@ class LinearNoisePredictor(DiffusionModel):
         return moments_
 
 
-@grader("sample")
+@grader("sample", time_limit=120)  # runs a whole reverse process
 def check_sample(sample) -> None:
     torch.manual_seed(0)
     schedule = schedule_with(BIG_BETAS)
