@@ -298,7 +298,7 @@ def _with_watchdog_thread(function: Callable, args: tuple, kwargs: dict, seconds
     def target():
         try:
             outcome["value"] = function(*args, **kwargs)
-        except BaseException as e:  # handed to the caller's thread below
+        except BaseException as e:  # noqa: BLE001 - whatever it is, it is re-raised in the caller's thread
             outcome["error"] = e
 
     worker = threading.Thread(target=target, name="grader-step", daemon=True)

@@ -10,8 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from graders.core import (DEFAULT_TIME_LIMIT_S, TIME_LIMIT_SCALE_ENV, GraderFailure, TimedOut, copy_weights, expect,
-                          expect_close, grader, load_impl)
+from graders.core import (
+    DEFAULT_TIME_LIMIT_S,
+    TIME_LIMIT_SCALE_ENV,
+    GraderFailure,
+    TimedOut,
+    copy_weights,
+    expect,
+    expect_close,
+    grader,
+    load_impl,
+)
 
 
 def test_a_failure_shows_as_its_message_alone_in_ipython():
@@ -123,7 +132,7 @@ def _swallows_the_interruption():
     while True:
         try:
             time.sleep(60)
-        except Exception:  # noqa: BLE001 - the kind of blanket handler a student might write
+        except Exception:  # noqa: BLE001, S110 - the kind of blanket handler a student might write
             pass
 
 
