@@ -187,7 +187,7 @@ def repository_url(root: Path = REPO_ROOT) -> str:
     try:
         import tomllib
     except ImportError:  # Python 3.10: the one line is easy to find without a TOML parser
-        match = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', text, re.M | re.S)
+        match = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', text, re.MULTILINE | re.DOTALL)
         if match is None:
             raise KeyError("pyproject.toml has no [project.urls] Repository") from None
         return match.group(1)
