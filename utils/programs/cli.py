@@ -3,6 +3,7 @@
     ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
     ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
     ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
+    ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
     ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
     ddpm-course bench [...]                   throughput and sample-quality benchmark (Part 3)
 """
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     grade = commands.add_parser("grade", help="grade one part")
     grade.add_argument("part", type=int, choices=[1, 2, 3])
     grade.add_argument("impl", nargs="?", default="exercises", help="exercises, solutions, or a .py / .ipynb path")
+    commands.add_parser("grade-class", help="grade a class's submissions", add_help=False)
     commands.add_parser("build", help="regenerate stubs and notebooks", add_help=False)
     commands.add_parser("bench", help="benchmark (Part 3)", add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         from utils.authoring.build import main as build_main
 
         return build_main(rest)
+    if args.command == "grade-class":
+        return importlib.import_module("utils.programs.grade_class").main(rest)
     if args.command == "bench":
         return importlib.import_module("utils.programs.benchmark").main(rest) or 0
     if args.command == "grade":
