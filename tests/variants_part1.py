@@ -366,7 +366,7 @@ class TinyDiffuserNotADiffusionModel(nn.Module):
 
 def train_plain(model, config, trainset, testset=None, log=None):
     """Correct: a DataLoader, SGD-style loop written differently, log created by hand."""
-    from torch.utils.engine.data import DataLoader
+    from torch.utils.data import DataLoader
 
     from utils.engine.run_log import RunLog
 
@@ -376,7 +376,7 @@ def train_plain(model, config, trainset, testset=None, log=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step = 0
     for _ in range(config.epochs):
-        for (x_0,) in DataLoader(torch.utils.engine.data.TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
+        for (x_0,) in DataLoader(torch.utils.data.TensorDataset(trainset), batch_size=config.batch_size, shuffle=True):
             t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
             loss = ((model(x_t, t) - eps) ** 2).mean()
             if not torch.isfinite(loss):
