@@ -1,7 +1,10 @@
 """Root pytest configuration: the --impl option (declared here so `pytest --impl ...` works from the repository root
-as well as on one file), and CI mode for the notebooks (utils.IS_CI: small data, few steps, so nbval takes minutes)."""
+as well as on one file), CI mode for the notebooks (utils.IS_CI: small data, few steps, so nbval takes minutes), and
+notebooks that stop at their first failing cell, as "Run all" does in Jupyter."""
 
 import os
+
+import pytest
 
 os.environ.setdefault("IS_CI", "1")
 
@@ -20,3 +23,27 @@ def pytest_configure(config):
     # without comparing outputs; where it is not, `pytest tests/test_part1.py` still works.
     if config.pluginmanager.hasplugin("nbval"):
         config.option.nbval_lax = True
+
+
+# nbval runs every cell of a notebook even after one has failed, so a cell that cannot load its data would be
+# followed by a NameError in every cell that uses the data. The first failure is the one to read: skip the rest.
+_failed_notebooks: dict[str, str] = {}
+
+
+def _notebook_of(item) -> str | None:
+    return item.parent.nodeid if type(item).__name__ == "IPyNbCell" else None
+
+
+def pytest_runtest_setup(item):
+    notebook = _notebook_of(item)
+    if notebook in _failed_notebooks:
+        pytest.skip(f"not run: {_failed_notebooks[notebook]} of this notebook failed, and later cells depend on it")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    notebook = _notebook_of(item)
+    if notebook is not None and report.failed and notebook not in _failed_notebooks:
+        _failed_notebooks[notebook] = item.name.lower()
+    return report

@@ -4,6 +4,7 @@
     ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
     ddpm-course run part1|part3 --impl SPEC   the same runs with your code: --impl exercises, a file or a folder
     ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
+    ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
     ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
     ddpm-course bench [...]                   throughput and sample-quality benchmark (Part 3)
 """
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     grade = commands.add_parser("grade", help="grade one part")
     grade.add_argument("part", type=int, choices=[1, 2, 3])
     grade.add_argument("impl", nargs="?", default="exercises", help="exercises, solutions, or a .py / .ipynb path")
+    commands.add_parser("grade-class", help="grade a class's submissions", add_help=False)
     commands.add_parser("build", help="regenerate stubs and notebooks", add_help=False)
     commands.add_parser("bench", help="benchmark (Part 3)", add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         from utils.authoring.build import main as build_main
 
         return build_main(rest)
+    if args.command == "grade-class":
+        return importlib.import_module("graders.grade_class").main(rest)
     if args.command == "bench":
         return importlib.import_module("utils.programs.benchmark").main(rest) or 0
     if args.command == "grade":

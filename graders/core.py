@@ -3,12 +3,19 @@
 A grader is a function `check_<step>(obj)` decorated with `@grader("<step>")`. It raises `GraderFailure` (an
 `AssertionError`) with a message in three parts, what was expected, what came and the likely mistake, and prints one
 line when the step passes. An untouched stub raises `NotImplementedError`, which becomes `NotImplementedYet`, a
-one-line "not implemented yet" instead of a traceback.
+one-line "not implemented yet" instead of a traceback. A step that runs past its time limit (`@grader(...,
+time_limit=...)`, default DEFAULT_TIME_LIMIT_S) is stopped and becomes `TimedOut`, so an endless loop in a student's
+code fails that step instead of hanging the notebook, pytest or a class's grading run.
 """
 
 import functools
 import inspect
 import math
+import os
+import signal
+import sys
+import threading
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -36,6 +43,19 @@ class GraderFailure(AssertionError):
 
 class NotImplementedYet(GraderFailure):
     """The step still raises the stub's NotImplementedError."""
+
+
+class TimedOut(GraderFailure):
+    """The step ran past its time limit and was stopped."""
+
+
+# The time limit of a step, in seconds, unless its @grader says otherwise. The reference passes each small step in
+# under a second on a 2-core CPU (a few seconds when the machine is busy), so this leaves a wide margin for a slower
+# but correct solution, and still stops an endless loop within half a minute. Steps that train or sample, or run a
+# whole network, give their own, longer limit.
+DEFAULT_TIME_LIMIT_S = 30.0
+# Every limit is multiplied by this variable when set (e.g. 3 on a very slow machine, 0.1 in a quick test).
+TIME_LIMIT_SCALE_ENV = "DDPM_TIME_LIMIT_SCALE"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -170,20 +190,25 @@ def _student_frame(tb) -> str:
 REGISTRY: dict[str, dict[str, Callable]] = {}
 
 
-def grader(step: str, expects: str = "function"):
+def grader(step: str, expects: str = "function", time_limit: float | None = None):
     """Make `check(obj, ...)` a grader of `step`: clear messages, a pass line, and a stub reported as a stub.
 
     `expects` is "function" or "class": what the student hands in. Passing something else (the result of calling
-    the function, say) fails at once with a message saying how to call the grader.
+    the function, say) fails at once with a message saying how to call the grader. `time_limit` is how many seconds
+    the whole check may take (default DEFAULT_TIME_LIMIT_S); past it the step fails with `TimedOut`.
     """
+    limit = DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit
 
     def decorate(check: Callable) -> Callable:
         @functools.wraps(check)
         def run(obj=None, *args, **kwargs):
             _expect_kind(step, obj, expects, check.__name__)
             torch_state = torch.random.get_rng_state()
+            seconds = limit * _time_limit_scale()
             try:
-                check(obj, *args, **kwargs)
+                run_with_time_limit(check, (obj, *args), kwargs, seconds)
+            except _OutOfTime:
+                raise TimedOut(_timed_out_message(step, seconds)) from None
             except NotImplementedYet:
                 raise
             except GraderFailure as e:
@@ -203,6 +228,7 @@ def grader(step: str, expects: str = "function"):
             print(f"\N{CHECK MARK} {step}: all checks passed")
 
         run.step = step
+        run.time_limit = limit
         REGISTRY.setdefault(check.__module__, {})[step] = run
         return run
 
@@ -222,6 +248,88 @@ def _likely_crash_cause(error: Exception) -> str:
         return ("\n  likely mistake: tensors on two devices met: make new tensors on the device of the ones you "
                 "were given (device=x.device, or torch.randn_like)")
     return ""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Time limits
+
+
+class _OutOfTime(BaseException):
+    """Raised inside the student's code when the step's time is up. A BaseException, like KeyboardInterrupt, so that
+    an `except Exception:` in the student's code cannot swallow it."""
+
+
+def _time_limit_scale() -> float:
+    raw = os.environ.get(TIME_LIMIT_SCALE_ENV, "").strip()
+    try:
+        return float(raw) if raw else 1.0
+    except ValueError:
+        raise ValueError(f"{TIME_LIMIT_SCALE_ENV}={raw!r}: expected a number, such as 2 or 0.5") from None
+
+
+def _timed_out_message(step: str, seconds: float) -> str:
+    return (
+        f"{step}: stopped after {seconds:.3g} s, this step's time limit. The reference takes a small fraction of "
+        "that on a laptop CPU.\n"
+        "  likely mistake: a loop that never ends (a `while` whose condition never turns false, a loop variable that "
+        "is never updated), or work far too large for the check: a huge model or hidden size, a T or a number of "
+        "epochs taken from somewhere other than the config the grader passes, or a stray sleep or input().\n"
+        f"  On a very slow machine, set {TIME_LIMIT_SCALE_ENV}=3 (say) to allow three times as long."
+    )
+
+
+def run_with_time_limit(function: Callable, args: tuple, kwargs: dict, seconds: float):
+    """`function(*args, **kwargs)`, stopped with _OutOfTime once `seconds` have passed.
+
+    On the main thread of a Unix process (Jupyter's kernel, pytest, a grading subprocess) a SIGALRM timer raises
+    _OutOfTime inside the running code: the check really stops, and control comes back. Python delivers it between
+    bytecodes, so one long call into C (a single enormous matrix product) is stopped only when it returns. A timer
+    already running (an enclosing check's) is paused and re-armed with the time it had left.
+
+    Elsewhere (Windows, or a call from another thread) there is no such timer: the call runs in a helper thread that
+    is waited for `seconds`. Past that the step fails just the same, but the stuck code cannot be stopped and keeps
+    running in the background until the process ends (in Jupyter: restart the kernel).
+    """
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        return _with_alarm(function, args, kwargs, seconds)
+    return _with_watchdog_thread(function, args, kwargs, seconds)
+
+
+def _with_alarm(function: Callable, args: tuple, kwargs: dict, seconds: float):
+    def out_of_time(signum, frame):
+        raise _OutOfTime
+
+    start = time.monotonic()
+    previous_handler = signal.signal(signal.SIGALRM, out_of_time)
+    # After the first alarm, one every second: code that swallows the first (a bare `except:` in a loop) gets another.
+    previous_delay, previous_interval = signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3), 1.0)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_delay > 0:  # give an enclosing timer back the time it had left (at least a tick)
+            signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - start), 1e-3),
+                             previous_interval)
+
+
+def _with_watchdog_thread(function: Callable, args: tuple, kwargs: dict, seconds: float):
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - whatever it is, it is re-raised in the caller's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=target, name="grader-step", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _OutOfTime
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _expect_kind(step: str, obj, expects: str, check_name: str) -> None:

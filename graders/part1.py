@@ -183,7 +183,7 @@ def check_q_eq4(q_eq4) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@grader("NoiseSchedule", expects="class")
+@grader("NoiseSchedule", expects="class", time_limit=60)  # statistics over many draws
 def check_noise_schedule(NoiseSchedule) -> None:
     linear = ref.linear_schedule(10)
     schedule = NoiseSchedule(linear.clone())
@@ -535,7 +535,7 @@ class _BatchSizes:
             self.sizes.append(args[0].shape[0])
 
 
-@grader("train")
+@grader("train", time_limit=300)  # trains a small model: minutes allowed, not seconds
 def check_train(train) -> None:
     model, config, trainset, testset = train_setup()
     untrained = {k: v.clone() for k, v in model.state_dict().items()}
@@ -656,7 +656,7 @@ class LinearNoisePredictor(DiffusionModel):
         return moments_
 
 
-@grader("sample")
+@grader("sample", time_limit=120)  # runs a whole reverse process
 def check_sample(sample) -> None:
     torch.manual_seed(0)
     schedule = schedule_with(BIG_BETAS)

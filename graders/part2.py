@@ -753,7 +753,7 @@ def check_up_block(UpBlock) -> None:
 # The U-Net
 
 
-@grader("Unet", expects="class")
+@grader("Unet", expects="class", time_limit=120)  # the whole network, forward and backward
 @single_threaded
 def check_unet(Unet) -> None:
     # 1. the default model: a DiffusionModel of the reference's size, submodule by submodule

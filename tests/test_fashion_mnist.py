@@ -1,5 +1,6 @@
 """The FashionMNIST loader: IDX parsing, every way a file can be damaged, where files are looked for, the download
-(served from memory, never from the network), and, when the Debian package is installed, the real files."""
+(served from memory, never from the network), the shipped sample and when it stands in, and, when the Debian package
+is installed, the real files."""
 
 import email.message
 import gzip
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+import utils
 import utils.datasets.fashion_mnist as fm
 from utils.datasets.fashion_mnist import CorruptFileError, DatasetUnavailableError, IdxFile
 
@@ -67,10 +69,13 @@ def write_files(folder: Path, names=None) -> Path:
 
 @pytest.fixture
 def tiny(monkeypatch, tmp_path):
-    """The loader pointed at the tiny dataset: an empty cache, an empty 'Debian' folder, and no network."""
+    """The loader pointed at the tiny dataset: an empty cache, an empty 'Debian' folder, and no network, outside CI
+    mode (as on a student's machine), so that the shipped sample never stands in unless a test asks for it."""
     monkeypatch.setattr(fm, "FILES", TINY_FILES)
     monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "debian")
     monkeypatch.delenv(fm.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(fm.DEBIAN_DIR_ENV, raising=False)
+    monkeypatch.setattr(utils, "IS_CI", False)
 
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("network disabled in this test")
@@ -191,6 +196,7 @@ def test_offline_without_files_fails_at_once_naming_three_ways(tiny):
     assert str(tiny / "empty-cache") in message and fm.DATA_DIR_ENV in message  # 1. the data cache
     assert "apt-get install dataset-fashion-mnist" in message  # 2. the Debian package
     assert "download=True" in message and fm.BASE_URL in message  # 3. the download
+    assert "allow_sample=True" in message  # and the sample, for a check that code runs
 
 
 def test_download_false_never_downloads(tiny, monkeypatch):
@@ -202,6 +208,102 @@ def test_download_false_never_downloads(tiny, monkeypatch):
 def test_unknown_split():
     with pytest.raises(ValueError, match="split"):
         fm.load_fashion_mnist("validation")
+
+
+def test_debian_location_can_be_moved_or_hidden_by_env_var(tiny, monkeypatch):
+    elsewhere = write_files(tiny / "debian-elsewhere")
+    monkeypatch.setenv(fm.DEBIAN_DIR_ENV, str(elsewhere))
+    assert fm.debian_dir() == elsewhere
+    assert fm.load_fashion_mnist("test", data_dir=tiny / "empty-cache")[1].tolist() == [9, 0]
+    write_files(fm.DEBIAN_DIR)  # the default location has the files, but the variable hides them
+    monkeypatch.setenv(fm.DEBIAN_DIR_ENV, str(tiny / "empty-debian"))
+    with pytest.raises(DatasetUnavailableError, match="empty-debian"):
+        fm.load_fashion_mnist("test", data_dir=tiny / "empty-cache")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The shipped sample, standing in when the full data cannot be had
+
+SAMPLE_IMAGES = np.full((5, 4, 4), 200, dtype=np.uint8)
+SAMPLE_LABELS = np.array([1, 2, 3, 4, 5], dtype=np.uint8)
+
+
+@pytest.fixture
+def tiny_sample(tiny, monkeypatch):
+    """A generated 5-image 'sample' in place of the shipped one, beside the tiny dataset with nothing found."""
+    folder = tiny / "sample"
+    folder.mkdir()
+    specs = (spec_for("t10k-images-idx3-ubyte.gz", SAMPLE_IMAGES), spec_for("t10k-labels-idx1-ubyte.gz", SAMPLE_LABELS))
+    (folder / specs[0].name).write_bytes(gz(idx_bytes(SAMPLE_IMAGES)))
+    (folder / specs[1].name).write_bytes(gz(idx_bytes(SAMPLE_LABELS)))
+    monkeypatch.setattr(fm, "SAMPLE_DIR", folder)
+    monkeypatch.setattr(fm, "SAMPLE_FILES", specs)
+    monkeypatch.setattr(fm, "_noted", set())
+    return tiny
+
+
+def test_ci_mode_serves_both_splits_from_the_sample_and_says_so_once(tiny_sample, monkeypatch, capsys):
+    monkeypatch.setattr(utils, "IS_CI", True)
+    for split in ("train", "test", "train"):
+        images, labels = fm.load_fashion_mnist(split, data_dir=tiny_sample / "empty-cache")
+        assert labels.tolist() == [1, 2, 3, 4, 5] and images.shape == (5, 1, 4, 4)
+        torch.testing.assert_close(images, torch.full((5, 1, 4, 4), 200 / 127.5 - 1))
+    notes = capsys.readouterr().out
+    assert notes.count("note: ") == 2  # once per split, not once per call
+    assert "stand in for the train split" in notes and "stand in for the test split" in notes
+    assert "Both splits are then these same images" in notes and "network disabled in this test" in notes
+
+
+def test_outside_ci_a_missing_dataset_still_stops_unless_asked(tiny_sample, capsys):
+    with pytest.raises(DatasetUnavailableError, match="allow_sample=True"):
+        fm.load_fashion_mnist("train", data_dir=tiny_sample / "empty-cache")
+    assert capsys.readouterr().out == ""
+    assert fm.load_fashion_mnist("train", data_dir=tiny_sample / "empty-cache", allow_sample=True)[1].tolist() == [
+        1, 2, 3, 4, 5]
+    assert "stand in for the train split" in capsys.readouterr().out
+
+
+def test_the_sample_never_hides_real_files_or_damage(tiny_sample, monkeypatch):
+    monkeypatch.setattr(utils, "IS_CI", True)
+    cache = write_files(tiny_sample / "cache")
+    assert fm.load_fashion_mnist("train", data_dir=cache)[1].tolist() == [9, 0, 3]  # the real files win
+    (cache / "train-labels-idx1-ubyte.gz").write_bytes(b"broken")
+    with pytest.raises(CorruptFileError):  # a damaged file is reported, not papered over with the sample
+        fm.load_fashion_mnist("train", data_dir=cache)
+    with pytest.raises(DatasetUnavailableError):  # CI mode, but the caller said no
+        fm.load_fashion_mnist("test", data_dir=tiny_sample / "empty-cache", allow_sample=False)
+
+
+def test_missing_data_shows_as_its_message_alone_in_ipython(tiny):
+    with pytest.raises(DatasetUnavailableError) as error:
+        fm.load_fashion_mnist("test", data_dir=tiny / "empty-cache")
+    lines = error.value._render_traceback_()
+    assert "DatasetUnavailableError: FashionMNIST file" in lines[0] and len(lines) == len(str(error.value).splitlines())
+    assert not any("Traceback" in line or "fashion_mnist.py" in line for line in lines)
+
+
+def test_the_shipped_sample_is_the_start_of_the_real_test_split():
+    images, labels = fm.load_sample()
+    assert images.shape == (fm.SAMPLE_SIZE, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() == -1 and images.max() == 1 and labels.dtype == torch.long
+    counts = labels.bincount(minlength=10)
+    assert len(counts) == 10 and counts.min() >= 150  # every class, close to balanced (188 to 219 each)
+    assert (fm.SAMPLE_DIR / "README.md").read_text().count("MIT") >= 1  # origin and license ship beside it
+    test_images = fm.debian_dir() / fm.FILES["test"][0].name
+    if test_images.is_file():  # where the full files are present, the sample is exactly their first images
+        full_images, full_labels = fm.load_fashion_mnist("test", data_dir=fm.SAMPLE_DIR / "no-cache", download=False,
+                                                         allow_sample=False)
+        assert torch.equal(full_images[: fm.SAMPLE_SIZE], images) and torch.equal(full_labels[: fm.SAMPLE_SIZE], labels)
+
+
+def test_the_sample_is_declared_as_package_data():
+    import tomllib
+
+    pyproject = tomllib.loads((fm.REPO_ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["utils"]
+    shipped = {p.relative_to(fm.REPO_ROOT / "utils") for pattern in patterns for p in (fm.REPO_ROOT / "utils").glob(pattern)}
+    for name in ("README.md", *(spec.name for spec in fm.SAMPLE_FILES)):
+        assert (fm.SAMPLE_DIR / name).relative_to(fm.REPO_ROOT / "utils") in shipped, name
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -293,6 +395,7 @@ def test_cut_short_download_is_not_kept(served, tmp_path):
 def test_load_downloads_into_the_cache_once(served, monkeypatch, tmp_path):
     monkeypatch.setattr(fm, "FILES", TINY_FILES)
     monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.delenv(fm.DEBIAN_DIR_ENV, raising=False)
     handler = served(TINY_CONTENT)
     cache = tmp_path / "cache"
     images, labels = fm.load_fashion_mnist("test", data_dir=cache)
@@ -307,15 +410,15 @@ def test_load_downloads_into_the_cache_once(served, monkeypatch, tmp_path):
 # The real files, where the Debian package `dataset-fashion-mnist` is installed (CI installs it)
 
 real_files = pytest.mark.skipif(
-    not all((fm.DEBIAN_DIR / spec.name).is_file() for pair in fm.FILES.values() for spec in pair),
-    reason=f"the real FashionMNIST files are not in {fm.DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
+    not all((fm.debian_dir() / spec.name).is_file() for pair in fm.FILES.values() for spec in pair),
+    reason=f"the real FashionMNIST files are not in {fm.debian_dir()} (apt-get install dataset-fashion-mnist)",
 )
 
 
 @real_files
 @pytest.mark.parametrize("split, n", [("train", 60000), ("test", 10000)])
 def test_real_files(split, n, tmp_path):
-    images, labels = fm.load_fashion_mnist(split, data_dir=tmp_path / "empty-cache", download=False)
+    images, labels = fm.load_fashion_mnist(split, data_dir=tmp_path / "empty-cache", download=False, allow_sample=False)
     assert images.shape == (n, 1, 28, 28) and images.dtype == torch.float32
     assert images.min() == -1 and images.max() == 1
     assert labels.shape == (n,) and labels.dtype == torch.long

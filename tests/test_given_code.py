@@ -108,3 +108,20 @@ def test_reference_part1_run_writes_its_figures(tmp_path):
 
     assert main(["reference", "part1", "--quick", "--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} >= {"samples.png", "loss.png", "denoising.png"}
+
+
+def test_given_code_never_imports_the_exercises_the_reference_or_anything_above_it():
+    """utils/ is the bottom layer: the exercises, the reference, the graders and the command import it, never the
+    other way round. Whose algorithm a program runs is a parameter (an Implementation), not an import."""
+    import ast
+    from pathlib import Path
+
+    above = {"solutions", "exercises", "graders", "tests", "ddpm_course"}
+    root = Path(__file__).resolve().parent.parent / "utils"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(root.parent)}: {n}" for n in names if n.split(".")[0] in above]
+    assert not offenders, offenders

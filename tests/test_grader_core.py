@@ -1,12 +1,26 @@
-"""The machinery every grader shares: loading a student's code from anywhere, weight copying, short reports."""
+"""The machinery every grader shares: loading a student's code from anywhere, weight copying, short reports, and
+time limits."""
 
 import json
+import signal
+import threading
+import time
 
 import pytest
 import torch
 from torch import nn
 
-from graders.core import GraderFailure, copy_weights, expect_close, load_impl
+from graders.core import (
+    DEFAULT_TIME_LIMIT_S,
+    TIME_LIMIT_SCALE_ENV,
+    GraderFailure,
+    TimedOut,
+    copy_weights,
+    expect,
+    expect_close,
+    grader,
+    load_impl,
+)
 
 
 def test_a_failure_shows_as_its_message_alone_in_ipython():
@@ -91,3 +105,108 @@ def test_expect_close_names_a_matching_mistake_and_rejects_nan():
         expect_close(torch.tensor([1.0, float("nan")]), expected, "x")
     with pytest.raises(GraderFailure, match="wrong shape"):
         expect_close(torch.ones(3), expected, "x")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Time limits: a step that never returns fails as timed out, and the next step runs as usual
+
+
+def _endless_loop():
+    n = 0
+    while True:
+        n += 1
+
+
+def _sleeps():
+    time.sleep(60)
+
+
+def _slow_but_finite():
+    total = 0
+    for i in range(10**9):  # about a minute of pure Python: it would end, but far too late
+        total += i
+    return total
+
+
+def _swallows_the_interruption():
+    while True:
+        try:
+            time.sleep(60)
+        except Exception:  # noqa: BLE001, S110 - the kind of blanket handler a student might write
+            pass
+
+
+@pytest.mark.parametrize("student", [_endless_loop, _sleeps, _slow_but_finite, _swallows_the_interruption],
+                         ids=["endless-loop", "sleep", "slow-but-finite", "swallows-exceptions"])
+def test_a_step_past_its_time_limit_fails_with_a_clear_message_and_the_next_step_runs(student):
+    @grader("slow_step", time_limit=0.3)
+    def check_slow_step(f):
+        f()
+
+    @grader("quick_step")
+    def check_quick_step(f):
+        expect(f() == 2, "f() should return 2")
+
+    start = time.monotonic()
+    with pytest.raises(TimedOut) as error:
+        check_slow_step(student)
+    assert time.monotonic() - start < 3
+    message = str(error.value)
+    assert message.startswith("slow_step: stopped after 0.3 s, this step's time limit")
+    assert "a loop that never ends" in message and "far too large" in message and TIME_LIMIT_SCALE_ENV in message
+    check_quick_step(lambda: 2)  # the timer is gone: the next step passes, and nothing fires later
+    time.sleep(0.4)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_time_limit_has_one_default_and_scales_by_env(monkeypatch):
+    @grader("default_step")
+    def check_default_step(f):
+        f()
+
+    assert check_default_step.time_limit == DEFAULT_TIME_LIMIT_S
+    monkeypatch.setenv(TIME_LIMIT_SCALE_ENV, str(0.2 / DEFAULT_TIME_LIMIT_S))
+    with pytest.raises(TimedOut, match="stopped after 0.2 s"):
+        check_default_step(_endless_loop)
+
+
+def test_an_enclosing_timer_gets_its_time_back():
+    @grader("inner_step", time_limit=5)
+    def check_inner_step(f):
+        f()
+
+    previous = signal.signal(signal.SIGALRM, lambda *a: None)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        check_inner_step(lambda: None)
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25 < remaining <= 30
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_off_the_main_thread_a_watchdog_thread_enforces_the_limit():
+    @grader("threaded_step", time_limit=0.3)
+    def check_threaded_step(f):
+        f()
+
+    @grader("threaded_error", time_limit=5)
+    def check_threaded_error(f):
+        f()
+
+    outcome = {}
+
+    def grade():
+        for name, check, student in (("slow", check_threaded_step, _sleeps),
+                                     ("error", check_threaded_error, lambda: 1 / 0)):
+            try:
+                check(student)
+            except GraderFailure as e:
+                outcome[name] = e
+
+    worker = threading.Thread(target=grade)
+    worker.start()
+    worker.join(10)
+    assert isinstance(outcome["slow"], TimedOut) and "threaded_step: stopped after 0.3 s" in str(outcome["slow"])
+    assert "ZeroDivisionError" in str(outcome["error"]) and not isinstance(outcome["error"], TimedOut)

@@ -16,6 +16,9 @@ Targets:
     partN_*.ipynb               the students' notebook, with stubs
     solutions/partN_*.ipynb     the same notebook with every exercise solved (nbval runs these in CI)
 
+Every notebook also gets an "Open in Colab" badge and, as its first code cell, the set-up of `utils/colab.py` (which
+installs the course where it is missing), both built from the repository URL in pyproject.toml's `[project.urls]`.
+
 Students edit generated files, so a rebuild never overwrites one that was changed by hand: each generated file
 records a hash of what was written, and a file whose content no longer matches its hash is left alone (and
 reported) unless `--force` is given.
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from utils.colab import colab_badge, setup_cell
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
@@ -181,18 +186,40 @@ def cells_hash(cells: list[Cell]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def to_notebook(cells: list[Cell], source_name: str, solved: bool) -> nbformat.NotebookNode:
+def repository_url(root: Path = REPO_ROOT) -> str:
+    """The project's repository, as pyproject.toml's `[project.urls] Repository` states it (the one place it is set)."""
+    text = (root / "pyproject.toml").read_text()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the one line is easy to find without a TOML parser
+        match = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', text, re.MULTILINE | re.DOTALL)
+        if match is None:
+            raise KeyError("pyproject.toml has no [project.urls] Repository") from None
+        return match.group(1)
+    return tomllib.loads(text)["project"]["urls"]["Repository"]
+
+
+def to_notebook(cells: list[Cell], source_name: str, solved: bool, notebook_path: str = "",
+                url: str | None = None) -> nbformat.NotebookNode:
+    """The notebook of `cells`, after a generated header (with an "Open in Colab" badge for `notebook_path`, the
+    notebook's path in the repository) and the set-up cell, both for the repository at `url`."""
+    url = url or repository_url()
     header = (
-        f"*Generated from `{source_name}` by `{BUILD_COMMAND}`.* "
-        + ("This copy has every exercise solved; CI runs it. Students work in the copy at the repository root."
-           if solved else
-           "Fill in the exercises here: rebuilding never overwrites this notebook once you have changed it.")
+        f"{colab_badge(url, notebook_path)}\n\n" if notebook_path else ""
+    ) + f"*Generated from `{source_name}` by `{BUILD_COMMAND}`.* " + (
+        "This copy has every exercise solved; CI runs it. Students work in the copy at the repository root."
+        if solved else
+        "Fill in the exercises here: rebuilding never overwrites this notebook once you have changed it."
     )
-    cells = [Cell("markdown", header, ("generated",))] + cells
+    cells = [Cell("markdown", header, ("generated",)), Cell("code", setup_cell(url), ("setup",))] + cells
     nb = nbformat.v4.new_notebook()
-    for index, cell in enumerate(cells):
+    index = 0
+    for cell in cells:
         new = nbformat.v4.new_markdown_cell if cell.kind == "markdown" else nbformat.v4.new_code_cell
-        node = new(cell.source, id=f"cell-{index:03d}")  # fixed ids: the same source always gives the same file
+        # Fixed ids: the same source always gives the same file. The set-up cell has its own, so that adding it did
+        # not renumber the others.
+        node = new(cell.source, id="setup" if "setup" in cell.tags else f"cell-{index:03d}")
+        index += "setup" not in cell.tags
         if cell.tags:
             node.metadata["tags"] = list(cell.tags)
         nb.cells.append(node)
@@ -260,6 +287,7 @@ def stub_file_text(part: int, stub_source: str) -> str:
 
 def targets(root: Path = REPO_ROOT) -> list[Target]:
     """Every generated file and the text the build gives it."""
+    url = repository_url(root) if (root / "pyproject.toml").is_file() else repository_url()
     result = []
     for solution_path in sorted((root / "solutions").glob("part[0-9]*.py")):
         part = int(re.search(r"part(\d+)", solution_path.stem).group(1))
@@ -271,7 +299,9 @@ def targets(root: Path = REPO_ROOT) -> list[Target]:
             source_name = f"notebook_src/{src.name}"
             for solved, folder in ((False, root), (True, root / "solutions")):
                 cells = notebook_cells(items, part, solution_source, stub_source, solved)
-                result.append(Target(folder / f"{src.stem}.ipynb", notebook_text(to_notebook(cells, source_name, solved))))
+                path = folder / f"{src.stem}.ipynb"
+                notebook = to_notebook(cells, source_name, solved, path.relative_to(root).as_posix(), url)
+                result.append(Target(path, notebook_text(notebook)))
     return result
 
 

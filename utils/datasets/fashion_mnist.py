@@ -4,11 +4,17 @@
 
 Each of the four files is taken from the first of these places that has it:
     1. the project's data cache, `<repo>/data/fashion-mnist/` (or `$DDPM_DATA_DIR`, or the `data_dir` argument);
-    2. the Debian/Ubuntu package's copy, `/usr/share/datasets/fashion-mnist/` (apt-get install dataset-fashion-mnist);
+    2. the Debian/Ubuntu package's copy, `/usr/share/datasets/fashion-mnist/` (apt-get install dataset-fashion-mnist;
+       `$DDPM_DEBIAN_DIR` points elsewhere, which is how tests and CI hide the package);
     3. a download from the dataset's official host into the data cache, with a progress bar.
 Whatever its source, a file is checked before use: its gzip stream, the IDX magic number, the dimensions, the length
 of the payload and the SHA-256 of its content. A file that fails a check is never used: the error names the file and
-says how to replace it. With no file and no network, loading fails at once with the three ways to get the data.
+says how to replace it. With no file and no network, loading fails at once with the ways to get the data.
+
+The one exception: in CI mode (`utils.IS_CI`), or with `allow_sample=True`, a split that cannot be had from any of
+the three places is served from the 2,000 test images that ship with the course (`fashion_mnist_sample/`, see its
+README), with a printed note. Then the train and the test split hold the same images: the code runs, the scores mean
+nothing.
 
 The IDX format (from the MNIST page): big-endian; a magic number made of two zero bytes, a type byte (0x08 for
 unsigned bytes) and the number of dimensions; one uint32 per dimension; then the values in row-major order.
@@ -18,6 +24,7 @@ import gzip
 import hashlib
 import os
 import struct
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -36,7 +43,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / "data" / "fashion-mnist"
 DATA_DIR_ENV = "DDPM_DATA_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_DIR_ENV = "DDPM_DEBIAN_DIR"  # where to look instead of DEBIAN_DIR; an empty folder hides the package
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
+SAMPLE_DIR = Path(__file__).resolve().parent / "fashion_mnist_sample"
 # The host the dataset's authors publish the files on. An S3 website endpoint serves plain HTTP only; the checksums
 # below, not the transport, are what make a download trustworthy.
 BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -81,12 +90,28 @@ FILES: dict[str, tuple[IdxFile, IdxFile]] = {
 }
 
 
+# The shipped sample: the first 2,000 images and labels of the test split, cut from the files above (see its README).
+# Only the content's SHA-256 matters: it is read from the package, never downloaded.
+SAMPLE_SIZE = 2000
+SAMPLE_FILES: tuple[IdxFile, IdxFile] = (
+    IdxFile("t10k-images-idx3-ubyte.gz", (SAMPLE_SIZE, 28, 28), "60446bba50d300cf329f13c228582885",
+            "862035b0a96959b614c9574f4c2b0ae9584ca234813e8d6d7adb7838b12ca46b"),
+    IdxFile("t10k-labels-idx1-ubyte.gz", (SAMPLE_SIZE,), "3a5ecd4e1a5ee7a9568063426d752435",
+            "aa3f574d30afaf0d4d9da084a6f8541771e20693d6a97fae6e9a4953fca8f078"),
+)
+
+
 class CorruptFileError(ValueError):
     """A dataset file exists but is damaged: truncated, not gzip, not IDX, the wrong size or the wrong content."""
 
 
 class DatasetUnavailableError(FileNotFoundError):
     """A dataset file is in none of the places the loader looks, and could not be downloaded."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows: the message alone, not the loader's frames. The cell still fails, so "Run all" stops."""
+        first, *rest = str(self).splitlines()
+        return [f"\x1b[31m{type(self).__name__}: {first}\x1b[0m", *rest]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -98,6 +123,7 @@ def load_fashion_mnist(
     data_dir: str | Path | None = None,
     download: bool = True,
     device: str | torch.device | None = None,
+    allow_sample: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The FashionMNIST `split` ("train": 60,000 images, or "test": 10,000) as tensors on `device`.
 
@@ -108,6 +134,8 @@ def load_fashion_mnist(
         download: fetch missing files from the official host. With False, a missing file is an error at once.
         device: where the tensors go; None keeps them on the CPU. Conversion to float happens there, so only the
             uint8 pixels travel to a GPU.
+        allow_sample: when the split is nowhere to be had, serve the 2,000 shipped test images instead (for either
+            split), with a printed note. None: only in CI mode (`utils.IS_CI`); False: never, fail instead.
     Returns:
         images: float32, shape (N, 1, 28, 28), pixel p in {0, ..., 255} mapped to p / 127.5 - 1, in [-1, 1].
         labels: long, shape (N,), class indices into CLASS_NAMES.
@@ -116,8 +144,27 @@ def load_fashion_mnist(
         raise ValueError(f"split must be one of {sorted(FILES)}; got {split!r}")
     cache = Path(data_dir) if data_dir is not None else default_data_dir()
     image_spec, label_spec = FILES[split]
-    pixels = read_idx_gz(locate(image_spec, cache, download), image_spec)
-    classes = read_idx_gz(locate(label_spec, cache, download), label_spec)
+    try:
+        image_path, label_path = locate(image_spec, cache, download), locate(label_spec, cache, download)
+    except DatasetUnavailableError as e:
+        if not _sample_allowed(allow_sample):
+            raise
+        _note_sample(split, str(e).splitlines()[0])
+        return load_sample(device)
+    return _tensors(image_path, image_spec, label_path, label_spec, device)
+
+
+def load_sample(device: str | torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """The 2,000 test images shipped with the course and their labels, as `load_fashion_mnist` returns a split."""
+    image_spec, label_spec = SAMPLE_FILES
+    return _tensors(SAMPLE_DIR / image_spec.name, image_spec, SAMPLE_DIR / label_spec.name, label_spec, device)
+
+
+def _tensors(image_path: Path, image_spec: IdxFile, label_path: Path, label_spec: IdxFile,
+             device: str | torch.device | None) -> tuple[Tensor, Tensor]:
+    """Images (N, 1, 28, 28) in [-1, 1] and labels (N,) from a checked pair of IDX files."""
+    pixels = read_idx_gz(image_path, image_spec)
+    classes = read_idx_gz(label_path, label_spec)
     if len(pixels) != len(classes):
         raise CorruptFileError(f"{image_spec.name} holds {len(pixels)} images but {label_spec.name} holds "
                                f"{len(classes)} labels")
@@ -133,13 +180,41 @@ def default_data_dir() -> Path:
     return Path(from_env).expanduser() if from_env else DEFAULT_DATA_DIR
 
 
+def debian_dir() -> Path:
+    """Where the Debian package's files are looked for: `$DDPM_DEBIAN_DIR` when set, else DEBIAN_DIR."""
+    from_env = os.environ.get(DEBIAN_DIR_ENV, "").strip()
+    return Path(from_env).expanduser() if from_env else DEBIAN_DIR
+
+
+def _sample_allowed(allow_sample: bool | None) -> bool:
+    if allow_sample is not None:
+        return allow_sample
+    import utils  # read at call time, so that a test can switch CI mode off
+
+    return utils.IS_CI
+
+
+_noted: set[str] = set()
+
+
+def _note_sample(split: str, why: str) -> None:
+    """Say once per split and process that the shipped sample stands in for the full data, and what that means."""
+    if split in _noted:
+        return
+    _noted.add(split)
+    print(f"note: {why}\n  So the {SAMPLE_SIZE:,} FashionMNIST test images shipped in {SAMPLE_DIR} stand in for the "
+          f"{split} split (CI mode or allow_sample=True). Both splits are then these same images: the code runs, "
+          "but scores such as FMNIST-FID mean nothing. For the full dataset, see the ways listed by "
+          "load_fashion_mnist(..., allow_sample=False).", file=sys.stdout, flush=True)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Finding a file: cache, then Debian, then the official host
 
 
 def locate(spec: IdxFile, cache: Path, download: bool = True) -> Path:
     """The path of the file `spec`: in `cache`, else in the Debian location, else freshly downloaded into `cache`."""
-    for folder in (cache, DEBIAN_DIR):
+    for folder in (cache, debian_dir()):
         path = folder / spec.name
         if path.is_file():
             return path
@@ -154,13 +229,15 @@ def locate(spec: IdxFile, cache: Path, download: bool = True) -> Path:
 
 def _how_to_get_data(spec: IdxFile, cache: Path, why: str) -> str:
     return (
-        f"FashionMNIST file {spec.name} is not in {cache} nor in {DEBIAN_DIR}, and {why}.\n"
+        f"FashionMNIST file {spec.name} is not in {cache} nor in {debian_dir()}, and {why}.\n"
         "Get the data in any one of three ways:\n"
         f"  1. put the four .gz files in the data cache {cache}, or set {DATA_DIR_ENV} to a folder that holds them "
         "(or pass data_dir=...);\n"
         f"  2. install the Debian/Ubuntu package: sudo apt-get install {DEBIAN_PACKAGE} "
         f"(it puts them in {DEBIAN_DIR});\n"
-        f"  3. connect to the internet and load again with download=True: the files come from {BASE_URL}"
+        f"  3. connect to the internet and load again with download=True: the files come from {BASE_URL}\n"
+        f"Or, to check that code runs (not to train or score), pass allow_sample=True: the {SAMPLE_SIZE:,} test "
+        "images shipped with the course then stand in for either split."
     )
 
 
@@ -258,6 +335,6 @@ def parse_idx(raw: bytes) -> np.ndarray:
 
 
 def _how_to_replace(path: Path) -> str:
-    if path.parent == DEBIAN_DIR:
+    if path.parent == debian_dir():
         return f"Reinstall the package: sudo apt-get install --reinstall {DEBIAN_PACKAGE}"
     return "Delete it and load again: the loader then takes the Debian copy or downloads a fresh one"
