@@ -1,12 +1,12 @@
 """`ddpm-course`: the course's commands for students and instructors.
 
-    ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
-    ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
-    ddpm-course run part1|part3 --impl SPEC   the same runs with your code: --impl exercises, a file or a folder
-    ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
-    ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
-    ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
-    ddpm-course bench [...]                   throughput and sample-quality benchmark (Part 3)
+ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
+ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
+ddpm-course run part1|part3 --impl SPEC   the same runs with your code: --impl exercises, a file or a folder
+ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
+ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
+ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
+ddpm-course bench [...]                   throughput and sample-quality benchmark (Part 3)
 """
 
 import argparse
@@ -18,11 +18,17 @@ PROGRAMS = {"part1": "utils.programs.part1", "part3": "utils.programs.fashion"}
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="ddpm-course", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="ddpm-course",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n")[1],
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, what in (("reference", "run a part with the reference implementation"),
-                       ("run", "run a part with the implementation --impl names (default: exercises)")):
+    for name, what in (
+        ("reference", "run a part with the reference implementation"),
+        ("run", "run a part with the implementation --impl names (default: exercises)"),
+    ):
         command = commands.add_parser(name, help=what, add_help=False)
         command.add_argument("part", choices=sorted(PROGRAMS))
     grade = commands.add_parser("grade", help="grade one part")

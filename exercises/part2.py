@@ -1,7 +1,7 @@
 # GENERATED from solutions/part2.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part2.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: f01920ca6185cfc8
+# content-hash: 819f8ec99494684f
 """Part 2: the DDPM U-Net, built bottom-up from its parts.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020), Appendix B: eps_theta is a
@@ -254,8 +254,15 @@ class DownBlock(nn.Module):
     Submodules, in this order: res1, res2, attn, downsample.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, time_emb_dim: int, groups: int,
-                 downsample: bool = True, attention: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        time_emb_dim: int,
+        groups: int,
+        downsample: bool = True,
+        attention: bool = True,
+    ):
         super().__init__()
         raise NotImplementedError("DownBlock.__init__ is yours to write")
 
@@ -301,8 +308,15 @@ class UpBlock(nn.Module):
     Submodules, in this order: res1, res2, attn, upsample.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, time_emb_dim: int, groups: int,
-                 upsample: bool = True, attention: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        time_emb_dim: int,
+        groups: int,
+        upsample: bool = True,
+        attention: bool = True,
+    ):
         super().__init__()
         raise NotImplementedError("UpBlock.__init__ is yours to write")
 

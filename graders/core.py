@@ -13,7 +13,6 @@ import inspect
 import math
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -38,7 +37,9 @@ class GraderFailure(AssertionError):
 
         The cell still counts as failed, so "Run all" stops here and nbval reports it.
         """
-        return [f"\x1b[31m\N{BALLOT X} {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+        return [
+            f"\x1b[31m\N{BALLOT X} {line}\x1b[0m" if i == 0 else line for i, line in enumerate(str(self).splitlines())
+        ]
 
 
 class NotImplementedYet(GraderFailure):
@@ -108,8 +109,12 @@ def expect_tensor(value, what: str, shape: tuple | None = None, floating: bool |
     if floating is True and not value.is_floating_point():
         fail(f"{what} should hold floats.", "a floating-point dtype", str(value.dtype))
     if floating is False and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
-        fail(f"{what} should hold integers.", "an integer dtype (torch.long)", str(value.dtype),
-             "use torch.randint for step counts, or `.long()`")
+        fail(
+            f"{what} should hold integers.",
+            "an integer dtype (torch.long)",
+            str(value.dtype),
+            "use torch.randint for step counts, or `.long()`",
+        )
     return value
 
 
@@ -157,15 +162,23 @@ def sampling_tolerance(std: float, n: int, sigmas: float = 6.0) -> float:
     return sigmas * std / math.sqrt(n)
 
 
-def expect_statistic(got: float, expected: float, tol: float, what: str, likely: str | None = None,
-                     mistakes: dict[str, float] | None = None) -> None:
+def expect_statistic(
+    got: float,
+    expected: float,
+    tol: float,
+    what: str,
+    likely: str | None = None,
+    mistakes: dict[str, float] | None = None,
+) -> None:
     """Check a sample statistic against its exact value, allowing for sampling error `tol`.
 
     When `got` lies within `tol` of some `mistakes` values, the message names the nearest of those mistakes.
     """
     if math.isfinite(got) and abs(got - expected) <= tol:
         return
-    near = [(abs(got - wrong), description) for description, wrong in (mistakes or {}).items() if abs(got - wrong) <= tol]
+    near = [
+        (abs(got - wrong), description) for description, wrong in (mistakes or {}).items() if abs(got - wrong) <= tol
+    ]
     if near:
         fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", min(near)[1])
     fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", likely)
@@ -177,8 +190,13 @@ def expect_statistic(got: float, expected: float, tol: float, what: str, likely:
 
 def _student_frame(tb) -> str:
     """The innermost traceback frame outside the graders and outside torch: where the student's code broke."""
-    frames = [f for f in traceback.extract_tb(tb) if GRADERS_DIR not in Path(f.filename).resolve().parents
-              and "site-packages" not in f.filename and "/torch/" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(tb)
+        if GRADERS_DIR not in Path(f.filename).resolve().parents
+        and "site-packages" not in f.filename
+        and "/torch/" not in f.filename
+    ]
     if not frames:
         return ""
     f = frames[-1]
@@ -239,14 +257,20 @@ def _likely_crash_cause(error: Exception) -> str:
     """The likely mistake behind a crash whose cause is not the line it happened on."""
     message = str(error)
     if isinstance(error, StopIteration):
-        return ("\n  likely mistake: next(model.parameters()) on a model without parameters (the graders use one). "
-                "Take the device from the model's schedule: model.noise_schedule.betas.device")
+        return (
+            "\n  likely mistake: next(model.parameters()) on a model without parameters (the graders use one). "
+            "Take the device from the model's schedule: model.noise_schedule.betas.device"
+        )
     if isinstance(error, RuntimeError) and ("dtype" in message or "scalar type" in message):
-        return ("\n  likely mistake: two tensors of different dtypes met (float32 and float64, say): a step before "
-                "this one returns another dtype than its docstring promises; check each step's output dtype")
+        return (
+            "\n  likely mistake: two tensors of different dtypes met (float32 and float64, say): a step before "
+            "this one returns another dtype than its docstring promises; check each step's output dtype"
+        )
     if isinstance(error, RuntimeError) and "device" in message and "same device" in message:
-        return ("\n  likely mistake: tensors on two devices met: make new tensors on the device of the ones you "
-                "were given (device=x.device, or torch.randn_like)")
+        return (
+            "\n  likely mistake: tensors on two devices met: make new tensors on the device of the ones you "
+            "were given (device=x.device, or torch.randn_like)"
+        )
     return ""
 
 
@@ -309,8 +333,9 @@ def _with_alarm(function: Callable, args: tuple, kwargs: dict, seconds: float):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
         if previous_delay > 0:  # give an enclosing timer back the time it had left (at least a tick)
-            signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - start), 1e-3),
-                             previous_interval)
+            signal.setitimer(
+                signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - start), 1e-3), previous_interval
+            )
 
 
 def _with_watchdog_thread(function: Callable, args: tuple, kwargs: dict, seconds: float):

@@ -81,16 +81,20 @@ def find_submissions(folder: Path, part: int) -> list[Submission]:
 
 
 def _pick_from_folder(folder: Path, part: int) -> Submission:
-    candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES
-                        and not p.name.startswith("."))
+    candidates = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")
+    )
     if len(candidates) > 1:
         candidates = [p for p in candidates if f"part{part}" in p.name] or candidates
     if len(candidates) == 1:
         return Submission(folder.name, candidates[0])
     if not candidates:
         return Submission(folder.name, None, f"no .py or .ipynb file in {folder}")
-    return Submission(folder.name, None, f"several candidates in {folder} ({', '.join(p.name for p in candidates)}); "
-                                         f"keep one, or name it part{part}...")
+    return Submission(
+        folder.name,
+        None,
+        f"several candidates in {folder} ({', '.join(p.name for p in candidates)}); keep one, or name it part{part}...",
+    )
 
 
 def steps_of(part: int) -> list[str]:
@@ -98,21 +102,32 @@ def steps_of(part: int) -> list[str]:
     import ast
 
     tree = ast.parse((REPO_ROOT / "tests" / f"test_part{part}.py").read_text())
-    return [node.name.removeprefix("test_") for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    return [
+        node.name.removeprefix("test_")
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Grading one student, in a process of its own
 
 
-def run_capped(command: list[str], timeout: float, cwd: Path, env: dict | None = None,
-               cap: int = OUTPUT_CAP_BYTES) -> tuple[int | None, str]:
+def run_capped(
+    command: list[str], timeout: float, cwd: Path, env: dict | None = None, cap: int = OUTPUT_CAP_BYTES
+) -> tuple[int | None, str]:
     """Run `command`; return its exit code (None when killed at `timeout` seconds) and the last `cap` bytes of its
     output. The output is read as it comes and only its end is kept, so megabytes of printing cost no memory; the
     process and its children are killed together (they form a session of their own)."""
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     tail = bytearray()
     dropped = 0
 
@@ -155,10 +170,26 @@ def grade_one(submission: Submission, part: int, timeout: float, select: str | N
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="grade-") as work:
         report = Path(work) / "report.json"
-        command = [sys.executable, "-m", "pytest", str(REPO_ROOT / "tests" / f"test_part{part}.py"),
-                   "--impl", str(submission.path.resolve()), "--rootdir", str(REPO_ROOT),
-                   "-c", str(REPO_ROOT / "pyproject.toml"), "-q", "--no-header", "-p", "no:cacheprovider",
-                   "-p", "graders.grade_report", "--grade-report", str(report)]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(REPO_ROOT / "tests" / f"test_part{part}.py"),
+            "--impl",
+            str(submission.path.resolve()),
+            "--rootdir",
+            str(REPO_ROOT),
+            "-c",
+            str(REPO_ROOT / "pyproject.toml"),
+            "-q",
+            "--no-header",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "graders.grade_report",
+            "--grade-report",
+            str(report),
+        ]
         if select:
             command += ["-k", select]
         # This course first on the path, whatever else is installed; the student's own folder is the working one.
@@ -193,16 +224,25 @@ def complete(row: Row, steps: list[str]) -> None:
 # The whole class
 
 
-def grade_class(part: int, folder: Path, out: Path, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-                select: str | None = None, progress: bool = True) -> list[Row]:
+def grade_class(
+    part: int,
+    folder: Path,
+    out: Path,
+    jobs: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    select: str | None = None,
+    progress: bool = True,
+) -> list[Row]:
     """Grade every submission in `folder`, write `out/partN.csv` and `out/partN.json`, and return the rows."""
     submissions = find_submissions(folder, part)
     if not submissions:
         raise FileNotFoundError(f"no submissions in {folder}: expected .py or .ipynb files, or one folder per student")
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(submissions)))
     rows = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool, \
-            tqdm(total=len(submissions), desc=f"grading Part {part}", unit="student", disable=not progress) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+        tqdm(total=len(submissions), desc=f"grading Part {part}", unit="student", disable=not progress) as bar,
+    ):
         futures = [pool.submit(grade_one, s, part, timeout, select, out / "logs" / f"part{part}") for s in submissions]
         for future in as_completed(futures):
             rows.append(future.result())
@@ -223,16 +263,38 @@ def write_tables(rows: list[Row], steps: list[str], part: int, out: Path) -> tup
         writer = csv.writer(f)
         writer.writerow(["student", *steps, "score", "out_of", "note", "submission"])
         for row in rows:
-            writer.writerow([row.student, *(row.steps[s]["outcome"] for s in steps), row.score, len(steps), row.note,
-                             row.submission])
-    json_path.write_text(json.dumps({
-        "part": part,
-        "steps": steps,
-        "outcomes": list(OUTCOMES),
-        "students": [{"student": row.student, "submission": row.submission, "score": row.score,
-                      "out_of": len(steps), "note": row.note, "seconds": round(row.seconds, 1),
-                      "steps": {s: row.steps[s] for s in steps}} for row in rows],
-    }, indent=1))
+            writer.writerow(
+                [
+                    row.student,
+                    *(row.steps[s]["outcome"] for s in steps),
+                    row.score,
+                    len(steps),
+                    row.note,
+                    row.submission,
+                ]
+            )
+    json_path.write_text(
+        json.dumps(
+            {
+                "part": part,
+                "steps": steps,
+                "outcomes": list(OUTCOMES),
+                "students": [
+                    {
+                        "student": row.student,
+                        "submission": row.submission,
+                        "score": row.score,
+                        "out_of": len(steps),
+                        "note": row.note,
+                        "seconds": round(row.seconds, 1),
+                        "steps": {s: row.steps[s] for s in steps},
+                    }
+                    for row in rows
+                ],
+            },
+            indent=1,
+        )
+    )
     return csv_path, json_path
 
 
@@ -245,13 +307,16 @@ def summary(rows: list[Row], part: int, out: Path) -> str:
         counts = Counter(row.steps[step]["outcome"] for row in rows)
         lines.append(f"  {step:<{width}}  " + "  ".join(f"{counts[o]:>15}" for o in OUTCOMES))
     scores = Counter(row.score for row in rows)
-    lines.append("  scores: " + ", ".join(f"{score}/{len(steps)}: {n}" for score, n in sorted(scores.items(),
-                                                                                            reverse=True)))
+    lines.append(
+        "  scores: " + ", ".join(f"{score}/{len(steps)}: {n}" for score, n in sorted(scores.items(), reverse=True))
+    )
     for row in rows:
         if row.note:
             lines.append(f"  {row.student}: {row.note}")
-    lines.append(f"wrote {out / f'part{part}.csv'}, {out / f'part{part}.json'} and the output of each student in "
-                 f"{out / 'logs' / f'part{part}'}")
+    lines.append(
+        f"wrote {out / f'part{part}.csv'}, {out / f'part{part}.json'} and the output of each student in "
+        f"{out / 'logs' / f'part{part}'}"
+    )
     return "\n".join(lines)
 
 
@@ -261,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="one .py or .ipynb per student, or one folder per student")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="where the tables go (default: grades/)")
     parser.add_argument("--jobs", type=int, default=None, help="students graded at once (default: the CPU cores)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                        help=f"seconds for a whole submission before it is stopped (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds for a whole submission before it is stopped (default {DEFAULT_TIMEOUT_S:g})",
+    )
     parser.add_argument("-k", dest="select", default=None, help="grade only the steps this pytest -k expression keeps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

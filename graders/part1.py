@@ -70,27 +70,46 @@ def var_tolerance(var: float, n: int) -> float:
 @grader("linear_schedule")
 def check_linear_schedule(linear_schedule) -> None:
     betas = expect_tensor(linear_schedule(10), "linear_schedule(10)", shape=(10,), floating=True)
-    expect(betas.dtype == torch.float32, "linear_schedule(10) should be float32, torch's default float dtype.",
-           "torch.float32", str(betas.dtype), "a float64 table would turn every image it touches into float64")
+    expect(
+        betas.dtype == torch.float32,
+        "linear_schedule(10) should be float32, torch's default float dtype.",
+        "torch.float32",
+        str(betas.dtype),
+        "a float64 table would turn every image it touches into float64",
+    )
     expected = torch.linspace(1e-4, 0.02, 10)
     expect_close(
-        betas, expected, "linear_schedule(10)", atol=1e-7, rtol=1e-5,
+        betas,
+        expected,
+        "linear_schedule(10)",
+        atol=1e-7,
+        rtol=1e-5,
         likely="beta_1 = min_noise and beta_T = max_noise, evenly spaced in between (torch.linspace)",
         mistakes={
             "the schedule is reversed: noise should grow with t, from min_noise to max_noise": expected.flip(0),
-            "T + 1 points with the last dropped: linspace(min, max, T) already has T points":
-                torch.linspace(1e-4, 0.02, 11)[:-1],
-            "T + 1 points with the first dropped: linspace(min, max, T) already has T points":
-                torch.linspace(1e-4, 0.02, 11)[1:],
+            "T + 1 points with the last dropped: linspace(min, max, T) already has T points": torch.linspace(
+                1e-4, 0.02, 11
+            )[:-1],
+            "T + 1 points with the first dropped: linspace(min, max, T) already has T points": torch.linspace(
+                1e-4, 0.02, 11
+            )[1:],
         },
     )
     custom = linear_schedule(4, 0.1, 0.4)
-    expect_close(custom, torch.tensor([0.1, 0.2, 0.3, 0.4]), "linear_schedule(4, min_noise=0.1, max_noise=0.4)",
-                 atol=1e-6, likely="min_noise and max_noise are ignored: use the arguments, not fixed numbers")
+    expect_close(
+        custom,
+        torch.tensor([0.1, 0.2, 0.3, 0.4]),
+        "linear_schedule(4, min_noise=0.1, max_noise=0.4)",
+        atol=1e-6,
+        likely="min_noise and max_noise are ignored: use the arguments, not fixed numbers",
+    )
     long = linear_schedule(1000)
-    expect(abs(long[0].item() - 1e-4) < 1e-9 and abs(long[-1].item() - 0.02) < 1e-9,
-           "linear_schedule(1000) should start at 1e-4 and end at 0.02 (the DDPM paper's values).",
-           "beta_1 = 0.0001, beta_T = 0.02", f"beta_1 = {long[0].item():.6g}, beta_T = {long[-1].item():.6g}")
+    expect(
+        abs(long[0].item() - 1e-4) < 1e-9 and abs(long[-1].item() - 0.02) < 1e-9,
+        "linear_schedule(1000) should start at 1e-4 and end at 0.02 (the DDPM paper's values).",
+        "beta_1 = 0.0001, beta_T = 0.02",
+        f"beta_1 = {long[0].item():.6g}, beta_T = {long[-1].item():.6g}",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -108,7 +127,11 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
     for steps in (1, 3, 6):
         out = q(x, steps, betas)
         expect_tensor(out, f"{name}(x, {steps}, betas)", shape=tuple(x.shape), floating=True)
-        expect(torch.equal(x, x_before), f"{name} changed its input x in place.", likely="write x = ... + ..., not x += ... or x.mul_(...)")
+        expect(
+            torch.equal(x, x_before),
+            f"{name} changed its input x in place.",
+            likely="write x = ... + ..., not x += ... or x.mul_(...)",
+        )
         alpha_bar = alpha_bar_after(betas, steps)
         # Fit x_n = slope * x_0 + residual: the slope is sqrt(alpha_bar_n), the residual is N(0, 1 - alpha_bar_n).
         slope = ((out[:200].mean() - out[200:].mean()) / 2).item()
@@ -116,43 +139,79 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
         mean, var, kurtosis = moments(residual)
         what = f"{name}(x, {steps}, betas) with betas = {[round(b, 2) for b in betas.tolist()]}"
         expect_statistic(
-            slope, math.sqrt(alpha_bar), 6 * math.sqrt((1 - alpha_bar) / n),
+            slope,
+            math.sqrt(alpha_bar),
+            6 * math.sqrt((1 - alpha_bar) / n),
             f"{what}: how much of x_0 is left, the factor sqrt(alpha_bar_n) in front of x_0, is off.",
             "x_n = sqrt(alpha_bar_n) x_0 + sqrt(1 - alpha_bar_n) eps, with alpha_bar_n the product of the first n alphas",
             mistakes={
-                f"off by one step: you applied {steps + 1} steps (alpha_bar_{steps + 1})": math.sqrt(alpha_bar_after(betas, steps + 1)),
-                f"off by one step: you applied {steps - 1} steps (alpha_bar_{steps - 1})": math.sqrt(alpha_bar_after(betas, steps - 1)),
-                "x_0 is scaled by sqrt(alpha_n) of the last step only, not sqrt(alpha_bar_n)": math.sqrt(1 - betas[steps - 1].item()),
+                f"off by one step: you applied {steps + 1} steps (alpha_bar_{steps + 1})": math.sqrt(
+                    alpha_bar_after(betas, steps + 1)
+                ),
+                f"off by one step: you applied {steps - 1} steps (alpha_bar_{steps - 1})": math.sqrt(
+                    alpha_bar_after(betas, steps - 1)
+                ),
+                "x_0 is scaled by sqrt(alpha_n) of the last step only, not sqrt(alpha_bar_n)": math.sqrt(
+                    1 - betas[steps - 1].item()
+                ),
                 "x_0 is scaled by alpha_bar_n, not its square root": alpha_bar,
             },
         )
-        expect_statistic(mean, 0.0, 6 * math.sqrt((1 - alpha_bar) / n),
-                         f"{what}: the noise should have mean 0.",
-                         "torch.rand draws from U(0, 1), mean 0.5: Gaussian noise is torch.randn / randn_like")
+        expect_statistic(
+            mean,
+            0.0,
+            6 * math.sqrt((1 - alpha_bar) / n),
+            f"{what}: the noise should have mean 0.",
+            "torch.rand draws from U(0, 1), mean 0.5: Gaussian noise is torch.randn / randn_like",
+        )
         wrong_vars = {
             f"off by one step: the noise of {steps + 1} steps": 1 - alpha_bar_after(betas, steps + 1),
             f"off by one step: the noise of {steps - 1} steps": 1 - alpha_bar_after(betas, steps - 1),
             "uniform noise scaled to [-1, 1]: Gaussian noise is torch.randn / randn_like": (1 - alpha_bar) / 3,
         }
         if loop:
-            wrong_vars["beta used as a standard deviation: the noise is sqrt(beta_t) * eps, since beta_t is a variance"] = _beta_as_std_var(betas, steps)
-            wrong_vars["one noise tensor reused at every step: draw fresh noise inside the loop"] = _same_noise_var(betas, steps)
+            wrong_vars[
+                "beta used as a standard deviation: the noise is sqrt(beta_t) * eps, since beta_t is a variance"
+            ] = _beta_as_std_var(betas, steps)
+            wrong_vars["one noise tensor reused at every step: draw fresh noise inside the loop"] = _same_noise_var(
+                betas, steps
+            )
         else:
-            wrong_vars["variance and standard deviation mixed up: the noise is sqrt(1 - alpha_bar) * eps"] = (1 - alpha_bar) ** 2
-        expect_statistic(var, 1 - alpha_bar, var_tolerance(1 - alpha_bar, n),
-                         f"{what}: the variance of the noise in x_n should be 1 - alpha_bar_n.",
-                         "x_n = sqrt(alpha_bar_n) x_0 + sqrt(1 - alpha_bar_n) eps, eps ~ N(0, I)", mistakes=wrong_vars)
-        expect_statistic(kurtosis, 3.0, 0.1, f"{what}: the noise should be Gaussian (kurtosis 3).",
-                         "the noise is not Gaussian: use torch.randn / randn_like, not torch.rand",
-                         mistakes={"uniform noise (kurtosis 1.8): use torch.randn / randn_like, not torch.rand": 1.8})
+            wrong_vars["variance and standard deviation mixed up: the noise is sqrt(1 - alpha_bar) * eps"] = (
+                1 - alpha_bar
+            ) ** 2
+        expect_statistic(
+            var,
+            1 - alpha_bar,
+            var_tolerance(1 - alpha_bar, n),
+            f"{what}: the variance of the noise in x_n should be 1 - alpha_bar_n.",
+            "x_n = sqrt(alpha_bar_n) x_0 + sqrt(1 - alpha_bar_n) eps, eps ~ N(0, I)",
+            mistakes=wrong_vars,
+        )
+        expect_statistic(
+            kurtosis,
+            3.0,
+            0.1,
+            f"{what}: the noise should be Gaussian (kurtosis 3).",
+            "the noise is not Gaussian: use torch.randn / randn_like, not torch.rand",
+            mistakes={"uniform noise (kurtosis 1.8): use torch.randn / randn_like, not torch.rand": 1.8},
+        )
     same = q(x, 0, betas)
     expect_tensor(same, f"{name}(x, 0, betas)", shape=tuple(x.shape), floating=True)
-    expect_close(same, x, f"{name}(x, 0, betas), zero steps of noise", atol=1e-6,
-                 likely="with num_steps = 0 the image comes back unchanged; alpha_bar_0 = 1 (the empty product)."
-                 + ("" if loop else " Note that alpha_bars[num_steps - 1] wraps around to the last entry at 0."))
+    expect_close(
+        same,
+        x,
+        f"{name}(x, 0, betas), zero steps of noise",
+        atol=1e-6,
+        likely="with num_steps = 0 the image comes back unchanged; alpha_bar_0 = 1 (the empty product)."
+        + ("" if loop else " Note that alpha_bars[num_steps - 1] wraps around to the last entry at 0."),
+    )
     again = q(x, 3, betas)
-    expect(not torch.equal(again, q(x, 3, betas)), f"{name} gave the same output twice: it should draw new noise on every call.",
-           likely="a fixed seed (torch.manual_seed) inside the function, or noise created once outside it")
+    expect(
+        not torch.equal(again, q(x, 3, betas)),
+        f"{name} gave the same output twice: it should draw new noise on every call.",
+        likely="a fixed seed (torch.manual_seed) inside the function, or noise created once outside it",
+    )
 
 
 def _beta_as_std_var(betas: Tensor, steps: int) -> float:
@@ -188,35 +247,65 @@ def check_noise_schedule(NoiseSchedule) -> None:
     linear = ref.linear_schedule(10)
     schedule = NoiseSchedule(linear.clone())
     what = "NoiseSchedule(linear_schedule(10))"
-    expect(isinstance(schedule, nn.Module), "NoiseSchedule should be an nn.Module.", "a subclass of nn.Module",
-           type(schedule).__mro__[1].__name__, "class NoiseSchedule(nn.Module) and super().__init__() first")
+    expect(
+        isinstance(schedule, nn.Module),
+        "NoiseSchedule should be an nn.Module.",
+        "a subclass of nn.Module",
+        type(schedule).__mro__[1].__name__,
+        "class NoiseSchedule(nn.Module) and super().__init__() first",
+    )
     reference = ref.NoiseSchedule(linear.clone())
     buffers = dict(schedule.named_buffers())
     for name in ("betas", "alphas", "alpha_bars"):
         if name not in buffers:
             plain = isinstance(getattr(schedule, name, None), Tensor)
-            fail(f"NoiseSchedule has no buffer named {name!r}.", "buffers betas, alphas, alpha_bars",
-                 f"buffers {sorted(buffers) or 'none'}",
-                 f"self.{name} is a plain attribute: it is not saved in state_dict() and .to() does not move it. "
-                 f'Use self.register_buffer("{name}", ...)' if plain else
-                 f'register it with self.register_buffer("{name}", tensor)')
+            fail(
+                f"NoiseSchedule has no buffer named {name!r}.",
+                "buffers betas, alphas, alpha_bars",
+                f"buffers {sorted(buffers) or 'none'}",
+                f"self.{name} is a plain attribute: it is not saved in state_dict() and .to() does not move it. "
+                f'Use self.register_buffer("{name}", ...)'
+                if plain
+                else f'register it with self.register_buffer("{name}", tensor)',
+            )
     for name in ("betas", "alphas", "alpha_bars"):
-        expect(buffers[name].dtype == torch.float32, f"{what}.{name} should be float32, the dtype of the betas.",
-               "torch.float32", str(buffers[name].dtype), "build the tables from the betas, in their dtype")
+        expect(
+            buffers[name].dtype == torch.float32,
+            f"{what}.{name} should be float32, the dtype of the betas.",
+            "torch.float32",
+            str(buffers[name].dtype),
+            "build the tables from the betas, in their dtype",
+        )
     cumsum = torch.cumsum(reference.alphas, 0)
     shifted = torch.cat([torch.ones(1), reference.alpha_bars[:-1]])
-    expect_close(schedule.betas, reference.betas, f"{what}.betas", atol=1e-7,
-                 likely="betas is the tensor passed in, stored as it is",
-                 mistakes={"the betas are reversed": reference.betas.flip(0)})
-    expect_close(schedule.alphas, reference.alphas, f"{what}.alphas", atol=1e-7,
-                 likely="alpha_t = 1 - beta_t", mistakes={"alphas hold sqrt(1 - beta_t): store alpha_t = 1 - beta_t itself": reference.alphas.sqrt()})
-    expect_close(schedule.alpha_bars, reference.alpha_bars, f"{what}.alpha_bars", atol=1e-7,
-                 likely="alpha_bar_t = alpha_1 * ... * alpha_t: torch.cumprod(alphas, dim=0)",
-                 mistakes={
-                     "off by one: alpha_bars starts at 1 (alpha_bar_0). Entry t - 1 must hold alpha_bar_t, so "
-                     "alpha_bars[0] = alpha_1 = 0.9999": shifted,
-                     "a cumulative sum: alpha_bar is a product, torch.cumprod": cumsum,
-                 })
+    expect_close(
+        schedule.betas,
+        reference.betas,
+        f"{what}.betas",
+        atol=1e-7,
+        likely="betas is the tensor passed in, stored as it is",
+        mistakes={"the betas are reversed": reference.betas.flip(0)},
+    )
+    expect_close(
+        schedule.alphas,
+        reference.alphas,
+        f"{what}.alphas",
+        atol=1e-7,
+        likely="alpha_t = 1 - beta_t",
+        mistakes={"alphas hold sqrt(1 - beta_t): store alpha_t = 1 - beta_t itself": reference.alphas.sqrt()},
+    )
+    expect_close(
+        schedule.alpha_bars,
+        reference.alpha_bars,
+        f"{what}.alpha_bars",
+        atol=1e-7,
+        likely="alpha_bar_t = alpha_1 * ... * alpha_t: torch.cumprod(alphas, dim=0)",
+        mistakes={
+            "off by one: alpha_bars starts at 1 (alpha_bar_0). Entry t - 1 must hold alpha_bar_t, so "
+            "alpha_bars[0] = alpha_1 = 0.9999": shifted,
+            "a cumulative sum: alpha_bar is a product, torch.cumprod": cumsum,
+        },
+    )
     expect(len(schedule) == 10, f"len({what}) should be T = 10.", "10", str(len(schedule)))
 
     for method in ("beta", "alpha", "alpha_bar"):
@@ -225,41 +314,91 @@ def check_noise_schedule(NoiseSchedule) -> None:
             try:
                 value = getattr(schedule, method)(t)
             except IndexError:
-                fail(f"NoiseSchedule.{method}({t}) raised IndexError.", f"{method}_{t}, entry {t - 1} of the table",
-                     "IndexError", "t runs over 1..T, so step t sits at index t - 1, and t = T is valid")
-            expect_close(torch.as_tensor(value).float().reshape(()), table[t - 1], f"NoiseSchedule.{method}({t})",
-                         atol=1e-7, mistakes={f"off by one: {method}(t) returned the entry of step t + 1; "
-                                              f"step t is at index t - 1": table[min(t, 9)]} if t < 10 else None,
-                         likely=f"{method}(t) for t in 1..T is entry t - 1 of the table")
+                fail(
+                    f"NoiseSchedule.{method}({t}) raised IndexError.",
+                    f"{method}_{t}, entry {t - 1} of the table",
+                    "IndexError",
+                    "t runs over 1..T, so step t sits at index t - 1, and t = T is valid",
+                )
+            expect_close(
+                torch.as_tensor(value).float().reshape(()),
+                table[t - 1],
+                f"NoiseSchedule.{method}({t})",
+                atol=1e-7,
+                mistakes={
+                    f"off by one: {method}(t) returned the entry of step t + 1; step t is at index t - 1": table[
+                        min(t, 9)
+                    ]
+                }
+                if t < 10
+                else None,
+                likely=f"{method}(t) for t in 1..T is entry t - 1 of the table",
+            )
         t = torch.tensor([1, 5, 10, 3])
         values = getattr(schedule, method)(t)
-        expect_close(values, table[t - 1], f"NoiseSchedule.{method}(tensor([1, 5, 10, 3]))", atol=1e-7,
-                     likely="index the table with the tensor: table[t - 1] gives one value per t, shape (B,)")
-    expect(abs(float(schedule.alpha_bar(1)) - 0.9999) < 1e-7, "alpha_bar(1) should be alpha_1 = 1 - 1e-4 = 0.9999.",
-           "0.9999", f"{float(schedule.alpha_bar(1)):.7f}")
+        expect_close(
+            values,
+            table[t - 1],
+            f"NoiseSchedule.{method}(tensor([1, 5, 10, 3]))",
+            atol=1e-7,
+            likely="index the table with the tensor: table[t - 1] gives one value per t, shape (B,)",
+        )
+    expect(
+        abs(float(schedule.alpha_bar(1)) - 0.9999) < 1e-7,
+        "alpha_bar(1) should be alpha_1 = 1 - 1e-4 = 0.9999.",
+        "0.9999",
+        f"{float(schedule.alpha_bar(1)):.7f}",
+    )
 
     # Any betas, not only the linear ones: large ones, a float64 table, and tables on the betas' device.
     big = NoiseSchedule(BIG_BETAS.clone())
-    expect(len(big) == 6, f"len(NoiseSchedule(betas)) should be the number of betas, {len(BIG_BETAS)}.", "6",
-           str(len(big)), "T is len(betas): do not build a linear schedule of your own")
-    expect_close(big.alpha_bars, torch.cumprod(1 - BIG_BETAS, 0), "NoiseSchedule(tensor([0.1, ..., 0.6])).alpha_bars",
-                 atol=1e-6, likely="build the tables from the betas passed in, whatever they are",
-                 mistakes={"the betas passed in are ignored: a linear schedule was built instead":
-                           ref.NoiseSchedule(ref.linear_schedule(6)).alpha_bars})
+    expect(
+        len(big) == 6,
+        f"len(NoiseSchedule(betas)) should be the number of betas, {len(BIG_BETAS)}.",
+        "6",
+        str(len(big)),
+        "T is len(betas): do not build a linear schedule of your own",
+    )
+    expect_close(
+        big.alpha_bars,
+        torch.cumprod(1 - BIG_BETAS, 0),
+        "NoiseSchedule(tensor([0.1, ..., 0.6])).alpha_bars",
+        atol=1e-6,
+        likely="build the tables from the betas passed in, whatever they are",
+        mistakes={
+            "the betas passed in are ignored: a linear schedule was built instead": ref.NoiseSchedule(
+                ref.linear_schedule(6)
+            ).alpha_bars
+        },
+    )
     doubled = NoiseSchedule(BIG_BETAS.double())
-    expect(doubled.alpha_bars.dtype == torch.float64, "NoiseSchedule(float64 betas) should keep float64 tables.",
-           "float64 alpha_bars", str(doubled.alpha_bars.dtype), "the tables are made in another dtype than the betas'")
+    expect(
+        doubled.alpha_bars.dtype == torch.float64,
+        "NoiseSchedule(float64 betas) should keep float64 tables.",
+        "float64 alpha_bars",
+        str(doubled.alpha_bars.dtype),
+        "the tables are made in another dtype than the betas'",
+    )
     moved = NoiseSchedule(linear.clone()).to(torch.float64)
-    expect(moved.alpha_bars.dtype == torch.float64, f"{what}.to(torch.float64) should convert its tables.",
-           "float64 buffers", str(moved.alpha_bars.dtype), "the tables are not registered buffers")
+    expect(
+        moved.alpha_bars.dtype == torch.float64,
+        f"{what}.to(torch.float64) should convert its tables.",
+        "float64 buffers",
+        str(moved.alpha_bars.dtype),
+        "the tables are not registered buffers",
+    )
     try:
         on_meta = NoiseSchedule(torch.linspace(1e-4, 0.02, 4, device="meta"))
     except Exception:  # some ops have no meta kernel; the device is then checked on the CPU only
         on_meta = None
     if on_meta is not None:
-        expect(on_meta.alpha_bars.device.type == "meta", "NoiseSchedule(betas) should build its tables on the betas' device.",
-               "buffers on the betas' device", f"buffers on {on_meta.alpha_bars.device}",
-               "the tables are made on the CPU: compute them from the betas (1 - betas, torch.cumprod), not from new tensors")
+        expect(
+            on_meta.alpha_bars.device.type == "meta",
+            "NoiseSchedule(betas) should build its tables on the betas' device.",
+            "buffers on the betas' device",
+            f"buffers on {on_meta.alpha_bars.device}",
+            "the tables are made on the CPU: compute them from the betas (1 - betas, torch.cumprod), not from new tensors",
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -274,56 +413,105 @@ def check_noise_img(noise_img) -> None:
     img = torch.rand(6000, 1, 2, 2, generator=generator) * 2 - 1
     img_before = img.clone()
     result = noise_img(img, schedule)
-    expect(isinstance(result, tuple) and len(result) == 3, "noise_img should return three things.",
-           "(num_steps, noise, noised)", f"{type(result).__name__} of length {len(result) if hasattr(result, '__len__') else '?'}")
+    expect(
+        isinstance(result, tuple) and len(result) == 3,
+        "noise_img should return three things.",
+        "(num_steps, noise, noised)",
+        f"{type(result).__name__} of length {len(result) if hasattr(result, '__len__') else '?'}",
+    )
     num_steps, noise, noised = result
     expect_tensor(num_steps, "num_steps (the first thing returned)", shape=(6000,), floating=False)
     expect_tensor(noise, "noise (the second thing returned)", shape=tuple(img.shape), floating=True)
     expect_tensor(noised, "noised (the third thing returned)", shape=tuple(img.shape), floating=True)
-    expect(torch.equal(img, img_before), "noise_img changed the images it was given.", likely="write new tensors; don't modify img in place")
+    expect(
+        torch.equal(img, img_before),
+        "noise_img changed the images it was given.",
+        likely="write new tensors; don't modify img in place",
+    )
 
     lo, hi = int(num_steps.min()), int(num_steps.max())
-    expect(lo >= 1, "t should never be 0: t counts steps of noise, from 1 to T.", "t in {1, ..., T}", f"smallest t = {lo}",
-           "torch.randint(0, T, ...) gives 0..T-1; use torch.randint(1, T + 1, ...)")
+    expect(
+        lo >= 1,
+        "t should never be 0: t counts steps of noise, from 1 to T.",
+        "t in {1, ..., T}",
+        f"smallest t = {lo}",
+        "torch.randint(0, T, ...) gives 0..T-1; use torch.randint(1, T + 1, ...)",
+    )
     expect(hi <= T, f"t should never exceed T = {T}.", f"t in {{1, ..., {T}}}", f"largest t = {hi}")
-    expect(hi == T, f"t never reached T = {T} in 6000 draws.", f"t in {{1, ..., {T}}}, T included", f"largest t = {hi}",
-           "torch.randint's upper bound is exclusive: torch.randint(1, T + 1, ...)")
+    expect(
+        hi == T,
+        f"t never reached T = {T} in 6000 draws.",
+        f"t in {{1, ..., {T}}}, T included",
+        f"largest t = {hi}",
+        "torch.randint's upper bound is exclusive: torch.randint(1, T + 1, ...)",
+    )
     counts = torch.bincount(num_steps, minlength=T + 1)[1:].double()
     p = 1 / T
     tolerance = 6 * math.sqrt(6000 * p * (1 - p))
-    expect(bool(((counts - 6000 * p).abs() <= tolerance).all()), "t should be uniform over {1, ..., T}.",
-           f"about {6000 * p:.0f} of each", str(counts.long().tolist()), "draw t with torch.randint, one per image")
+    expect(
+        bool(((counts - 6000 * p).abs() <= tolerance).all()),
+        "t should be uniform over {1, ..., T}.",
+        f"about {6000 * p:.0f} of each",
+        str(counts.long().tolist()),
+        "draw t with torch.randint, one per image",
+    )
 
     mean, var, kurtosis = moments(noise)
     n = noise.numel()
-    expect_statistic(mean, 0.0, 6 / math.sqrt(n), "the noise should have mean 0.",
-                     mistakes={"uniform noise from torch.rand (mean 0.5): use torch.randn_like": 0.5})
-    expect_statistic(var, 1.0, var_tolerance(1.0, n), "the returned noise should be standard Gaussian, variance 1.",
-                     "return the unscaled noise eps, not sqrt(1 - alpha_bar) * eps: eps is what the model learns to predict",
-                     mistakes={"uniform noise: use torch.randn_like, not torch.rand_like": 1 / 12,
-                               "uniform noise in [-1, 1]: use torch.randn_like": 1 / 3})
-    expect_statistic(kurtosis, 3.0, 0.15, "the noise should be Gaussian (kurtosis 3).",
-                     mistakes={"uniform noise: use torch.randn_like, not torch.rand_like": 1.8})
+    expect_statistic(
+        mean,
+        0.0,
+        6 / math.sqrt(n),
+        "the noise should have mean 0.",
+        mistakes={"uniform noise from torch.rand (mean 0.5): use torch.randn_like": 0.5},
+    )
+    expect_statistic(
+        var,
+        1.0,
+        var_tolerance(1.0, n),
+        "the returned noise should be standard Gaussian, variance 1.",
+        "return the unscaled noise eps, not sqrt(1 - alpha_bar) * eps: eps is what the model learns to predict",
+        mistakes={
+            "uniform noise: use torch.randn_like, not torch.rand_like": 1 / 12,
+            "uniform noise in [-1, 1]: use torch.randn_like": 1 / 3,
+        },
+    )
+    expect_statistic(
+        kurtosis,
+        3.0,
+        0.15,
+        "the noise should be Gaussian (kurtosis 3).",
+        mistakes={"uniform noise: use torch.randn_like, not torch.rand_like": 1.8},
+    )
 
     alpha_bar = schedule.alpha_bars[num_steps - 1].reshape(-1, 1, 1, 1)
     expected = alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
     shifted = schedule.alpha_bars[num_steps.clamp(max=T - 1)].reshape(-1, 1, 1, 1)
     alpha_only = schedule.alphas[num_steps - 1].reshape(-1, 1, 1, 1)
     expect_close(
-        noised, expected, "noised, compared with sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps from your t and eps",
+        noised,
+        expected,
+        "noised, compared with sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps from your t and eps",
         atol=1e-5,
         likely="eq. 4 with alpha_bar_t of each image's own t, broadcast over (C, H, W)",
         mistakes={
-            "off by one: alpha_bar_{t+1} used; step t is at index t - 1 (noise_schedule.alpha_bar(t) does this)":
-                torch.where(num_steps.reshape(-1, 1, 1, 1) < T, shifted.sqrt() * img + (1 - shifted).sqrt() * noise, expected),
+            "off by one: alpha_bar_{t+1} used; step t is at index t - 1 (noise_schedule.alpha_bar(t) does this)": torch.where(
+                num_steps.reshape(-1, 1, 1, 1) < T, shifted.sqrt() * img + (1 - shifted).sqrt() * noise, expected
+            ),
             "alpha_t used where eq. 4 needs alpha_bar_t": alpha_only.sqrt() * img + (1 - alpha_only).sqrt() * noise,
-            "variances used as scales: x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps takes square roots":
-                alpha_bar * img + (1 - alpha_bar) * noise,
+            "variances used as scales: x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps takes square roots": alpha_bar
+            * img
+            + (1 - alpha_bar) * noise,
         },
     )
     limited, _, _ = noise_img(img, schedule, max_steps=3)
-    expect(int(limited.min()) >= 1 and int(limited.max()) == 3, "noise_img(img, schedule, max_steps=3) should draw t from {1, 2, 3}.",
-           "t from 1 to 3", f"t from {int(limited.min())} to {int(limited.max())}", "use max_steps when it is given, else len(noise_schedule)")
+    expect(
+        int(limited.min()) >= 1 and int(limited.max()) == 3,
+        "noise_img(img, schedule, max_steps=3) should draw t from {1, 2, 3}.",
+        "t from 1 to 3",
+        f"t from {int(limited.min())} to {int(limited.max())}",
+        "use max_steps when it is given, else len(noise_schedule)",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -341,11 +529,15 @@ def check_reconstruct(reconstruct) -> None:
     x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
     got = reconstruct(x_t, noise, t, schedule)
     expect_close(
-        got, x_0, "reconstruct(x_t, eps, t, schedule) should give back x_0", atol=1e-4,
+        got,
+        x_0,
+        "reconstruct(x_t, eps, t, schedule) should give back x_0",
+        atol=1e-4,
         likely="x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), with each image's own t",
         mistakes={
             "the division by sqrt(alpha_bar_t) is missing": x_t - (1 - alpha_bar).sqrt() * noise,
-            "multiplied by sqrt(alpha_bar_t) where eq. 4 solved for x_0 divides": (x_t - (1 - alpha_bar).sqrt() * noise) * alpha_bar.sqrt(),
+            "multiplied by sqrt(alpha_bar_t) where eq. 4 solved for x_0 divides": (x_t - (1 - alpha_bar).sqrt() * noise)
+            * alpha_bar.sqrt(),
             "the noise is added instead of subtracted": (x_t + (1 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt(),
         },
     )
@@ -361,47 +553,76 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
     T = 50
     schedule = ref.NoiseSchedule(ref.linear_schedule(T))
     model = TinyDiffuser(config, schedule)
-    expect(isinstance(model, DiffusionModel), "TinyDiffuser should subclass DiffusionModel.",
-           "class TinyDiffuser(DiffusionModel)", type(model).__mro__[1].__name__)
-    expect(tuple(getattr(model, "image_shape", ())) == (2, 3, 5), "TinyDiffuser should keep config.image_shape.",
-           "(2, 3, 5)", repr(getattr(model, "image_shape", None)),
-           "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape")
+    expect(
+        isinstance(model, DiffusionModel),
+        "TinyDiffuser should subclass DiffusionModel.",
+        "class TinyDiffuser(DiffusionModel)",
+        type(model).__mro__[1].__name__,
+    )
+    expect(
+        tuple(getattr(model, "image_shape", ())) == (2, 3, 5),
+        "TinyDiffuser should keep config.image_shape.",
+        "(2, 3, 5)",
+        repr(getattr(model, "image_shape", None)),
+        "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape",
+    )
     torch.manual_seed(3)
     reference = ref.TinyDiffuser(config, ref.NoiseSchedule(ref.linear_schedule(T)))
     expected_count = n_params(reference)
     got_count = n_params(model)
     if got_count != expected_count:
-        fail("TinyDiffuser has the wrong number of parameters.", f"{expected_count}", f"{got_count}",
-             "the first Linear takes C*H*W + 1 inputs: you forgot to append t" if got_count == expected_count - 16 else
-             "config.hidden_size or config.image_shape is ignored: build the layers from the config"
-             if got_count in _counts_with_default_sizes() else
-             "Linear(C*H*W + 1, hidden_size) -> ReLU -> Linear(hidden_size, C*H*W)")
+        fail(
+            "TinyDiffuser has the wrong number of parameters.",
+            f"{expected_count}",
+            f"{got_count}",
+            "the first Linear takes C*H*W + 1 inputs: you forgot to append t"
+            if got_count == expected_count - 16
+            else "config.hidden_size or config.image_shape is ignored: build the layers from the config"
+            if got_count in _counts_with_default_sizes()
+            else "Linear(C*H*W + 1, hidden_size) -> ReLU -> Linear(hidden_size, C*H*W)",
+        )
     copy_weights(reference, model, "TinyDiffuser")
     images = torch.randn(8, 2, 3, 5)
     t = torch.tensor([1, 7, 13, 25, 31, 40, 49, 50])
     got = model(images, t)
     expect_tensor(got, "TinyDiffuser(images (8, 2, 3, 5), t (8,))", shape=(8, 2, 3, 5), floating=True)
-    expect(got.dtype == images.dtype, "TinyDiffuser's output should have the dtype of its input images (float32).",
-           str(images.dtype), str(got.dtype), "t turned into float64 somewhere: convert it with t.to(images.dtype)")
+    expect(
+        got.dtype == images.dtype,
+        "TinyDiffuser's output should have the dtype of its input images (float32).",
+        str(images.dtype),
+        str(got.dtype),
+        "t turned into float64 somewhere: convert it with t.to(images.dtype)",
+    )
     expected = reference(images, t)
     pixels = images.reshape(8, -1)
     layers = reference.model
     expect_close(
-        got, expected, "TinyDiffuser's output with the reference's weights", atol=1e-5,
+        got,
+        expected,
+        "TinyDiffuser's output with the reference's weights",
+        atol=1e-5,
         likely="flatten each image, append t / T (T = len(self.noise_schedule)) as one extra feature, "
         "Linear -> ReLU -> Linear, reshape to (B, C, H, W)",
         mistakes={
-            "t is appended unscaled: divide it by T = len(self.noise_schedule) so it lies in (0, 1]":
-                layers(torch.cat([pixels, t[:, None].float()], 1)).reshape(8, 2, 3, 5),
-            "t is put before the pixels: append it after them": layers(torch.cat([t[:, None] / T, pixels], 1)).reshape(8, 2, 3, 5),
-            "t is scaled by (T - 1) or shifted: the input is t / T":
-                layers(torch.cat([pixels, (t[:, None] - 1) / T], 1)).reshape(8, 2, 3, 5),
-            "t is scaled by a fixed number, not by this schedule's T = len(self.noise_schedule)":
-                layers(torch.cat([pixels, t[:, None] / 100], 1)).reshape(8, 2, 3, 5),
+            "t is appended unscaled: divide it by T = len(self.noise_schedule) so it lies in (0, 1]": layers(
+                torch.cat([pixels, t[:, None].float()], 1)
+            ).reshape(8, 2, 3, 5),
+            "t is put before the pixels: append it after them": layers(torch.cat([t[:, None] / T, pixels], 1)).reshape(
+                8, 2, 3, 5
+            ),
+            "t is scaled by (T - 1) or shifted: the input is t / T": layers(
+                torch.cat([pixels, (t[:, None] - 1) / T], 1)
+            ).reshape(8, 2, 3, 5),
+            "t is scaled by a fixed number, not by this schedule's T = len(self.noise_schedule)": layers(
+                torch.cat([pixels, t[:, None] / 100], 1)
+            ).reshape(8, 2, 3, 5),
         },
     )
-    expect(not torch.allclose(model(images, torch.full((8,), 1)), model(images, torch.full((8,), 50))),
-           "TinyDiffuser gives the same output for t = 1 and t = 50.", likely="t never reaches the network")
+    expect(
+        not torch.allclose(model(images, torch.full((8,), 1)), model(images, torch.full((8,), 50))),
+        "TinyDiffuser gives the same output for t = 1 and t = 50.",
+        likely="t never reaches the network",
+    )
 
 
 def _counts_with_default_sizes() -> set[int]:
@@ -441,52 +662,91 @@ def check_diffusion_loss(diffusion_loss) -> None:
     x_0 = torch.rand(3000, 2, 3, 3, generator=torch.Generator().manual_seed(4)) * 2 - 1
     x_0_before = x_0.clone()
     loss = diffusion_loss(model, x_0)
-    expect(isinstance(loss, Tensor), "diffusion_loss should return the loss as a tensor.", "a 0-d float tensor",
-           f"{type(loss).__name__}: {loss!r:.60}",
-           "return the tensor itself, not loss.item(): train calls loss.backward() on it")
-    expect(loss.numel() == 1, "diffusion_loss should return one number for the whole batch.", "shape ()",
-           f"shape {tuple(loss.shape)}", "average over every pixel of every image: F.mse_loss(prediction, noise)")
-    expect(loss.requires_grad, "the loss carries no gradient.", "a tensor with requires_grad=True",
-           "requires_grad=False", "the model's output must flow into the loss: no .detach(), no torch.no_grad()")
+    expect(
+        isinstance(loss, Tensor),
+        "diffusion_loss should return the loss as a tensor.",
+        "a 0-d float tensor",
+        f"{type(loss).__name__}: {loss!r:.60}",
+        "return the tensor itself, not loss.item(): train calls loss.backward() on it",
+    )
+    expect(
+        loss.numel() == 1,
+        "diffusion_loss should return one number for the whole batch.",
+        "shape ()",
+        f"shape {tuple(loss.shape)}",
+        "average over every pixel of every image: F.mse_loss(prediction, noise)",
+    )
+    expect(
+        loss.requires_grad,
+        "the loss carries no gradient.",
+        "a tensor with requires_grad=True",
+        "requires_grad=False",
+        "the model's output must flow into the loss: no .detach(), no torch.no_grad()",
+    )
     expect(torch.equal(x_0, x_0_before), "diffusion_loss changed the images it was given.")
-    expect(len(model.calls) == 1, "diffusion_loss should call the model once on the whole batch.", "1 call",
-           f"{len(model.calls)} calls")
+    expect(
+        len(model.calls) == 1,
+        "diffusion_loss should call the model once on the whole batch.",
+        "1 call",
+        f"{len(model.calls)} calls",
+    )
     x_t, t = model.calls[0]
     expect_tensor(x_t, "the images given to the model", shape=tuple(x_0.shape), floating=True)
     expect_tensor(t, "the t given to the model", shape=(len(x_0),), floating=False)
-    expect(int(t.min()) >= 1 and int(t.max()) == T, f"t given to the model should run over {{1, ..., {T}}}.",
-           f"t from 1 to {T}", f"t from {int(t.min())} to {int(t.max())}",
-           "draw t and x_t with your noise_img, from the model's own schedule (model.noise_schedule)")
-    expect(not torch.allclose(x_t, x_0), "the model was given the clean images x_0.", "x_t, the noised images",
-           "x_0", "the model predicts the noise in x_t: call it on noise_img's noised images")
+    expect(
+        int(t.min()) >= 1 and int(t.max()) == T,
+        f"t given to the model should run over {{1, ..., {T}}}.",
+        f"t from 1 to {T}",
+        f"t from {int(t.min())} to {int(t.max())}",
+        "draw t and x_t with your noise_img, from the model's own schedule (model.noise_schedule)",
+    )
+    expect(
+        not torch.allclose(x_t, x_0),
+        "the model was given the clean images x_0.",
+        "x_t, the noised images",
+        "x_0",
+        "the model predicts the noise in x_t: call it on noise_img's noised images",
+    )
     # The noise that made x_t, from eq. 4 solved for eps: it must be standard Gaussian.
     alpha_bar = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
     eps = (x_t - alpha_bar.sqrt() * x_0) / (1 - alpha_bar).sqrt()
     mean, var, _ = moments(eps)
-    expect_statistic(var, 1.0, var_tolerance(1.0, eps.numel()),
-                     "the noise in the x_t given to the model is not N(0, I) under the model's schedule: x_t should "
-                     "be sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with model.noise_schedule's alpha_bar_t.",
-                     likely="noise x_0 with model.noise_schedule (not a new schedule), through noise_img: check that "
-                     "noise_img passes its own check first")
+    expect_statistic(
+        var,
+        1.0,
+        var_tolerance(1.0, eps.numel()),
+        "the noise in the x_t given to the model is not N(0, I) under the model's schedule: x_t should "
+        "be sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with model.noise_schedule's alpha_bar_t.",
+        likely="noise x_0 with model.noise_schedule (not a new schedule), through noise_img: check that "
+        "noise_img passes its own check first",
+    )
     prediction = model.w.detach() * x_t + model.b[t - 1].reshape(-1, 1, 1, 1)
     expected = ((prediction - eps) ** 2).mean()
     got = loss.detach().reshape(())
     expect_close(
-        got, expected, "the loss, compared with the mean of (eps_theta(x_t, t) - eps)^2 over the batch", atol=1e-5,
+        got,
+        expected,
+        "the loss, compared with the mean of (eps_theta(x_t, t) - eps)^2 over the batch",
+        atol=1e-5,
         likely="loss = mean over the batch and pixels of (eps_theta(x_t, t) - eps)^2: F.mse_loss(prediction, noise)",
         mistakes={
-            "the prediction is compared with the image x_0; the model predicts the noise eps":
-                ((prediction - x_0) ** 2).mean(),
-            "the prediction is compared with x_t; the model predicts the noise eps that made it":
-                ((prediction - x_t) ** 2).mean(),
+            "the prediction is compared with the image x_0; the model predicts the noise eps": (
+                (prediction - x_0) ** 2
+            ).mean(),
+            "the prediction is compared with x_t; the model predicts the noise eps that made it": (
+                (prediction - x_t) ** 2
+            ).mean(),
             "a sum, not a mean: F.mse_loss averages (reduction='mean')": ((prediction - eps) ** 2).sum(),
             "the squares are missing: the loss is the mean *squared* error": (prediction - eps).abs().mean(),
         },
     )
     model.zero_grad()
     loss.backward()
-    expect(model.w.grad is not None and model.w.grad.abs() > 0, "loss.backward() gave the model no gradient.",
-           likely="compute the loss from the model's output itself")
+    expect(
+        model.w.grad is not None and model.w.grad.abs() > 0,
+        "loss.backward() gave the model no gradient.",
+        likely="compute the loss from the model's output itself",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -517,8 +777,9 @@ def train_setup() -> tuple[ref.TinyDiffuser, TrainConfig, Tensor, Tensor]:
     """
     images = normalize_img(gradient_images(2560, (3, 4, 5), seed=0))
     torch.manual_seed(0)
-    model = ref.TinyDiffuser(ref.TinyDiffuserConfig(image_shape=(3, 4, 5), hidden_size=256),
-                             ref.NoiseSchedule(ref.linear_schedule(80)))
+    model = ref.TinyDiffuser(
+        ref.TinyDiffuserConfig(image_shape=(3, 4, 5), hidden_size=256), ref.NoiseSchedule(ref.linear_schedule(80))
+    )
     train_config = TrainConfig(epochs=30, lr=2e-3, batch_size=64, device="cpu", seed=5, n_images_to_log=3)
     return model, train_config, images[:2048], images[2048:]
 
@@ -544,32 +805,63 @@ def check_train(train) -> None:
     batches = _BatchSizes(model)
     result = train(model, config, trainset, testset, log=log)
     batches.handle.remove()
-    expect(isinstance(result, DiffusionModel), "train should return the trained model.", "the model", type(result).__name__)
+    expect(
+        isinstance(result, DiffusionModel), "train should return the trained model.", "the model", type(result).__name__
+    )
     expect(torch.equal(trainset, trainset_before), "train changed the training images it was given.")
     changed = any(not torch.equal(untrained[k], v.cpu()) for k, v in result.state_dict().items() if k in untrained)
-    expect(changed, "train did not change the model's weights.", likely="optimizer.step() is never called, or the optimizer "
-           "holds parameters of another model")
+    expect(
+        changed,
+        "train did not change the model's weights.",
+        likely="optimizer.step() is never called, or the optimizer holds parameters of another model",
+    )
     # The configured batch size and number of epochs: 30 epochs of 2048 / 64 = 32 steps.
     steps_expected = config.epochs * len(trainset) // config.batch_size
     sizes = sorted(set(batches.sizes))
-    expect(sizes == [config.batch_size], f"the model should see minibatches of config.batch_size = {config.batch_size} images.",
-           f"batches of {config.batch_size}", f"batch sizes {sizes[:5]}",
-           "minibatches(trainset, config.batch_size): the batch size comes from the config")
+    expect(
+        sizes == [config.batch_size],
+        f"the model should see minibatches of config.batch_size = {config.batch_size} images.",
+        f"batches of {config.batch_size}",
+        f"batch sizes {sizes[:5]}",
+        "minibatches(trainset, config.batch_size): the batch size comes from the config",
+    )
     losses = log.history.get("loss", [])
-    expect(len(losses) > 0, "train logged no loss.", "log.log(step, loss=...) after every optimizer step", "nothing under 'loss'",
-           "the notebook draws the loss curve from the log")
-    expect(len(losses) == steps_expected,
-           f"train should log one loss per optimizer step: config.epochs = {config.epochs} passes of "
-           f"{len(trainset) // config.batch_size} steps.", f"{steps_expected} losses", f"{len(losses)} losses",
-           "loop `for epoch in range(config.epochs)` around the minibatches, and log after every step"
-           if len(batches.sizes) != steps_expected else "call log.log(step, loss=loss.item()) once per step")
-    expect([s for s, _ in losses] == list(range(1, steps_expected + 1)), "the steps logged should count 1, 2, 3, ...",
-           "1, 2, 3, ...", str([s for s, _ in losses][:6]), "increase step by one after every optimizer step")
-    expect("eval_loss" in log.history, "train logged no eval_loss although a testset was given.",
-           "log_eval(model, testset, log, step, config) after each epoch", f"keys {sorted(log.history)}",
-           "use the given log_eval")
-    expect(len(log.images) > 0, "train logged no reconstructions although a testset was given.",
-           likely="call the given log_eval(model, testset, log, step, config) after each epoch")
+    expect(
+        len(losses) > 0,
+        "train logged no loss.",
+        "log.log(step, loss=...) after every optimizer step",
+        "nothing under 'loss'",
+        "the notebook draws the loss curve from the log",
+    )
+    expect(
+        len(losses) == steps_expected,
+        f"train should log one loss per optimizer step: config.epochs = {config.epochs} passes of "
+        f"{len(trainset) // config.batch_size} steps.",
+        f"{steps_expected} losses",
+        f"{len(losses)} losses",
+        "loop `for epoch in range(config.epochs)` around the minibatches, and log after every step"
+        if len(batches.sizes) != steps_expected
+        else "call log.log(step, loss=loss.item()) once per step",
+    )
+    expect(
+        [s for s, _ in losses] == list(range(1, steps_expected + 1)),
+        "the steps logged should count 1, 2, 3, ...",
+        "1, 2, 3, ...",
+        str([s for s, _ in losses][:6]),
+        "increase step by one after every optimizer step",
+    )
+    expect(
+        "eval_loss" in log.history,
+        "train logged no eval_loss although a testset was given.",
+        "log_eval(model, testset, log, step, config) after each epoch",
+        f"keys {sorted(log.history)}",
+        "use the given log_eval",
+    )
+    expect(
+        len(log.images) > 0,
+        "train logged no reconstructions although a testset was given.",
+        likely="call the given log_eval(model, testset, log, step, config) after each epoch",
+    )
     error = _noise_prediction_error(result.cpu(), testset)
     if error > TRAIN_PASS_MSE:
         fail(
@@ -586,8 +878,12 @@ def check_train(train) -> None:
     except FloatingPointError:
         pass
     else:
-        fail("train kept going although the loss became NaN or inf (run with lr = 1e30).", "a FloatingPointError",
-             "no error", "log every step's loss with log.log(step, loss=loss.item()): the log stops a NaN run")
+        fail(
+            "train kept going although the loss became NaN or inf (run with lr = 1e30).",
+            "a FloatingPointError",
+            "no error",
+            "log every step's loss with log.log(step, loss=loss.item()): the log stops a NaN run",
+        )
 
 
 def _check_learning_rate(train) -> None:
@@ -599,12 +895,15 @@ def _check_learning_rate(train) -> None:
     moves = torch.cat([(p.detach().cpu() - b).abs().flatten() for p, b in zip(model.parameters(), before, strict=True)])
     moved = moves[moves > 0]
     got = float(moved.median()) if len(moved) else 0.0
-    expect(abs(got - lr) < 0.05 * lr,
-           f"one training step with config.lr = {lr} should move each weight by about {lr} (Adam's first step).",
-           f"a typical move of {lr}", f"{got:.4g}",
-           "the optimizer ignores config.lr: torch.optim.Adam(model.parameters(), lr=config.lr)"
-           if abs(got - 1e-3) < 5e-5 else
-           "use torch.optim.Adam(model.parameters(), lr=config.lr), one step per minibatch")
+    expect(
+        abs(got - lr) < 0.05 * lr,
+        f"one training step with config.lr = {lr} should move each weight by about {lr} (Adam's first step).",
+        f"a typical move of {lr}",
+        f"{got:.4g}",
+        "the optimizer ignores config.lr: torch.optim.Adam(model.parameters(), lr=config.lr)"
+        if abs(got - 1e-3) < 5e-5
+        else "use torch.optim.Adam(model.parameters(), lr=config.lr), one step per minibatch",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -666,18 +965,36 @@ def check_sample(sample) -> None:
     final = sample(model, n)
     expect_tensor(final, f"sample(model, {n})", shape=(n, 1, 4, 4), floating=True)
     calls = model.calls
-    expect(all(c.shape == (n,) for c in calls), "the model should get one t per sample, shape (n_samples,).",
-           f"t of shape ({n},)", f"shapes {sorted({tuple(c.shape) for c in calls})}",
-           "torch.full((n_samples,), t) makes the batch of time steps")
-    expect(all(c.dtype in (torch.int64, torch.int32) for c in calls), "t passed to the model should be integers.",
-           "a long tensor", str(calls[0].dtype))
+    expect(
+        all(c.shape == (n,) for c in calls),
+        "the model should get one t per sample, shape (n_samples,).",
+        f"t of shape ({n},)",
+        f"shapes {sorted({tuple(c.shape) for c in calls})}",
+        "torch.full((n_samples,), t) makes the batch of time steps",
+    )
+    expect(
+        all(c.dtype in (torch.int64, torch.int32) for c in calls),
+        "t passed to the model should be integers.",
+        "a long tensor",
+        str(calls[0].dtype),
+    )
     order = [int(c[0]) for c in calls]
-    expect(order == list(range(T, 0, -1)), "sample should call the model once per step, t = T down to 1.",
-           str(list(range(T, 0, -1))), str(order),
-           "range(T, 0, -1) runs T, ..., 1; range(T - 1, -1, -1) is off by one"
-           if order == list(range(T - 1, -1, -1)) else "loop t from T down to 1, both included")
-    expect(not any(model.grad_enabled), "sample should run without gradients.", "torch.is_grad_enabled() == False",
-           "gradients were on", "decorate sample with @torch.no_grad(): with T model calls the graph would fill memory")
+    expect(
+        order == list(range(T, 0, -1)),
+        "sample should call the model once per step, t = T down to 1.",
+        str(list(range(T, 0, -1))),
+        str(order),
+        "range(T, 0, -1) runs T, ..., 1; range(T - 1, -1, -1) is off by one"
+        if order == list(range(T - 1, -1, -1))
+        else "loop t from T down to 1, both included",
+    )
+    expect(
+        not any(model.grad_enabled),
+        "sample should run without gradients.",
+        "torch.is_grad_enabled() == False",
+        "gradients were on",
+        "decorate sample with @torch.no_grad(): with T model calls the graph would fill memory",
+    )
 
     exact = model.exact_moments()
     mean, var, _ = moments(final)
@@ -690,34 +1007,67 @@ def check_sample(sample) -> None:
     wrong_means = {desc: model.exact_moments(v)[-1][0] for desc, v in names.items()}
     wrong_vars = {desc: model.exact_moments(v)[-1][1] for desc, v in names.items()}
     default = LinearNoisePredictor(ref.NoiseSchedule(ref.linear_schedule(T)))
-    wrong_means["a new NoiseSchedule was built: use the model's own, model.noise_schedule"] = default.exact_moments()[-1][0]
-    expect_statistic(mean, exact[-1][0], 6 * math.sqrt(exact[-1][1] / count),
-                     "the mean of the samples x_0 differs from what Algorithm 2 gives for the grader's model.",
-                     "x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z",
-                     mistakes=wrong_means)
-    expect_statistic(var, exact[-1][1], var_tolerance(exact[-1][1], count),
-                     "the variance of the samples x_0 differs from what Algorithm 2 gives for the grader's model.",
-                     "x_T ~ N(0, I) (torch.randn); z ~ N(0, I) for t > 1 and z = 0 at t = 1; sigma_t = sqrt(beta_t)",
-                     mistakes=wrong_vars)
+    wrong_means["a new NoiseSchedule was built: use the model's own, model.noise_schedule"] = default.exact_moments()[
+        -1
+    ][0]
+    expect_statistic(
+        mean,
+        exact[-1][0],
+        6 * math.sqrt(exact[-1][1] / count),
+        "the mean of the samples x_0 differs from what Algorithm 2 gives for the grader's model.",
+        "x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z",
+        mistakes=wrong_means,
+    )
+    expect_statistic(
+        var,
+        exact[-1][1],
+        var_tolerance(exact[-1][1], count),
+        "the variance of the samples x_0 differs from what Algorithm 2 gives for the grader's model.",
+        "x_T ~ N(0, I) (torch.randn); z ~ N(0, I) for t > 1 and z = 0 at t = 1; sigma_t = sqrt(beta_t)",
+        mistakes=wrong_vars,
+    )
 
     model.calls.clear()
     steps = sample(model, n, return_all_steps=True)
     expected_shape = (T + 1, n, 1, 4, 4)
     if isinstance(steps, (list, tuple)):
-        fail("sample(..., return_all_steps=True) should return one tensor.", f"shape {expected_shape}",
-             f"a {type(steps).__name__} of {len(steps)}", "torch.stack the list of x_t")
+        fail(
+            "sample(..., return_all_steps=True) should return one tensor.",
+            f"shape {expected_shape}",
+            f"a {type(steps).__name__} of {len(steps)}",
+            "torch.stack the list of x_t",
+        )
     expect_tensor(steps, "sample(model, n, return_all_steps=True)", shape=expected_shape, floating=True)
     first_mean, first_var, _ = moments(steps[0])
     if abs(first_var - 1) > var_tolerance(1.0, count) and abs(moments(steps[-1])[1] - 1) <= var_tolerance(1.0, count):
-        fail("the sequence runs backwards.", "steps[0] = x_T (pure noise), steps[-1] = x_0", "steps[0] looks like x_0",
-             "append each new x_{t-1} to the end, starting from x_T")
-    expect_statistic(first_var, 1.0, var_tolerance(1.0, count), "x_T, where sampling starts, should be standard Gaussian noise.",
-                     "x_T ~ N(0, I): torch.randn(n_samples, *model.image_shape)",
-                     mistakes={"x_T drawn from a uniform distribution: use torch.randn, not torch.rand": 1 / 3})
+        fail(
+            "the sequence runs backwards.",
+            "steps[0] = x_T (pure noise), steps[-1] = x_0",
+            "steps[0] looks like x_0",
+            "append each new x_{t-1} to the end, starting from x_T",
+        )
+    expect_statistic(
+        first_var,
+        1.0,
+        var_tolerance(1.0, count),
+        "x_T, where sampling starts, should be standard Gaussian noise.",
+        "x_T ~ N(0, I): torch.randn(n_samples, *model.image_shape)",
+        mistakes={"x_T drawn from a uniform distribution: use torch.randn, not torch.rand": 1 / 3},
+    )
     for i, (m, v) in enumerate(exact):
         t = T - i
         emp_mean, emp_var, _ = moments(steps[i])
-        expect_statistic(emp_mean, m, 6 * math.sqrt(v / count), f"the mean of steps[{i}] (x_{t}) is off.",
-                         "steps[i] is x_{T - i}: x_T first, then one entry per denoising step")
-        expect_statistic(emp_var, v, var_tolerance(v, count), f"the variance of steps[{i}] (x_{t}) is off.",
-                         "steps[i] is x_{T - i}: x_T first, then one entry per denoising step")
+        expect_statistic(
+            emp_mean,
+            m,
+            6 * math.sqrt(v / count),
+            f"the mean of steps[{i}] (x_{t}) is off.",
+            "steps[i] is x_{T - i}: x_T first, then one entry per denoising step",
+        )
+        expect_statistic(
+            emp_var,
+            v,
+            var_tolerance(v, count),
+            f"the variance of steps[{i}] (x_{t}) is off.",
+            "steps[i] is x_{T - i}: x_T first, then one entry per denoising step",
+        )

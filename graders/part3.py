@@ -28,15 +28,23 @@ def _as_float64_tensor(value, what: str, shape: tuple[int, ...]) -> Tensor:
     elif isinstance(value, np.ndarray):
         tensor = torch.from_numpy(np.array(value))
     else:
-        fail(f"{what} should be a numpy array (or a tensor).", f"an array of shape {shape}",
-             f"{type(value).__name__}: {value!r:.80}")
+        fail(
+            f"{what} should be a numpy array (or a tensor).",
+            f"an array of shape {shape}",
+            f"{type(value).__name__}: {value!r:.80}",
+        )
     if tensor.is_complex():
         fail(f"{what} is complex.", "real float64 values", str(tensor.dtype))
     if tuple(tensor.shape) != shape:
         fail(f"{what} has the wrong shape.", f"shape {shape}", f"shape {tuple(tensor.shape)}")
-    expect(tensor.dtype == torch.float64, f"{what} should be float64.", "float64", str(tensor.dtype),
-           "gather the features with .double() before the mean and covariance: FID subtracts large, nearly equal "
-           "numbers, and float32 loses the digits that matter")
+    expect(
+        tensor.dtype == torch.float64,
+        f"{what} should be float64.",
+        "float64",
+        str(tensor.dtype),
+        "gather the features with .double() before the mean and covariance: FID subtracts large, nearly equal "
+        "numbers, and float32 loses the digits that matter",
+    )
     return tensor
 
 
@@ -52,9 +60,13 @@ def _as_real_float(value, what: str) -> float:
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(()).item()
     if isinstance(value, (complex, np.complexfloating)):
-        fail(f"{what} is a complex number.", "a real float", repr(value),
-             "the matrix square root of a singular or near-singular product comes back complex, with a tiny "
-             "imaginary residue from rounding: check that it is small, then keep the real part (covmean.real)")
+        fail(
+            f"{what} is a complex number.",
+            "a real float",
+            repr(value),
+            "the matrix square root of a singular or near-singular product comes back complex, with a tiny "
+            "imaginary residue from rounding: check that it is small, then keep the real part (covmean.real)",
+        )
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         fail(f"{what} should be a float.", "a Python float", f"{type(value).__name__}: {value!r:.80}")
     return float(value)
@@ -87,42 +99,71 @@ def _frechet_mistakes(mu1, s1, mu2, s2) -> dict[str, float]:
     diff = mu1 - mu2
     root = scipy.linalg.sqrtm(s1 @ s2).real
     values = {
-        "the factor 2 in front of Tr((Sigma_1 Sigma_2)^{1/2}) is missing":
-            float(diff @ diff + np.trace(s1) + np.trace(s2) - np.trace(root)),
-        "the mean term is ||mu_1 - mu_2||, not its square ||mu_1 - mu_2||^2":
-            float(np.sqrt(diff @ diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)),
+        "the factor 2 in front of Tr((Sigma_1 Sigma_2)^{1/2}) is missing": float(
+            diff @ diff + np.trace(s1) + np.trace(s2) - np.trace(root)
+        ),
+        "the mean term is ||mu_1 - mu_2||, not its square ||mu_1 - mu_2||^2": float(
+            np.sqrt(diff @ diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)
+        ),
         "the square root is missing: it is Tr((Sigma_1 Sigma_2)^{1/2}), with scipy.linalg.sqrtm, "
-        "not Tr(Sigma_1 Sigma_2)":
-            _frechet_with(mu1, s1, mu2, s2, s1 @ s2),
+        "not Tr(Sigma_1 Sigma_2)": _frechet_with(mu1, s1, mu2, s2, s1 @ s2),
         "the square root of Tr(Sigma_1 Sigma_2) is not Tr((Sigma_1 Sigma_2)^{1/2}): take the matrix square root "
-        "first (scipy.linalg.sqrtm), then the trace":
-            float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.trace(s1 @ s2))),
+        "first (scipy.linalg.sqrtm), then the trace": float(
+            diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.trace(s1 @ s2))
+        ),
         "sqrtm(Sigma_1) @ sqrtm(Sigma_2) is not (Sigma_1 Sigma_2)^{1/2} unless the two commute: take "
-        "scipy.linalg.sqrtm(sigma1 @ sigma2)":
-            _frechet_with(mu1, s1, mu2, s2, scipy.linalg.sqrtm(s1).real @ scipy.linalg.sqrtm(s2).real),
+        "scipy.linalg.sqrtm(sigma1 @ sigma2)": _frechet_with(
+            mu1, s1, mu2, s2, scipy.linalg.sqrtm(s1).real @ scipy.linalg.sqrtm(s2).real
+        ),
     }
     with np.errstate(invalid="ignore"):
         elementwise = _frechet_with(mu1, s1, mu2, s2, np.sqrt(s1 * s2))
     if math.isfinite(elementwise):
-        values["np.sqrt(sigma1 * sigma2) takes the square root of each entry: the formula needs the matrix square "
-               "root of the matrix product, scipy.linalg.sqrtm(sigma1 @ sigma2)"] = elementwise
+        values[
+            "np.sqrt(sigma1 * sigma2) takes the square root of each entry: the formula needs the matrix square "
+            "root of the matrix product, scipy.linalg.sqrtm(sigma1 @ sigma2)"
+        ] = elementwise
     return values
 
 
-def _check_distance(frechet_distance, mu1, s1, mu2, s2, expected: float, what: str, rtol: float = 1e-6,
-                    atol: float = 1e-6, likely: str | None = None) -> None:
+def _check_distance(
+    frechet_distance,
+    mu1,
+    s1,
+    mu2,
+    s2,
+    expected: float,
+    what: str,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    likely: str | None = None,
+) -> None:
     inputs = [x.copy() for x in (mu1, s1, mu2, s2)]
     got = _as_real_float(frechet_distance(mu1, s1, mu2, s2), what)
     for name, before, after in zip(("mu1", "sigma1", "mu2", "sigma2"), inputs, (mu1, s1, mu2, s2)):
-        expect(np.array_equal(before, after), f"frechet_distance changed its argument {name} in place.",
-               likely="an offset added with `sigma += ...` changes the caller's matrix: write sigma = sigma + ...")
+        expect(
+            np.array_equal(before, after),
+            f"frechet_distance changed its argument {name} in place.",
+            likely="an offset added with `sigma += ...` changes the caller's matrix: write sigma = sigma + ...",
+        )
     if math.isnan(got):
-        fail(f"{what}: the result is NaN.", f"{expected:.8g}", "nan",
-             "np.sqrt of negative numbers: either the square root of each entry (np.sqrt(sigma1 * sigma2)) instead "
-             "of the matrix square root, or eigenvalues of a singular matrix that rounding made slightly negative "
-             "(clip them at 0 before the square root)")
-    expect_close(_scalar(got), _scalar(expected), what, atol=atol, rtol=rtol, likely=likely,
-                 mistakes={k: _scalar(x) for k, x in _frechet_mistakes(mu1, s1, mu2, s2).items()})
+        fail(
+            f"{what}: the result is NaN.",
+            f"{expected:.8g}",
+            "nan",
+            "np.sqrt of negative numbers: either the square root of each entry (np.sqrt(sigma1 * sigma2)) instead "
+            "of the matrix square root, or eigenvalues of a singular matrix that rounding made slightly negative "
+            "(clip them at 0 before the square root)",
+        )
+    expect_close(
+        _scalar(got),
+        _scalar(expected),
+        what,
+        atol=atol,
+        rtol=rtol,
+        likely=likely,
+        mistakes={k: _scalar(x) for k, x in _frechet_mistakes(mu1, s1, mu2, s2).items()},
+    )
 
 
 def _scalar(value: float) -> Tensor:
@@ -193,57 +234,100 @@ def check_feature_statistics(feature_statistics) -> None:
 
     result = feature_statistics(classifier, images, batch_size)
     length = f" of length {len(result)}" if hasattr(result, "__len__") else ""
-    expect(isinstance(result, tuple) and len(result) == 2, "feature_statistics should return two things.",
-           "(mu, sigma)", f"{type(result).__name__}{length}")
+    expect(
+        isinstance(result, tuple) and len(result) == 2,
+        "feature_statistics should return two things.",
+        "(mu, sigma)",
+        f"{type(result).__name__}{length}",
+    )
     calls = classifier.calls
     methods = {call["method"] for call in calls}
     if "features" not in methods:
-        fail("feature_statistics never called classifier.features.", "classifier.features(batch)",
-             "classifier(batch)" if "forward" in methods else "no call of the classifier",
-             "FID compares the penultimate features, classifier.features(x), not the logits classifier(x): the "
-             "logits keep little more than which class an image is")
+        fail(
+            "feature_statistics never called classifier.features.",
+            "classifier.features(batch)",
+            "classifier(batch)" if "forward" in methods else "no call of the classifier",
+            "FID compares the penultimate features, classifier.features(x), not the logits classifier(x): the "
+            "logits keep little more than which class an image is",
+        )
     expect(images.equal(images_before), "feature_statistics changed the images it was given.")
-    expect(not any(call["training"] for call in calls), "the classifier ran in training mode.",
-           "classifier.eval() before computing features", "classifier.training == True during the calls",
-           "call classifier.eval() first: in training mode dropout zeroes random features and BatchNorm uses the "
-           "batch's statistics, so the features would depend on chance and on the batch")
-    expect(not any(call["graph"] for call in calls), "the features were computed with gradients on.",
-           "the calls inside `with torch.no_grad():` (or torch.inference_mode())",
-           "torch.is_grad_enabled() == True",
-           "without no_grad, torch keeps every activation for a backward pass that never comes: with thousands "
-           "of images that fills the memory")
+    expect(
+        not any(call["training"] for call in calls),
+        "the classifier ran in training mode.",
+        "classifier.eval() before computing features",
+        "classifier.training == True during the calls",
+        "call classifier.eval() first: in training mode dropout zeroes random features and BatchNorm uses the "
+        "batch's statistics, so the features would depend on chance and on the batch",
+    )
+    expect(
+        not any(call["graph"] for call in calls),
+        "the features were computed with gradients on.",
+        "the calls inside `with torch.no_grad():` (or torch.inference_mode())",
+        "torch.is_grad_enabled() == True",
+        "without no_grad, torch keeps every activation for a backward pass that never comes: with thousands "
+        "of images that fills the memory",
+    )
     batches = [call["batch"] for call in calls if call["method"] == "features"]
-    expect(max(batches) <= batch_size, f"classifier.features got more than batch_size = {batch_size} images at once.",
-           f"batches of at most {batch_size}", f"batches of {sorted(set(batches), reverse=True)}",
-           "all N images in one call" if max(batches) == n else "split the images: images.split(batch_size)")
-    expect(sum(batches) == n, f"classifier.features saw {sum(batches)} images; there are {n}.",
-           f"{n} images, each once", f"{sum(batches)}", "every image should go through the classifier exactly once")
+    expect(
+        max(batches) <= batch_size,
+        f"classifier.features got more than batch_size = {batch_size} images at once.",
+        f"batches of at most {batch_size}",
+        f"batches of {sorted(set(batches), reverse=True)}",
+        "all N images in one call" if max(batches) == n else "split the images: images.split(batch_size)",
+    )
+    expect(
+        sum(batches) == n,
+        f"classifier.features saw {sum(batches)} images; there are {n}.",
+        f"{n} images, each once",
+        f"{sum(batches)}",
+        "every image should go through the classifier exactly once",
+    )
 
     got_mu, got_sigma = result
     if isinstance(got_sigma, (np.ndarray, Tensor)) and tuple(got_sigma.shape) == (n, n):
-        fail("sigma has shape (N, N): a covariance between images, not between features.", f"shape ({d}, {d})",
-             f"shape ({n}, {n})", "np.cov treats each row as a variable unless rowvar=False; torch.cov wants the "
-             "features as rows, torch.cov(features.T)")
+        fail(
+            "sigma has shape (N, N): a covariance between images, not between features.",
+            f"shape ({d}, {d})",
+            f"shape ({n}, {n})",
+            "np.cov treats each row as a variable unless rowvar=False; torch.cov wants the "
+            "features as rows, torch.cov(features.T)",
+        )
     if isinstance(got_mu, (np.ndarray, Tensor)) and tuple(got_mu.shape) == (n,):
-        fail("mu has shape (N,): one value per image.", f"shape ({d},)", f"shape ({n},)",
-             "average over the images (axis 0), not over the features")
+        fail(
+            "mu has shape (N,): one value per image.",
+            f"shape ({d},)",
+            f"shape ({n},)",
+            "average over the images (axis 0), not over the features",
+        )
     got_mu = _as_float64_tensor(got_mu, "mu", (d,))
     got_sigma = _as_float64_tensor(got_sigma, "sigma", (d, d))
-    last = phi[n - n % batch_size:] if n % batch_size else phi[-batch_size:]
-    expect_close(got_mu, mu, "mu, the mean of the features", atol=1e-6, rtol=1e-5,
-                 likely="mu is the mean of classifier.features(x) over the images (axis 0)",
-                 mistakes={"only the last batch's features were kept: collect every batch (a list, then torch.cat)":
-                           last.mean(0)})
+    last = phi[n - n % batch_size :] if n % batch_size else phi[-batch_size:]
     expect_close(
-        got_sigma, sigma, "sigma, the covariance of the features", atol=1e-6, rtol=1e-5,
+        got_mu,
+        mu,
+        "mu, the mean of the features",
+        atol=1e-6,
+        rtol=1e-5,
+        likely="mu is the mean of classifier.features(x) over the images (axis 0)",
+        mistakes={
+            "only the last batch's features were kept: collect every batch (a list, then torch.cat)": last.mean(0)
+        },
+    )
+    expect_close(
+        got_sigma,
+        sigma,
+        "sigma, the covariance of the features",
+        atol=1e-6,
+        rtol=1e-5,
         likely="sigma = 1/(N - 1) sum_n (phi_n - mu)(phi_n - mu)^T, like np.cov(features, rowvar=False)",
         mistakes={
             "only the variances: FID needs the whole covariance matrix, off-diagonal entries included, since "
             "features vary together": torch.diag(torch.diag(sigma)),
             f"the biased covariance, divided by N instead of N - 1: use the unbiased one (np.cov's default, "
             f"torch.cov's correction=1); at N = {n} they differ by a factor {n / (n - 1):.4f}": sigma * (n - 1) / n,
-            "only the last batch's features were kept: collect every batch (a list, then torch.cat)":
-                _statistics_of(last)[1],
+            "only the last batch's features were kept: collect every batch (a list, then torch.cat)": _statistics_of(
+                last
+            )[1],
         },
     )
 
@@ -255,10 +339,18 @@ def check_feature_statistics(feature_statistics) -> None:
     got_mu = _as_float64_tensor(got_mu, "mu (6 images)", (d,))
     got_sigma = _as_float64_tensor(got_sigma, "sigma (6 images)", (d, d))
     expect_close(got_mu, mu_few, "mu of 6 images (default batch_size)", atol=1e-6, rtol=1e-5)
-    expect_close(got_sigma, sigma_few, "sigma of 6 images (default batch_size)", atol=1e-6, rtol=1e-5,
-                 likely="sigma = 1/(N - 1) sum_n (phi_n - mu)(phi_n - mu)^T",
-                 mistakes={"the biased covariance, divided by N = 6 instead of N - 1 = 5: use the unbiased one "
-                           "(np.cov's default, torch.cov's correction=1)": sigma_few * 5 / 6})
+    expect_close(
+        got_sigma,
+        sigma_few,
+        "sigma of 6 images (default batch_size)",
+        atol=1e-6,
+        rtol=1e-5,
+        likely="sigma = 1/(N - 1) sum_n (phi_n - mu)(phi_n - mu)^T",
+        mistakes={
+            "the biased covariance, divided by N = 6 instead of N - 1 = 5: use the unbiased one "
+            "(np.cov's default, torch.cov's correction=1)": sigma_few * 5 / 6
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -270,51 +362,101 @@ def check_frechet_distance(frechet_distance) -> None:
     #    = (1 + 0 + 4) + (1 - 2)^2 + (2 - 1)^2 + (3 - 1)^2 = 11.
     mu1, mu2 = np.zeros(3), np.array([1.0, 0.0, 2.0])
     s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 1.0, 1.0])
-    _check_distance(frechet_distance, mu1, s1, mu2, s2, 11.0,
-                    "frechet_distance(mu1=0, diag(1, 4, 9), mu2=(1, 0, 2), diag(4, 1, 1)), known to be 11",
-                    likely="d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1 + Sigma_2 - 2 (Sigma_1 Sigma_2)^{1/2})")
+    _check_distance(
+        frechet_distance,
+        mu1,
+        s1,
+        mu2,
+        s2,
+        11.0,
+        "frechet_distance(mu1=0, diag(1, 4, 9), mu2=(1, 0, 2), diag(4, 1, 1)), known to be 11",
+        likely="d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1 + Sigma_2 - 2 (Sigma_1 Sigma_2)^{1/2})",
+    )
     # 2. A Gaussian is at distance 0 from itself.
     s = _spd(6, seed=1)
     mu = np.linspace(-1, 1, 6)
-    _check_distance(frechet_distance, mu, s, mu.copy(), s.copy(), 0.0,
-                    "the distance between a Gaussian and itself (6 dimensions)", atol=1e-7,
-                    likely="with equal inputs, Tr((Sigma Sigma)^{1/2}) = Tr(Sigma), so everything cancels")
+    _check_distance(
+        frechet_distance,
+        mu,
+        s,
+        mu.copy(),
+        s.copy(),
+        0.0,
+        "the distance between a Gaussian and itself (6 dimensions)",
+        atol=1e-7,
+        likely="with equal inputs, Tr((Sigma Sigma)^{1/2}) = Tr(Sigma), so everything cancels",
+    )
     # 3. Commuting, non-diagonal covariances (the same eigenvectors): again sum_i (sqrt(a_i) - sqrt(b_i))^2.
     q = _rotation(6, seed=2)
     a, b = np.array([0.5, 1.0, 2.0, 3.0, 4.0, 6.0]), np.array([2.0, 1.0, 0.5, 5.0, 1.0, 3.0])
     mu1, mu2 = np.arange(6.0) / 3, np.zeros(6)
     known = float(mu1 @ mu1 + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
-    _check_distance(frechet_distance, mu1, q @ np.diag(a) @ q.T, mu2, q @ np.diag(b) @ q.T, known,
-                    f"commuting covariances Q diag(a) Q^T and Q diag(b) Q^T, known to be {known:.6f}",
-                    likely="(Sigma_1 Sigma_2)^{1/2} is a matrix square root: scipy.linalg.sqrtm(sigma1 @ sigma2)")
+    _check_distance(
+        frechet_distance,
+        mu1,
+        q @ np.diag(a) @ q.T,
+        mu2,
+        q @ np.diag(b) @ q.T,
+        known,
+        f"commuting covariances Q diag(a) Q^T and Q diag(b) Q^T, known to be {known:.6f}",
+        likely="(Sigma_1 Sigma_2)^{1/2} is a matrix square root: scipy.linalg.sqrtm(sigma1 @ sigma2)",
+    )
     # 4. General covariances that do not commute: the scipy-based reference decides.
     for d, seed in ((4, 3), (8, 4)):
         s1, s2 = _spd(d, seed), _spd(d, seed + 10)
         mu1, mu2 = np.random.default_rng(seed).normal(size=(2, d))
-        _check_distance(frechet_distance, mu1, s1, mu2, s2, ref.frechet_distance(mu1, s1, mu2, s2),
-                        f"two {d}-dimensional Gaussians whose covariances do not commute",
-                        likely="d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1) + Tr(Sigma_2) - 2 Tr(sqrtm(Sigma_1 Sigma_2))")
+        _check_distance(
+            frechet_distance,
+            mu1,
+            s1,
+            mu2,
+            s2,
+            ref.frechet_distance(mu1, s1, mu2, s2),
+            f"two {d}-dimensional Gaussians whose covariances do not commute",
+            likely="d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1) + Tr(Sigma_2) - 2 Tr(sqrtm(Sigma_1 Sigma_2))",
+        )
         swapped = _as_real_float(frechet_distance(mu2, s2, mu1, s1), "frechet_distance with the Gaussians swapped")
-        expect_close(_scalar(swapped), _scalar(ref.frechet_distance(mu1, s1, mu2, s2)),
-                     "frechet_distance with the Gaussians swapped", atol=1e-6, rtol=1e-6,
-                     likely="the distance is symmetric: d(N_1, N_2) = d(N_2, N_1)")
+        expect_close(
+            _scalar(swapped),
+            _scalar(ref.frechet_distance(mu1, s1, mu2, s2)),
+            "frechet_distance with the Gaussians swapped",
+            atol=1e-6,
+            rtol=1e-6,
+            likely="the distance is symmetric: d(N_1, N_2) = d(N_2, N_1)",
+        )
     # 5. Singular covariances, like FID's with fewer images than features: 4 and 6 draws in 10 dimensions.
     s1, s2 = _sample_cov(4, 10, seed=5), _sample_cov(6, 10, seed=6)
     mu1, mu2 = np.zeros(10), np.full(10, 0.1)
-    _check_distance(frechet_distance, mu1, s1, mu2, s2, ref.frechet_distance(mu1, s1, mu2, s2),
-                    "two singular covariances (ranks 3 and 5 in 10 dimensions)", rtol=1e-5,
-                    likely="on singular covariances keep the real part of the square root, and add a small offset "
-                    "to the diagonals only if sqrtm fails (an offset always added shifts the result by "
-                    "about sqrt(offset) per missing direction: 1e-6 is far too much)")
+    _check_distance(
+        frechet_distance,
+        mu1,
+        s1,
+        mu2,
+        s2,
+        ref.frechet_distance(mu1, s1, mu2, s2),
+        "two singular covariances (ranks 3 and 5 in 10 dimensions)",
+        rtol=1e-5,
+        likely="on singular covariances keep the real part of the square root, and add a small offset "
+        "to the diagonals only if sqrtm fails (an offset always added shifts the result by "
+        "about sqrt(offset) per missing direction: 1e-6 is far too much)",
+    )
     # 6. Singular and commuting, with a known answer: zero eigenvalues in different directions.
     q = _rotation(8, seed=7)
     a = np.array([0.0, 0.0, 1.0, 2.0, 3.0, 0.0, 4.0, 1e-12])
     b = np.array([1.0, 0.0, 0.0, 2.0, 1.0, 3.0, 0.0, 0.0])
     known = float(np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
-    _check_distance(frechet_distance, np.zeros(8), q @ np.diag(a) @ q.T, np.zeros(8), q @ np.diag(b) @ q.T, known,
-                    f"singular commuting covariances (eigenvalues 0 in several directions), known to be {known:.6f}",
-                    rtol=1e-5, likely="keep the real part of sqrtm's result; if you go through eigenvalues, clip "
-                    "the tiny negative ones that rounding makes at 0")
+    _check_distance(
+        frechet_distance,
+        np.zeros(8),
+        q @ np.diag(a) @ q.T,
+        np.zeros(8),
+        q @ np.diag(b) @ q.T,
+        known,
+        f"singular commuting covariances (eigenvalues 0 in several directions), known to be {known:.6f}",
+        rtol=1e-5,
+        likely="keep the real part of sqrtm's result; if you go through eigenvalues, clip "
+        "the tiny negative ones that rounding makes at 0",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -335,13 +477,22 @@ def _score_mistakes(probs: Tensor) -> dict[str, float]:
             "first, then take exp once": kl.exp().mean(),
             "the exp is missing: the score is exp(E_x KL), and E_x KL is its logarithm": kl.mean(),
             "the KL is summed over the images instead of averaged: E_x is a mean": kl.sum().exp(),
-            "the KL is reversed: it is KL(p(y|x) || p(y)), the sum of p(y|x) log(p(y|x) / p(y))":
-                _kl_rows(p_y.expand_as(p), p).mean().exp(),
-            "the marginal p(y) is averaged over the classes (dim=1); it is the mean over the images (dim=0)":
-                _kl_rows(p, p.mean(1, keepdim=True)).mean().exp(),
+            "the KL is reversed: it is KL(p(y|x) || p(y)), the sum of p(y|x) log(p(y|x) / p(y))": _kl_rows(
+                p_y.expand_as(p), p
+            )
+            .mean()
+            .exp(),
+            "the marginal p(y) is averaged over the classes (dim=1); it is the mean over the images (dim=0)": _kl_rows(
+                p, p.mean(1, keepdim=True)
+            )
+            .mean()
+            .exp(),
             "log p(y) is the mean of log p(y|x): the marginal is the mean of the probabilities, so "
-            "log p(y) = log(mean_x p(y|x)), not mean_x log p(y|x)":
-                (torch.xlogy(p, p).sum(1) - (p * torch.log(p).mean(0)).sum(1)).mean().exp(),
+            "log p(y) = log(mean_x p(y|x)), not mean_x log p(y|x)": (
+                torch.xlogy(p, p).sum(1) - (p * torch.log(p).mean(0)).sum(1)
+            )
+            .mean()
+            .exp(),
         }
     return {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
 
@@ -349,36 +500,75 @@ def _score_mistakes(probs: Tensor) -> dict[str, float]:
 def _check_score(inception_score, probs: Tensor, expected: float, what: str, likely: str | None = None) -> None:
     before = probs.clone()
     got = _as_real_float(inception_score(probs), what)
-    expect(probs.equal(before), "inception_score changed the probabilities it was given.",
-           likely="write new tensors (p = probs.clamp(...)), do not modify probs in place")
+    expect(
+        probs.equal(before),
+        "inception_score changed the probabilities it was given.",
+        likely="write new tensors (p = probs.clamp(...)), do not modify probs in place",
+    )
     if not math.isfinite(got):
-        fail(f"{what}: the result is {got}.", f"{expected:.6g}", str(got),
-             "a probability of 0 makes 0 * log 0 = 0 * (-inf) = NaN: use torch.xlogy(p, p) (which gives 0 there), "
-             "or clamp the probabilities to a tiny positive value before the log. (With the KL reversed, "
-             "p(y) log(p(y) / p(y|x)) is infinite wherever p(y|x) = 0.)")
-    expect_close(_scalar(got), _scalar(expected), what, atol=1e-6, rtol=1e-6, likely=likely,
-                 mistakes={k: _scalar(x) for k, x in _score_mistakes(probs).items()})
+        fail(
+            f"{what}: the result is {got}.",
+            f"{expected:.6g}",
+            str(got),
+            "a probability of 0 makes 0 * log 0 = 0 * (-inf) = NaN: use torch.xlogy(p, p) (which gives 0 there), "
+            "or clamp the probabilities to a tiny positive value before the log. (With the KL reversed, "
+            "p(y) log(p(y) / p(y|x)) is infinite wherever p(y|x) = 0.)",
+        )
+    expect_close(
+        _scalar(got),
+        _scalar(expected),
+        what,
+        atol=1e-6,
+        rtol=1e-6,
+        likely=likely,
+        mistakes={k: _scalar(x) for k, x in _score_mistakes(probs).items()},
+    )
 
 
 @grader("inception_score")
 def check_inception_score(inception_score) -> None:
     # Every row the same: p(y|x) = p(y), so every KL is 0 and the score is exp(0) = 1.
-    _check_score(inception_score, torch.full((8, 5), 0.2), 1.0, "the score of uniform rows (8 x 5), known to be 1",
-                 likely="IS = exp(E_x KL(p(y|x) || p(y))); here p(y|x) = p(y), so KL = 0")
+    _check_score(
+        inception_score,
+        torch.full((8, 5), 0.2),
+        1.0,
+        "the score of uniform rows (8 x 5), known to be 1",
+        likely="IS = exp(E_x KL(p(y|x) || p(y))); here p(y|x) = p(y), so KL = 0",
+    )
     same = torch.tensor([[0.7, 0.2, 0.1]]).repeat(6, 1)
-    _check_score(inception_score, same, 1.0, "the score of identical non-uniform rows, known to be 1",
-                 likely="when every row is the same, the marginal p(y) equals each row and every KL is 0")
+    _check_score(
+        inception_score,
+        same,
+        1.0,
+        "the score of identical non-uniform rows, known to be 1",
+        likely="when every row is the same, the marginal p(y) equals each row and every KL is 0",
+    )
     # A general table, float32 rows from a softmax as the classifier gives them: the reference decides.
     generator = torch.Generator().manual_seed(0)
     probs = torch.softmax(3 * torch.randn(40, 6, generator=generator), dim=1)
-    _check_score(inception_score, probs, ref.inception_score(probs), "the score of a 40 x 6 table of softmax rows",
-                 likely="IS = exp(mean over images of sum_k p(k|x) log(p(k|x) / p(k))), p(k) = mean over images")
+    _check_score(
+        inception_score,
+        probs,
+        ref.inception_score(probs),
+        "the score of a 40 x 6 table of softmax rows",
+        likely="IS = exp(mean over images of sum_k p(k|x) log(p(k|x) / p(k))), p(k) = mean over images",
+    )
     # Confident and spread evenly: one-hot rows over K = 4 classes, three each. KL = log 4 per image, IS = 4.
     one_hot = torch.eye(4).repeat(3, 1)
-    _check_score(inception_score, one_hot, 4.0, "the score of one-hot rows covering 4 classes evenly, known to be 4",
-                 likely="each KL is log(1 / (1/4)) = log 4; IS = exp(log 4) = 4")
+    _check_score(
+        inception_score,
+        one_hot,
+        4.0,
+        "the score of one-hot rows covering 4 classes evenly, known to be 4",
+        likely="each KL is log(1 / (1/4)) = log 4; IS = exp(log 4) = 4",
+    )
     # Two images: p(y|x_1) = (1, 0), p(y|x_2) = (1/2, 1/2), so p(y) = (3/4, 1/4), KL_1 = log(4/3), KL_2 =
     # log(4/3) / 2, and IS = exp(3/4 log(4/3)) = (4/3)^(3/4).
     table = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
-    _check_score(inception_score, table, (4 / 3) ** 0.75, "the score of [[1, 0], [1/2, 1/2]], known to be (4/3)^(3/4)",
-                 likely="p(y) = (3/4, 1/4); KL_1 = log(4/3), KL_2 = log(4/3) / 2; IS = exp of their mean")
+    _check_score(
+        inception_score,
+        table,
+        (4 / 3) ** 0.75,
+        "the score of [[1, 0], [1/2, 1/2]], known to be (4/3)^(3/4)",
+        likely="p(y) = (3/4, 1/4); KL_1 = log(4/3), KL_2 = log(4/3) / 2; IS = exp of their mean",
+    )

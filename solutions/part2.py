@@ -317,8 +317,15 @@ class DownBlock(nn.Module):
     Submodules, in this order: res1, res2, attn, downsample.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, time_emb_dim: int, groups: int,
-                 downsample: bool = True, attention: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        time_emb_dim: int,
+        groups: int,
+        downsample: bool = True,
+        attention: bool = True,
+    ):
         super().__init__()
         # BEGIN SOLUTION
         self.res1 = ResidualBlock(in_channels, out_channels, time_emb_dim, groups)
@@ -385,8 +392,15 @@ class UpBlock(nn.Module):
     Submodules, in this order: res1, res2, attn, upsample.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, time_emb_dim: int, groups: int,
-                 upsample: bool = True, attention: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        time_emb_dim: int,
+        groups: int,
+        upsample: bool = True,
+        attention: bool = True,
+    ):
         super().__init__()
         # BEGIN SOLUTION
         self.res1 = ResidualBlock(2 * in_channels, out_channels, time_emb_dim, groups)
@@ -465,17 +479,26 @@ class Unet(DiffusionModel):
         dims = [channels * mult for mult in dim_mults]
         levels = len(dims)
         in_dims = [channels] + dims[:-1]  # what each level's DownBlock takes in, and each UpBlock gives out
-        self.downs = nn.ModuleList([
-            DownBlock(in_dims[i], dims[i], time_emb_dim, groups,
-                      downsample=i < levels - 1, attention=i in attention_levels)
-            for i in range(levels)
-        ])
+        self.downs = nn.ModuleList(
+            [
+                DownBlock(
+                    in_dims[i],
+                    dims[i],
+                    time_emb_dim,
+                    groups,
+                    downsample=i < levels - 1,
+                    attention=i in attention_levels,
+                )
+                for i in range(levels)
+            ]
+        )
         self.mid = MidBlock(dims[-1], time_emb_dim, groups)
-        self.ups = nn.ModuleList([
-            UpBlock(dims[i], in_dims[i], time_emb_dim, groups,
-                    upsample=i > 0, attention=i in attention_levels)
-            for i in reversed(range(levels))
-        ])
+        self.ups = nn.ModuleList(
+            [
+                UpBlock(dims[i], in_dims[i], time_emb_dim, groups, upsample=i > 0, attention=i in attention_levels)
+                for i in reversed(range(levels))
+            ]
+        )
         self.final_res = ResidualBlock(channels, channels, time_emb_dim, groups)
         self.final_conv = nn.Conv2d(channels, img_channels, kernel_size=1)
         # END SOLUTION

@@ -100,8 +100,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if np.iscomplexobj(covmean):
         residue = np.abs(covmean.imag).max()
         if residue > MAX_IMAGINARY_RESIDUE * max(1.0, np.abs(covmean.real).max()):
-            raise ValueError(f"the square root of sigma1 @ sigma2 has an imaginary part of {residue:.3g}: "
-                             "are both symmetric positive semi-definite covariance matrices?")
+            raise ValueError(
+                f"the square root of sigma1 @ sigma2 has an imaginary part of {residue:.3g}: "
+                "are both symmetric positive semi-definite covariance matrices?"
+            )
         covmean = covmean.real
     # 4. The trace term.
     return float(mean_term + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
@@ -158,8 +160,9 @@ def fmnist_score(images: Tensor, classifier: nn.Module | None = None, batch_size
     classifier.eval()
     device = next(classifier.parameters()).device
     with torch.no_grad():
-        probs = torch.cat([F.softmax(classifier(batch.to(device)).double(), dim=1).cpu()
-                           for batch in images.split(batch_size)])
+        probs = torch.cat(
+            [F.softmax(classifier(batch.to(device)).double(), dim=1).cpu() for batch in images.split(batch_size)]
+        )
     return inception_score(probs)
 
 

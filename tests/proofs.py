@@ -77,8 +77,15 @@ def proofs(part: int, correct: list, mistakes: list) -> dict[str, Callable]:
         assert {n for n in dir(tests) if n.startswith("test_")} == {f"test_{snake_case(s)}" for s in steps}
         assert all(check.__name__ == f"check_{snake_case(s)}" for s, check in steps.items())
 
-    return {f.__name__: f for f in (
-        test_grader_accepts_correct_implementation, test_grader_names_the_mistake, test_every_step_is_proven,
-        test_untouched_stub_is_not_implemented_yet, test_untouched_student_notebook_is_not_implemented_yet,
-        test_wrong_kind_of_argument_is_explained, test_every_step_has_a_test_named_after_it,
-    )}
+    return {
+        f.__name__: f
+        for f in (
+            test_grader_accepts_correct_implementation,
+            test_grader_names_the_mistake,
+            test_every_step_is_proven,
+            test_untouched_stub_is_not_implemented_yet,
+            test_untouched_student_notebook_is_not_implemented_yet,
+            test_wrong_kind_of_argument_is_explained,
+            test_every_step_has_a_test_named_after_it,
+        )
+    }

@@ -35,10 +35,13 @@ def test_stub_replaces_solution_regions_and_names_the_function():
     ast.parse(stubs)
 
 
-@pytest.mark.parametrize("source, message", [
-    ("def f():\n    # BEGIN SOLUTION\n    return 1\n", "never closed"),
-    ("def f():\n    return 1\n    # END SOLUTION\n", "without a"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("def f():\n    # BEGIN SOLUTION\n    return 1\n", "never closed"),
+        ("def f():\n    return 1\n    # END SOLUTION\n", "without a"),
+    ],
+)
 def test_unbalanced_markers_are_reported(source, message):
     with pytest.raises(ValueError, match=message):
         build.make_stubs(source)
@@ -77,7 +80,8 @@ def test_rebuild_never_overwrites_a_students_edits(tmp_path, monkeypatch):
     for folder in ("solutions", "notebook_src", "exercises"):
         (tmp_path / folder).mkdir()
     (tmp_path / "solutions" / "part9.py").write_text(
-        'def f(x):\n    """Add one."""\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n')
+        'def f(x):\n    """Add one."""\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n'
+    )
     (tmp_path / "notebook_src" / "part9_demo.md").write_text("# Demo\n\n```exercise f\n```\n")
     written, kept = build.build(tmp_path)
     assert len(written) == 3 and not kept and build.check(tmp_path) == []
@@ -92,7 +96,8 @@ def test_rebuild_never_overwrites_a_students_edits(tmp_path, monkeypatch):
     notebook.write_text(json.dumps(nb))
 
     (tmp_path / "solutions" / "part9.py").write_text(
-        'def f(x):\n    """Add one to x."""\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n')
+        'def f(x):\n    """Add one to x."""\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n'
+    )
     written, kept = build.build(tmp_path)
     assert set(kept) == {stub, notebook}, "edited files must be left alone"
     assert "return x + 1" in stub.read_text() and "return x + 1" in notebook.read_text()

@@ -30,8 +30,10 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
         load_classifier("cpu", tmp_path / "nothing.pt")
 
 
-@pytest.mark.skipif(not (fm.debian_dir() / "t10k-images-idx3-ubyte.gz").is_file(),
-                    reason=f"the real FashionMNIST test files are not in {fm.debian_dir()}")
+@pytest.mark.skipif(
+    not (fm.debian_dir() / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"the real FashionMNIST test files are not in {fm.debian_dir()}",
+)
 def test_accuracy_on_real_test_images(tmp_path):
     images, labels = fm.load_fashion_mnist("test", data_dir=tmp_path, download=False, allow_sample=False)
     # 2,000 images keep this quick; the standard error of the accuracy is then about 0.006, hence the margin.
@@ -47,8 +49,9 @@ def test_training_entry_point_on_a_toy_dataset(monkeypatch, tmp_path):
     images[labels == 0, :, :14] -= 0.8
     images[labels == 1, :, 14:] -= 0.8
 
-    monkeypatch.setattr(classifier_module, "load_fashion_mnist",
-                        lambda split, device=None: (images.to(device), labels.to(device)))
+    monkeypatch.setattr(
+        classifier_module, "load_fashion_mnist", lambda split, device=None: (images.to(device), labels.to(device))
+    )
     out = tmp_path / "weights.pt"
     assert classifier_module.main(["--train", "--epochs", "2", "--device", "cpu", "--out", str(out)]) == 0
     saved = torch.load(out, weights_only=True)

@@ -11,8 +11,10 @@ import torch
 from utils import colab
 from utils.authoring import build
 
-FAILED_CLONE = ("Cloning into 'ddpm-course'...\nfatal: unable to access 'https://github.com/ddpm-course/ddpm-course/': "
-                "Could not resolve host: github.com\n")
+FAILED_CLONE = (
+    "Cloning into 'ddpm-course'...\nfatal: unable to access 'https://github.com/ddpm-course/ddpm-course/': "
+    "Could not resolve host: github.com\n"
+)
 
 
 class FakeRun:
@@ -57,8 +59,10 @@ def test_elsewhere_it_clones_installs_and_makes_the_course_importable(elsewhere,
     run = FakeRun()
     colab.setup_course("https://github.com/someone/fork", run=run)
     clone = elsewhere / "ddpm-course"
-    assert run.commands == [["git", "clone", "--depth", "1", "https://github.com/someone/fork", str(clone)],
-                            [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)]]
+    assert run.commands == [
+        ["git", "clone", "--depth", "1", "https://github.com/someone/fork", str(clone)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)],
+    ]
     assert sys.path[0] == str(clone)
     assert "fetching it from https://github.com/someone/fork" in capsys.readouterr().out
     run = FakeRun()
@@ -66,15 +70,28 @@ def test_elsewhere_it_clones_installs_and_makes_the_course_importable(elsewhere,
     assert [c[0] for c in run.commands] == [sys.executable]
 
 
-@pytest.mark.parametrize("answers, expected", [
-    ({"git": (128, FAILED_CLONE)}, ("Could not download the course: `git clone --depth ...` failed (fatal: unable to "
-                                    "access 'https://github.com/ddpm-course/ddpm-course/': Could not resolve host: "
-                                    "github.com). Check the internet connection")),
-    ({"git": FileNotFoundError(2, "No such file or directory")}, ("Could not download the course: git is not "
-                                                                  "available (No such file or directory).")),
-    ({"pip": (1, "ERROR: No matching distribution found for einops>=0.7\n")},
-     "Could not install the course: `" + sys.executable + " -m pip ...` failed (ERROR: No matching distribution"),
-], ids=["no-network", "no-git", "pip-fails"])
+@pytest.mark.parametrize(
+    "answers, expected",
+    [
+        (
+            {"git": (128, FAILED_CLONE)},
+            (
+                "Could not download the course: `git clone --depth ...` failed (fatal: unable to "
+                "access 'https://github.com/ddpm-course/ddpm-course/': Could not resolve host: "
+                "github.com). Check the internet connection"
+            ),
+        ),
+        (
+            {"git": FileNotFoundError(2, "No such file or directory")},
+            ("Could not download the course: git is not available (No such file or directory)."),
+        ),
+        (
+            {"pip": (1, "ERROR: No matching distribution found for einops>=0.7\n")},
+            "Could not install the course: `" + sys.executable + " -m pip ...` failed (ERROR: No matching distribution",
+        ),
+    ],
+    ids=["no-network", "no-git", "pip-fails"],
+)
 def test_a_failed_step_is_one_clear_line_not_a_traceback(elsewhere, answers, expected):
     with pytest.raises(colab.CourseSetupError) as error:
         colab.setup_course("https://github.com/ddpm-course/ddpm-course", run=FakeRun(**answers))
@@ -104,8 +121,10 @@ def test_every_notebook_has_the_set_up_cell_and_badge_for_the_url_in_pyproject()
         header, setup = "".join(cells[0]["source"]), "".join(cells[1]["source"])
         relative = path.relative_to(build.REPO_ROOT).as_posix()
         assert colab.colab_badge(url, relative) in header, relative
-        assert f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/main/" \
-               f"{relative}" in header
+        assert (
+            f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/main/"
+            f"{relative}" in header
+        )
         assert cells[1]["cell_type"] == "code" and setup == colab.setup_cell(url), relative
         assert f'REPOSITORY_URL = "{url}"' in setup and setup.rstrip().endswith("setup_course(REPOSITORY_URL)")
 
@@ -123,8 +142,9 @@ def test_the_cell_itself_fails_with_one_line_without_network(monkeypatch, tmp_pa
 
 
 def test_the_badge_needs_a_github_url():
-    assert "colab.research.google.com/github/a/b/blob/main/part1.ipynb" in colab.colab_badge("https://github.com/a/b.git",
-                                                                                             "part1.ipynb")
+    assert "colab.research.google.com/github/a/b/blob/main/part1.ipynb" in colab.colab_badge(
+        "https://github.com/a/b.git", "part1.ipynb"
+    )
     with pytest.raises(ValueError, match="from GitHub"):
         colab.colab_badge("https://gitlab.com/a/b", "part1.ipynb")
 

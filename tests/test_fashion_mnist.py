@@ -48,8 +48,10 @@ def spec_for(name: str, array: np.ndarray) -> IdxFile:
 
 TINY_FILES = {
     "train": (spec_for("train-images-idx3-ubyte.gz", TINY_IMAGES), spec_for("train-labels-idx1-ubyte.gz", TINY_LABELS)),
-    "test": (spec_for("t10k-images-idx3-ubyte.gz", TINY_IMAGES[:2]),
-             spec_for("t10k-labels-idx1-ubyte.gz", TINY_LABELS[:2])),
+    "test": (
+        spec_for("t10k-images-idx3-ubyte.gz", TINY_IMAGES[:2]),
+        spec_for("t10k-labels-idx1-ubyte.gz", TINY_LABELS[:2]),
+    ),
 }
 TINY_CONTENT = {
     "train-images-idx3-ubyte.gz": gz(idx_bytes(TINY_IMAGES)),
@@ -94,15 +96,19 @@ def test_parse_idx_reads_shape_and_values():
     np.testing.assert_array_equal(fm.parse_idx(idx_bytes(TINY_LABELS)), TINY_LABELS)
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"\x00\x00", "too short"),
-    (b"\x00\x00\x09\x01" + struct.pack(">I", 3) + b"abc", "bad magic number"),  # type 0x09 (signed bytes)
-    (b"\x01\x00\x08\x01" + struct.pack(">I", 3) + b"abc", "bad magic number"),  # not two zero bytes first
-    (b"\x00\x00\x08\x00", "bad magic number"),  # zero dimensions
-    (b"\x00\x00\x08\x03" + struct.pack(">I", 3), "header declares 3 dimensions"),
-    (idx_bytes(TINY_IMAGES)[:-1], "truncated"),
-    (idx_bytes(TINY_IMAGES) + b"\x00", "longer than declared"),
-], ids=["too-short", "wrong-type", "nonzero-start", "no-dims", "short-header", "truncated", "too-long"])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\x00\x00", "too short"),
+        (b"\x00\x00\x09\x01" + struct.pack(">I", 3) + b"abc", "bad magic number"),  # type 0x09 (signed bytes)
+        (b"\x01\x00\x08\x01" + struct.pack(">I", 3) + b"abc", "bad magic number"),  # not two zero bytes first
+        (b"\x00\x00\x08\x00", "bad magic number"),  # zero dimensions
+        (b"\x00\x00\x08\x03" + struct.pack(">I", 3), "header declares 3 dimensions"),
+        (idx_bytes(TINY_IMAGES)[:-1], "truncated"),
+        (idx_bytes(TINY_IMAGES) + b"\x00", "longer than declared"),
+    ],
+    ids=["too-short", "wrong-type", "nonzero-start", "no-dims", "short-header", "truncated", "too-long"],
+)
 def test_parse_idx_rejects(raw, message):
     with pytest.raises(CorruptFileError, match=message):
         fm.parse_idx(raw)
@@ -259,7 +265,12 @@ def test_outside_ci_a_missing_dataset_still_stops_unless_asked(tiny_sample, caps
         fm.load_fashion_mnist("train", data_dir=tiny_sample / "empty-cache")
     assert capsys.readouterr().out == ""
     assert fm.load_fashion_mnist("train", data_dir=tiny_sample / "empty-cache", allow_sample=True)[1].tolist() == [
-        1, 2, 3, 4, 5]
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     assert "stand in for the train split" in capsys.readouterr().out
 
 
@@ -291,8 +302,9 @@ def test_the_shipped_sample_is_the_start_of_the_real_test_split():
     assert (fm.SAMPLE_DIR / "README.md").read_text().count("MIT") >= 1  # origin and license ship beside it
     test_images = fm.debian_dir() / fm.FILES["test"][0].name
     if test_images.is_file():  # where the full files are present, the sample is exactly their first images
-        full_images, full_labels = fm.load_fashion_mnist("test", data_dir=fm.SAMPLE_DIR / "no-cache", download=False,
-                                                         allow_sample=False)
+        full_images, full_labels = fm.load_fashion_mnist(
+            "test", data_dir=fm.SAMPLE_DIR / "no-cache", download=False, allow_sample=False
+        )
         assert torch.equal(full_images[: fm.SAMPLE_SIZE], images) and torch.equal(full_labels[: fm.SAMPLE_SIZE], labels)
 
 
@@ -301,7 +313,9 @@ def test_the_sample_is_declared_as_package_data():
 
     pyproject = tomllib.loads((fm.REPO_ROOT / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["utils"]
-    shipped = {p.relative_to(fm.REPO_ROOT / "utils") for pattern in patterns for p in (fm.REPO_ROOT / "utils").glob(pattern)}
+    shipped = {
+        p.relative_to(fm.REPO_ROOT / "utils") for pattern in patterns for p in (fm.REPO_ROOT / "utils").glob(pattern)
+    }
     for name in ("README.md", *(spec.name for spec in fm.SAMPLE_FILES)):
         assert (fm.SAMPLE_DIR / name).relative_to(fm.REPO_ROOT / "utils") in shipped, name
 

@@ -5,9 +5,9 @@ import torch
 
 from solutions import part1 as ref
 from utils import get_device
-from utils.engine.data import check_images, minibatches
 from utils.datasets.images import denormalize_img, gradient_images, normalize_img
 from utils.engine.configs import TrainConfig
+from utils.engine.data import check_images, minibatches
 from utils.engine.run_log import RunLog, WandbNotConfigured
 from utils.engine.tensors import per_image
 
@@ -30,12 +30,15 @@ def test_per_image_broadcasts_one_value_per_image_and_refuses_others():
         per_image(torch.ones(3), x)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([1, 2, 3], "must be a tensor"),
-    (torch.ones(10, 12), r"shape \(N, C, H, W\)"),
-    (torch.ones(2, 3, 4, 4, dtype=torch.uint8), "forget normalize_img"),
-    (torch.ones(0, 3, 4, 4), "empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([1, 2, 3], "must be a tensor"),
+        (torch.ones(10, 12), r"shape \(N, C, H, W\)"),
+        (torch.ones(2, 3, 4, 4, dtype=torch.uint8), "forget normalize_img"),
+        (torch.ones(0, 3, 4, 4), "empty"),
+    ],
+)
 def test_bad_training_data_gets_a_clear_error(bad, message):
     with pytest.raises((TypeError, ValueError), match=message):
         check_images(bad)
@@ -121,7 +124,12 @@ def test_given_code_never_imports_the_exercises_the_reference_or_anything_above_
     offenders = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             offenders += [f"{path.relative_to(root.parent)}: {n}" for n in names if n.split(".")[0] in above]
     assert not offenders, offenders

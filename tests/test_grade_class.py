@@ -7,17 +7,17 @@ import sys
 
 import pytest
 
+from ddpm_course.cli import main as cli_main
 from graders import grade_class as gc
-from utils.programs.cli import main as cli_main
 
 SOLUTION = (gc.REPO_ROOT / "solutions" / "part1.py").read_text()
 STUBS = (gc.REPO_ROOT / "exercises" / "part1.py").read_text()
-LINEAR_SCHEDULE = '''
+LINEAR_SCHEDULE = """
 
 def linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):
     import torch
     return torch.linspace(min_noise, max_noise, max_steps)
-'''
+"""
 STEPS = "linear_schedule or q_eq4"
 
 
@@ -34,14 +34,17 @@ def graded_class(tmp_path_factory):
     (folder / "cem.py").write_text("def linear_schedule(max_steps:\n    pass\n")  # a syntax error
     (folder / "dan.py").write_text("import numpyy\n" + SOLUTION)  # a missing import
     (folder / "eve.py").write_text("import sys\nsys.exit('bye')\n" + SOLUTION)  # exits at import
-    (folder / "fay.py").write_text(SOLUTION + "\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
-                                   "    print('x' * 2_000_000)\n    while True:\n        pass\n")  # loud, then endless
+    (folder / "fay.py").write_text(
+        SOLUTION + "\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
+        "    print('x' * 2_000_000)\n    while True:\n        pass\n"
+    )  # loud, then endless
     out = root / "grades"
     mp = pytest.MonkeyPatch()
     mp.setenv("DDPM_TIME_LIMIT_SCALE", "0.1")  # 30 s steps become 3 s: fay's endless loop ends soon
     try:
-        code = cli_main(["grade-class", "1", str(folder), "--out", str(out), "--jobs", "2", "-k", STEPS,
-                         "--no-progress"])
+        code = cli_main(
+            ["grade-class", "1", str(folder), "--out", str(out), "--jobs", "2", "-k", STEPS, "--no-progress"]
+        )
     finally:
         mp.undo()
     assert code == 0

@@ -31,8 +31,10 @@ def test_a_failure_shows_as_its_message_alone_in_ipython():
 def test_load_impl_takes_a_file_outside_the_repo(tmp_path):
     student = tmp_path / "elsewhere" / "my_part1.py"
     student.parent.mkdir()
-    student.write_text("from utils.engine.tensors import per_image\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
-                       "    import torch\n    return torch.linspace(min_noise, max_noise, max_steps)\n")
+    student.write_text(
+        "from utils.engine.tensors import per_image\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
+        "    import torch\n    return torch.linspace(min_noise, max_noise, max_steps)\n"
+    )
     module = load_impl(str(student), 1)
     assert module.linear_schedule(3).shape == (3,)
 
@@ -47,12 +49,28 @@ def test_load_impl_says_what_it_accepts(tmp_path):
 
 def test_notebook_loading_runs_definitions_only(tmp_path):
     cells = [
-        {"cell_type": "code", "metadata": {}, "source": "%matplotlib inline\nimport torch", "outputs": [], "execution_count": None},
-        {"cell_type": "code", "metadata": {}, "source": "def f(x):\n    return x + 1\nraise RuntimeError('training cell')",
-         "outputs": [], "execution_count": None},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "%matplotlib inline\nimport torch",
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "def f(x):\n    return x + 1\nraise RuntimeError('training cell')",
+            "outputs": [],
+            "execution_count": None,
+        },
         {"cell_type": "markdown", "metadata": {}, "source": "# prose"},
-        {"cell_type": "code", "metadata": {}, "source": "!pip install nothing\nclass C:\n    y = torch.ones(1)",
-         "outputs": [], "execution_count": None},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "!pip install nothing\nclass C:\n    y = torch.ones(1)",
+            "outputs": [],
+            "execution_count": None,
+        },
     ]
     for i, cell in enumerate(cells):
         cell["id"] = f"cell-{i}"
@@ -136,8 +154,11 @@ def _swallows_the_interruption():
             pass
 
 
-@pytest.mark.parametrize("student", [_endless_loop, _sleeps, _slow_but_finite, _swallows_the_interruption],
-                         ids=["endless-loop", "sleep", "slow-but-finite", "swallows-exceptions"])
+@pytest.mark.parametrize(
+    "student",
+    [_endless_loop, _sleeps, _slow_but_finite, _swallows_the_interruption],
+    ids=["endless-loop", "sleep", "slow-but-finite", "swallows-exceptions"],
+)
 def test_a_step_past_its_time_limit_fails_with_a_clear_message_and_the_next_step_runs(student):
     @grader("slow_step", time_limit=0.3)
     def check_slow_step(f):
@@ -198,8 +219,10 @@ def test_off_the_main_thread_a_watchdog_thread_enforces_the_limit():
     outcome = {}
 
     def grade():
-        for name, check, student in (("slow", check_threaded_step, _sleeps),
-                                     ("error", check_threaded_error, lambda: 1 / 0)):
+        for name, check, student in (
+            ("slow", check_threaded_step, _sleeps),
+            ("error", check_threaded_error, lambda: 1 / 0),
+        ):
             try:
                 check(student)
             except GraderFailure as e:

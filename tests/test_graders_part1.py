@@ -115,7 +115,9 @@ def test_crash_in_student_code_says_where():
     def broken(max_steps, min_noise=1e-4, max_noise=0.02):
         return torch.linspace(min_noise, max_noise) * max_steps  # linspace needs its number of points
 
-    with pytest.raises(GraderFailure, match=r"(?s)your code raised TypeError.*\n  at .*test_graders_part1.py:\d+, in broken"):
+    with pytest.raises(
+        GraderFailure, match=r"(?s)your code raised TypeError.*\n  at .*test_graders_part1.py:\d+, in broken"
+    ):
         grader.check_linear_schedule(broken)
 
 

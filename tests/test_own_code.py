@@ -45,8 +45,14 @@ def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_pa
     assert first["ema"]["n_averaged"] == 4 and first["step"] == 4
 
     log = RunLog()
-    model = fit(make_unet(replace(_run(unet), max_steps=20), impl), impl.diffusion_loss, images,
-                replace(run_config, epochs=2), replace(extras, resume_from=path), log=log)
+    model = fit(
+        make_unet(replace(_run(unet), max_steps=20), impl),
+        impl.diffusion_loss,
+        images,
+        replace(run_config, epochs=2),
+        replace(extras, resume_from=path),
+        log=log,
+    )
     assert read_checkpoint(path)["step"] == 8 and [s for s, _ in log.history["loss"]] == list(range(1, 9))
 
     loaded = load_checkpoint(path, "cpu", model_class=impl.Unet, schedule_class=impl.NoiseSchedule)
@@ -65,13 +71,49 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
         pytest.skip(f"FashionMNIST not available: {e}")
     torch.set_num_threads(1)
     out = tmp_path / "run"
-    assert main(["--impl", str(student), "--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--impl",
+                str(student),
+                "--quick",
+                "--device",
+                "cpu",
+                "--n-train",
+                "128",
+                "--n-eval",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"implementation: {student}" in printed and "vs real-data floor" in printed
     assert {"checkpoint.pt", "samples.png", "denoising.gif", "metrics.json"} <= {p.name for p in out.iterdir()}
-    assert main(["--impl", str(student), "--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16",
-                 "--resume", str(out / "checkpoint.pt"), "--epochs", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--impl",
+                str(student),
+                "--quick",
+                "--device",
+                "cpu",
+                "--n-train",
+                "128",
+                "--n-eval",
+                "16",
+                "--resume",
+                str(out / "checkpoint.pt"),
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert read_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
@@ -85,8 +127,12 @@ def test_scores_come_from_the_implementation(student):
     """evaluate() calls the implementation's own fmnist_fid, not a fixed one."""
     impl = Implementation.load(str(student))
     calls = []
-    fake = replace(impl, fmnist_fid=lambda a, b, c: calls.append(len(a)) or 1.0, real_floor=lambda n, c: 0.5,
-                   fmnist_score=lambda a, c: 2.0)
+    fake = replace(
+        impl,
+        fmnist_fid=lambda a, b, c: calls.append(len(a)) or 1.0,
+        real_floor=lambda n, c: 0.5,
+        fmnist_score=lambda a, c: 2.0,
+    )
     from utils.datasets.classifier import WEIGHTS_PATH
 
     if not WEIGHTS_PATH.is_file():

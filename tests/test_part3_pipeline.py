@@ -44,9 +44,14 @@ def train_tiny(model=None, images=None, log=None, **changes):
     """`fit` on tiny data: TrainConfig and FitConfig fields may both be changed by keyword."""
     train_fields = {k: v for k, v in changes.items() if k in TrainConfig.__dataclass_fields__}
     fit_fields = {k: v for k, v in changes.items() if k not in train_fields}
-    return fit(model if model is not None else tiny_unet(), diffusion_loss,
-               images if images is not None else tiny_images(), replace(CONFIG, **train_fields),
-               replace(QUIET, **fit_fields), log=log)
+    return fit(
+        model if model is not None else tiny_unet(),
+        diffusion_loss,
+        images if images is not None else tiny_images(),
+        replace(CONFIG, **train_fields),
+        replace(QUIET, **fit_fields),
+        log=log,
+    )
 
 
 def outputs(model, seed: int = 0) -> torch.Tensor:
@@ -150,8 +155,9 @@ def test_export_for_sampling_bakes_in_the_average_and_drops_the_optimizer(tmp_pa
     state = read_checkpoint(tmp_path / "small.pt")
     assert state["optimizer"] is None and state["ema"] is None
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run.pt").stat().st_size / 2
-    torch.testing.assert_close(outputs(load_checkpoint(tmp_path / "small.pt", "cpu").model), outputs(model.eval()),
-                               atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(
+        outputs(load_checkpoint(tmp_path / "small.pt", "cpu").model), outputs(model.eval()), atol=2e-2, rtol=2e-2
+    )
 
 
 def test_nan_loss_stops_unet_training_with_a_clear_message():
@@ -254,8 +260,8 @@ def test_denoising_strip_and_gif():
 
 
 def test_score_plot_shows_the_floor():
-    from utils.figures.plotting import image_grid
     from utils.figures.part3 import plot_score_vs_floor
+    from utils.figures.plotting import image_grid
 
     fig = plot_score_vs_floor({"ours": 3.0}, 1.0, n=64)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1].startswith("real vs real")
@@ -282,8 +288,13 @@ def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data
 
     score = WEIGHTS_PATH.is_file()
     out = tmp_path / "run"
-    assert main(["--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16", "--out", str(out)]
-                + ([] if score else ["--no-score"])) == 0
+    assert (
+        main(
+            ["--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16", "--out", str(out)]
+            + ([] if score else ["--no-score"])
+        )
+        == 0
+    )
     written = {p.name for p in out.iterdir()}
     assert written >= {"checkpoint.pt", "samples.png", "denoising.png", "denoising.gif", "loss.png", "metrics.json"}
     metrics = json.loads((out / "metrics.json").read_text())
@@ -293,16 +304,31 @@ def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data
         assert "vs real-data floor" in capsys.readouterr().out
     # no training: sample and draw from the checkpoint just written
     again = tmp_path / "again"
-    assert main(["--checkpoint", str(out / "checkpoint.pt"), "--quick", "--n-eval", "4", "--no-score",
-                 "--out", str(again)]) == 0
+    assert (
+        main(
+            ["--checkpoint", str(out / "checkpoint.pt"), "--quick", "--n-eval", "4", "--no-score", "--out", str(again)]
+        )
+        == 0
+    )
     assert (again / "samples.png").is_file()
 
 
 def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
     from utils.programs import benchmark
 
-    tiny = ["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1",
-            "--sampling-steps", "2", "--no-fid"]
+    tiny = [
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--train-steps",
+        "1",
+        "--warmup-steps",
+        "1",
+        "--sampling-steps",
+        "2",
+        "--no-fid",
+    ]
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
     assert benchmark.main(tiny) == 0
     printed = capsys.readouterr().out
@@ -316,20 +342,58 @@ def test_benchmark_peer_has_the_course_size(capsys):
     peer = benchmark.DiffusersPeer()
     assert 1.6e6 < sum(p.numel() for p in peer.parameters()) < 1.8e6
     assert peer(torch.randn(2, 1, 28, 28), torch.tensor([1, 1000])).shape == (2, 1, 28, 28)
-    assert benchmark.main(["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1",
-                           "--sampling-steps", "2", "--no-fid"]) == 0
+    assert (
+        benchmark.main(
+            [
+                "--device",
+                "cpu",
+                "--batch-size",
+                "2",
+                "--train-steps",
+                "1",
+                "--warmup-steps",
+                "1",
+                "--sampling-steps",
+                "2",
+                "--no-fid",
+            ]
+        )
+        == 0
+    )
     assert "ours / peer" in capsys.readouterr().out
 
 
 def test_benchmark_scores_after_a_tiny_budget(tmp_path, fashion_data, capsys, monkeypatch):
-    from utils.programs import benchmark
     from utils.datasets.classifier import WEIGHTS_PATH
+    from utils.programs import benchmark
 
     if not WEIGHTS_PATH.is_file():
         pytest.skip("no classifier weights")
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
-    assert benchmark.main(["--device", "cpu", "--batch-size", "8", "--train-steps", "1", "--warmup-steps", "1",
-                           "--sampling-steps", "3", "--budget-s", "0", "--fid-n", "16", "--n-train", "16",
-                           "--out", str(tmp_path / "bench.pt")]) == 0
+    assert (
+        benchmark.main(
+            [
+                "--device",
+                "cpu",
+                "--batch-size",
+                "8",
+                "--train-steps",
+                "1",
+                "--warmup-steps",
+                "1",
+                "--sampling-steps",
+                "3",
+                "--budget-s",
+                "0",
+                "--fid-n",
+                "16",
+                "--n-train",
+                "16",
+                "--out",
+                str(tmp_path / "bench.pt"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "FMNIST-FID after 0 s" in printed and "floor" in printed and "mean confidence" in printed

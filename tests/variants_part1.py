@@ -215,8 +215,11 @@ class NoiseScheduleOnCpu(ref.NoiseSchedule):
     """Tables rebuilt on the CPU whatever the betas' device."""
 
     def __init__(self, betas):
-        super().__init__(betas.new_empty(betas.shape, device="cpu").copy_(betas) if betas.device.type != "meta"
-                         else torch.linspace(1e-4, 0.02, len(betas)))
+        super().__init__(
+            betas.new_empty(betas.shape, device="cpu").copy_(betas)
+            if betas.device.type != "meta"
+            else torch.linspace(1e-4, 0.02, len(betas))
+        )
 
 
 class NoiseScheduleIgnoresBetas(ref.NoiseSchedule):
@@ -430,8 +433,11 @@ def diffusion_loss_einsum(model, x_0):
 
 def _loss_with(change: str):
     def diffusion_loss(model, x_0):
-        schedule = ref.NoiseSchedule(ref.linear_schedule(len(model.noise_schedule))) if change == "new schedule" \
+        schedule = (
+            ref.NoiseSchedule(ref.linear_schedule(len(model.noise_schedule)))
+            if change == "new schedule"
             else model.noise_schedule
+        )
         t, eps, x_t = ref.noise_img(x_0, schedule)
         prediction = model(x_0 if change == "clean input" else x_t, t)
         target = {"image": x_0, "noised": x_t}.get(change, eps)
@@ -612,4 +618,3 @@ def sample_one_t(model, n_samples, return_all_steps=False):
             return model(x, t[0])
 
     return ref.sample(Wrapper(), n_samples, return_all_steps)
-

@@ -273,8 +273,9 @@ class SelfAttentionConv(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        q, k, v = rearrange(self.qkv_proj(x), "b (three heads d) h w -> three b heads (h w) d", three=3,
-                            heads=self.num_heads)
+        q, k, v = rearrange(
+            self.qkv_proj(x), "b (three heads d) h w -> three b heads (h w) d", three=3, heads=self.num_heads
+        )
         out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(rearrange(out, "b heads (h w) d -> b (heads d) h w", h=h, w=w))
 
@@ -319,8 +320,12 @@ class SelfAttentionReshapeBack(ref.SelfAttention):
     # (B, N, C) viewed straight as (B, C, H, W)
     def forward(self, x):
         b, c, h, w = x.shape
-        q, k, v = rearrange(self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
-                            "b n (three heads d) -> three b heads n d", three=3, heads=self.num_heads)
+        q, k, v = rearrange(
+            self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
+            "b n (three heads d) -> three b heads n d",
+            three=3,
+            heads=self.num_heads,
+        )
         out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
         return self.out_proj(out).reshape(b, c, h, w)
 
@@ -329,8 +334,12 @@ class SelfAttentionInterleavedHeads(ref.SelfAttention):
     # heads from interleaved channels
     def forward(self, x):
         h, w = x.shape[-2:]
-        q, k, v = rearrange(self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
-                            "b n (three d heads) -> three b heads n d", three=3, heads=self.num_heads)
+        q, k, v = rearrange(
+            self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
+            "b n (three d heads) -> three b heads n d",
+            three=3,
+            heads=self.num_heads,
+        )
         out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
         return rearrange(self.out_proj(out), "b (h w) c -> b c h w", h=h, w=w)
 
@@ -339,8 +348,12 @@ class SelfAttentionNoOutProj(ref.SelfAttention):
     # out_proj created but never applied
     def forward(self, x):
         h, w = x.shape[-2:]
-        q, k, v = rearrange(self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
-                            "b n (three heads d) -> three b heads n d", three=3, heads=self.num_heads)
+        q, k, v = rearrange(
+            self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
+            "b n (three heads d) -> three b heads n d",
+            three=3,
+            heads=self.num_heads,
+        )
         out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
         return rearrange(out, "b (h w) c -> b c h w", h=h, w=w)
 
@@ -397,11 +410,13 @@ class ResidualBlockSequential(nn.Module):
 
     def __init__(self, in_channels, out_channels, time_emb_dim, groups):
         super().__init__()
-        self.block1 = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1),
-                                    nn.GroupNorm(groups, out_channels), nn.SiLU())
+        self.block1 = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.GroupNorm(groups, out_channels), nn.SiLU()
+        )
         self.time_mlp = nn.Sequential(nn.SiLU(), nn.Linear(time_emb_dim, out_channels))
-        self.block2 = nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, padding=1),
-                                    nn.GroupNorm(groups, out_channels), nn.SiLU())
+        self.block2 = nn.Sequential(
+            nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.GroupNorm(groups, out_channels), nn.SiLU()
+        )
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x, t_emb):
@@ -498,8 +513,12 @@ class DownBlockSequentialNames(nn.Module):
 
     def __init__(self, in_channels, out_channels, time_emb_dim, groups, downsample=True, attention=True):
         super().__init__()
-        self.blocks = nn.ModuleList([ref.ResidualBlock(in_channels, out_channels, time_emb_dim, groups),
-                                     ref.ResidualBlock(out_channels, out_channels, time_emb_dim, groups)])
+        self.blocks = nn.ModuleList(
+            [
+                ref.ResidualBlock(in_channels, out_channels, time_emb_dim, groups),
+                ref.ResidualBlock(out_channels, out_channels, time_emb_dim, groups),
+            ]
+        )
         self.attention = ref.AttentionBlock(out_channels) if attention else nn.Identity()
         self.down = nn.Conv2d(out_channels, out_channels, 4, 2, 1) if downsample else nn.Identity()
 
@@ -628,8 +647,9 @@ class UnetDetachedTime(ref.Unet):
 class UnetAttentionEverywhere(ref.Unet):
     # ignores attention_levels
     def __init__(self, config, noise_schedule=None):
-        super().__init__(dataclasses.replace(config, attention_levels=tuple(range(len(config.dim_mults)))),
-                         noise_schedule)
+        super().__init__(
+            dataclasses.replace(config, attention_levels=tuple(range(len(config.dim_mults)))), noise_schedule
+        )
 
 
 class UnetDropsSchedule(ref.Unet):
@@ -678,11 +698,13 @@ class MidBlockModuleList(nn.Module):
 
     def __init__(self, mid_channels, time_emb_dim, groups):
         super().__init__()
-        self.stages = nn.ModuleList([
-            ref.ResidualBlock(mid_channels, mid_channels, time_emb_dim, groups),
-            ref.AttentionBlock(mid_channels),
-            ref.ResidualBlock(mid_channels, mid_channels, time_emb_dim, groups),
-        ])
+        self.stages = nn.ModuleList(
+            [
+                ref.ResidualBlock(mid_channels, mid_channels, time_emb_dim, groups),
+                ref.AttentionBlock(mid_channels),
+                ref.ResidualBlock(mid_channels, mid_channels, time_emb_dim, groups),
+            ]
+        )
 
     def forward(self, x, t_emb):
         for stage in self.stages:

@@ -52,11 +52,19 @@ def setup_course(repository_url: str, folder: str = "ddpm-course", run=subproces
         clone = Path(folder).resolve()
         print(f"The course is not installed in this Python (Colab?): fetching it from {repository_url} into {clone}.")
         if not (clone / "pyproject.toml").is_file():
-            _run_step(run, ["git", "clone", "--depth", "1", repository_url, str(clone)], "download the course",
-                      f"Check the internet connection (in Colab: Runtime > Reconnect), or clone {repository_url} "
-                      "yourself and open the notebook from the clone.")
-        _run_step(run, [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], "install the course",
-                  f"Run `pip install -e {clone}` in a terminal to see pip's full message.")
+            _run_step(
+                run,
+                ["git", "clone", "--depth", "1", repository_url, str(clone)],
+                "download the course",
+                f"Check the internet connection (in Colab: Runtime > Reconnect), or clone {repository_url} "
+                "yourself and open the notebook from the clone.",
+            )
+        _run_step(
+            run,
+            [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)],
+            "install the course",
+            f"Run `pip install -e {clone}` in a terminal to see pip's full message.",
+        )
         # The running kernel read its .pth files at start-up and does not see the new install: add the clone itself.
         sys.path.insert(0, str(clone))
         importlib.invalidate_caches()
@@ -83,9 +91,11 @@ def report_colab_device() -> None:
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name(0)}. The notebooks train on it (get_device() picks CUDA).")
     else:
-        print("No GPU in this runtime: everything runs, but Part 3 then trains a small model on the CPU. For a GPU, "
-              "choose Runtime > Change runtime type > Hardware accelerator: GPU (e.g. T4), save, then run the "
-              "notebook again from the top (the runtime restarts, so this cell installs the course again).")
+        print(
+            "No GPU in this runtime: everything runs, but Part 3 then trains a small model on the CPU. For a GPU, "
+            "choose Runtime > Change runtime type > Hardware accelerator: GPU (e.g. T4), save, then run the "
+            "notebook again from the top (the runtime restarts, so this cell installs the course again)."
+        )
 
 
 # NOTEBOOK_CELL_ENDS: what follows is for the build only and is not pasted into the notebooks.

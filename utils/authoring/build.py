@@ -155,8 +155,9 @@ def parse_notebook_source(text: str) -> list[tuple[str, str]]:
     return items
 
 
-def notebook_cells(items: list[tuple[str, str]], part: int, solution_source: str, stub_source: str,
-                   solved: bool) -> list[Cell]:
+def notebook_cells(
+    items: list[tuple[str, str]], part: int, solution_source: str, stub_source: str, solved: bool
+) -> list[Cell]:
     """The cells of the students' notebook (`solved=False`) or of the solved one."""
     cells: list[Cell] = []
     for kind, content in items:
@@ -173,11 +174,16 @@ def notebook_cells(items: list[tuple[str, str]], part: int, solution_source: str
             cells.append(Cell("code", solution if solved else top_level_block(stub_source, name), ("exercise",)))
             cells.append(Cell("code", f"grader.check_{snake_case(name)}({name})", ("check",)))
             if not solved:
-                cells.append(Cell("markdown", (
-                    f"<details><summary>Solution: <code>{name}</code></summary>\n\n```python\n{solution}\n```\n\n"
-                    f"</details>\n\nStuck, and want to move on? Run `from solutions.part{part} import {name}` in a "
-                    "new cell: the rest of the notebook then uses the reference, and you can come back later."
-                )))
+                cells.append(
+                    Cell(
+                        "markdown",
+                        (
+                            f"<details><summary>Solution: <code>{name}</code></summary>\n\n```python\n{solution}\n```\n\n"
+                            f"</details>\n\nStuck, and want to move on? Run `from solutions.part{part} import {name}` in a "
+                            "new cell: the rest of the notebook then uses the reference, and you can come back later."
+                        ),
+                    )
+                )
     return cells
 
 
@@ -199,17 +205,20 @@ def repository_url(root: Path = REPO_ROOT) -> str:
     return tomllib.loads(text)["project"]["urls"]["Repository"]
 
 
-def to_notebook(cells: list[Cell], source_name: str, solved: bool, notebook_path: str = "",
-                url: str | None = None) -> nbformat.NotebookNode:
+def to_notebook(
+    cells: list[Cell], source_name: str, solved: bool, notebook_path: str = "", url: str | None = None
+) -> nbformat.NotebookNode:
     """The notebook of `cells`, after a generated header (with an "Open in Colab" badge for `notebook_path`, the
     notebook's path in the repository) and the set-up cell, both for the repository at `url`."""
     url = url or repository_url()
     header = (
-        f"{colab_badge(url, notebook_path)}\n\n" if notebook_path else ""
-    ) + f"*Generated from `{source_name}` by `{BUILD_COMMAND}`.* " + (
-        "This copy has every exercise solved; CI runs it. Students work in the copy at the repository root."
-        if solved else
-        "Fill in the exercises here: rebuilding never overwrites this notebook once you have changed it."
+        (f"{colab_badge(url, notebook_path)}\n\n" if notebook_path else "")
+        + f"*Generated from `{source_name}` by `{BUILD_COMMAND}`.* "
+        + (
+            "This copy has every exercise solved; CI runs it. Students work in the copy at the repository root."
+            if solved
+            else "Fill in the exercises here: rebuilding never overwrites this notebook once you have changed it."
+        )
     )
     cells = [Cell("markdown", header, ("generated",)), Cell("code", setup_cell(url), ("setup",))] + cells
     nb = nbformat.v4.new_notebook()
@@ -264,7 +273,7 @@ class Target:
             recorded = nb.metadata.get("ddpm_course", {}).get("content_hash")
             return recorded == cells_hash(cells_of(nb))
         match = re.search(r"^# content-hash: (\w+)\n", text, re.M)
-        return bool(match) and match.group(1) == _py_hash(text[match.end():])
+        return bool(match) and match.group(1) == _py_hash(text[match.end() :])
 
     def _key(self, text: str) -> str:
         if self.path.suffix == ".ipynb":
@@ -322,8 +331,9 @@ def build(root: Path = REPO_ROOT, force: bool = False) -> tuple[list[Path], list
     """Write missing and stale targets. Returns (written, left alone because edited by hand)."""
     written, kept = [], []
     for target in targets(root):
-        if target.path.exists() and (target.path.read_text() == target.text if force
-                                     else target.current_key() == target.expected_key()):
+        if target.path.exists() and (
+            target.path.read_text() == target.text if force else target.current_key() == target.expected_key()
+        ):
             continue
         if target.path.exists() and not target.is_pristine() and not force:
             kept.append(target.path)

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from utils import get_device
-from utils.engine.data import minibatches
 from utils.datasets.fashion_mnist import CLASS_NAMES, load_fashion_mnist
+from utils.engine.data import minibatches
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "fmnist_classifier.pt"
 TRAIN_COMMAND = "python -m utils.datasets.classifier --train"
@@ -52,8 +52,12 @@ class FashionClassifier(nn.Module):
         in_channels = 1
         for width in self.widths:
             # bias=False: the BatchNorm right after the conv has its own shift.
-            blocks += [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                       nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             in_channels = width
         self.body = nn.Sequential(*blocks)
         self.project = nn.Linear(self.widths[-1] * 3 * 3, self.feature_dim)
@@ -143,8 +147,9 @@ def train_classifier(config: ClassifierTrainConfig = ClassifierTrainConfig()) ->
             if config.flip:
                 flip = torch.rand(len(x), device=device) < 0.5
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-            loss = F.cross_entropy(model(x.contiguous(memory_format=memory_format)), y,
-                                   label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(
+                model(x.contiguous(memory_format=memory_format)), y, label_smoothing=config.label_smoothing
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -182,10 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     model, test_accuracy = train_classifier(config)
     seconds = time.perf_counter() - start
-    save_classifier(model, args.out, test_accuracy=test_accuracy, train_seconds=seconds,
-                    device=str(get_device(args.device)), config=asdict(config))
-    print(f"test accuracy: {test_accuracy:.4f} (10,000 test images) after {seconds / 60:.1f} min of training; "
-          f"weights saved to {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+    save_classifier(
+        model,
+        args.out,
+        test_accuracy=test_accuracy,
+        train_seconds=seconds,
+        device=str(get_device(args.device)),
+        config=asdict(config),
+    )
+    print(
+        f"test accuracy: {test_accuracy:.4f} (10,000 test images) after {seconds / 60:.1f} min of training; "
+        f"weights saved to {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)"
+    )
     return 0
 
 

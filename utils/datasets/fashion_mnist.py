@@ -53,7 +53,16 @@ BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DOWNLOAD_TIMEOUT_S = 10.0
 
 CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 IDX_UBYTE = 0x08  # the IDX type byte for unsigned 8-bit values, the only type FashionMNIST uses
@@ -76,16 +85,32 @@ class IdxFile:
 # 6,000 / 1,000 images per class match the dataset's description) for every copy.
 FILES: dict[str, tuple[IdxFile, IdxFile]] = {
     "train": (
-        IdxFile("train-images-idx3-ubyte.gz", (60000, 28, 28), "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        IdxFile("train-labels-idx1-ubyte.gz", (60000,), "25c81989df183df01b3e8a0aad5dffbe",
-                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        IdxFile(
+            "train-images-idx3-ubyte.gz",
+            (60000, 28, 28),
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        IdxFile(
+            "train-labels-idx1-ubyte.gz",
+            (60000,),
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
     ),
     "test": (
-        IdxFile("t10k-images-idx3-ubyte.gz", (10000, 28, 28), "bef4ecab320f06d8554ea6380940ec79",
-                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        IdxFile("t10k-labels-idx1-ubyte.gz", (10000,), "bb300cfdad3c16e7a12a480ee83cd310",
-                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        IdxFile(
+            "t10k-images-idx3-ubyte.gz",
+            (10000, 28, 28),
+            "bef4ecab320f06d8554ea6380940ec79",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        IdxFile(
+            "t10k-labels-idx1-ubyte.gz",
+            (10000,),
+            "bb300cfdad3c16e7a12a480ee83cd310",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
     ),
 }
 
@@ -94,10 +119,18 @@ FILES: dict[str, tuple[IdxFile, IdxFile]] = {
 # Only the content's SHA-256 matters: it is read from the package, never downloaded.
 SAMPLE_SIZE = 2000
 SAMPLE_FILES: tuple[IdxFile, IdxFile] = (
-    IdxFile("t10k-images-idx3-ubyte.gz", (SAMPLE_SIZE, 28, 28), "60446bba50d300cf329f13c228582885",
-            "862035b0a96959b614c9574f4c2b0ae9584ca234813e8d6d7adb7838b12ca46b"),
-    IdxFile("t10k-labels-idx1-ubyte.gz", (SAMPLE_SIZE,), "3a5ecd4e1a5ee7a9568063426d752435",
-            "aa3f574d30afaf0d4d9da084a6f8541771e20693d6a97fae6e9a4953fca8f078"),
+    IdxFile(
+        "t10k-images-idx3-ubyte.gz",
+        (SAMPLE_SIZE, 28, 28),
+        "60446bba50d300cf329f13c228582885",
+        "862035b0a96959b614c9574f4c2b0ae9584ca234813e8d6d7adb7838b12ca46b",
+    ),
+    IdxFile(
+        "t10k-labels-idx1-ubyte.gz",
+        (SAMPLE_SIZE,),
+        "3a5ecd4e1a5ee7a9568063426d752435",
+        "aa3f574d30afaf0d4d9da084a6f8541771e20693d6a97fae6e9a4953fca8f078",
+    ),
 )
 
 
@@ -160,14 +193,16 @@ def load_sample(device: str | torch.device | None = None) -> tuple[Tensor, Tenso
     return _tensors(SAMPLE_DIR / image_spec.name, image_spec, SAMPLE_DIR / label_spec.name, label_spec, device)
 
 
-def _tensors(image_path: Path, image_spec: IdxFile, label_path: Path, label_spec: IdxFile,
-             device: str | torch.device | None) -> tuple[Tensor, Tensor]:
+def _tensors(
+    image_path: Path, image_spec: IdxFile, label_path: Path, label_spec: IdxFile, device: str | torch.device | None
+) -> tuple[Tensor, Tensor]:
     """Images (N, 1, 28, 28) in [-1, 1] and labels (N,) from a checked pair of IDX files."""
     pixels = read_idx_gz(image_path, image_spec)
     classes = read_idx_gz(label_path, label_spec)
     if len(pixels) != len(classes):
-        raise CorruptFileError(f"{image_spec.name} holds {len(pixels)} images but {label_spec.name} holds "
-                               f"{len(classes)} labels")
+        raise CorruptFileError(
+            f"{image_spec.name} holds {len(pixels)} images but {label_spec.name} holds {len(classes)} labels"
+        )
     images = torch.from_numpy(pixels).to(device)
     images = rearrange(images, "n h w -> n 1 h w").float() / 127.5 - 1
     labels = torch.from_numpy(classes.astype(np.int64)).to(device)
@@ -202,10 +237,14 @@ def _note_sample(split: str, why: str) -> None:
     if split in _noted:
         return
     _noted.add(split)
-    print(f"note: {why}\n  So the {SAMPLE_SIZE:,} FashionMNIST test images shipped in {SAMPLE_DIR} stand in for the "
-          f"{split} split (CI mode or allow_sample=True). Both splits are then these same images: the code runs, "
-          "but scores such as FMNIST-FID mean nothing. For the full dataset, see the ways listed by "
-          "load_fashion_mnist(..., allow_sample=False).", file=sys.stdout, flush=True)
+    print(
+        f"note: {why}\n  So the {SAMPLE_SIZE:,} FashionMNIST test images shipped in {SAMPLE_DIR} stand in for the "
+        f"{split} split (CI mode or allow_sample=True). Both splits are then these same images: the code runs, "
+        "but scores such as FMNIST-FID mean nothing. For the full dataset, see the ways listed by "
+        "load_fashion_mnist(..., allow_sample=False).",
+        file=sys.stdout,
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -256,20 +295,27 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = DOWNLOAD_TIME
         try:
             digest = hashlib.md5(usedforsecurity=False)
             received = 0
-            with os.fdopen(handle, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                                      desc=dest.name, disable=not progress) as bar:
+            with (
+                os.fdopen(handle, "wb") as out,
+                tqdm(
+                    total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not progress
+                ) as bar,
+            ):
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
             if total is not None and received != total:
-                raise CorruptFileError(f"the download of {url} was cut short: {received} of {total} bytes arrived. "
-                                       "Load again to retry.")
+                raise CorruptFileError(
+                    f"the download of {url} was cut short: {received} of {total} bytes arrived. Load again to retry."
+                )
             if digest.hexdigest() != md5:
-                raise CorruptFileError(f"the download of {url} has MD5 {digest.hexdigest()}, not the published "
-                                       f"{md5}: it is damaged or not the original file, and was not kept. Load again "
-                                       "to retry.")
+                raise CorruptFileError(
+                    f"the download of {url} has MD5 {digest.hexdigest()}, not the published "
+                    f"{md5}: it is damaged or not the original file, and was not kept. Load again "
+                    "to retry."
+                )
             os.replace(tmp, dest)
             return dest
         finally:
@@ -296,8 +342,10 @@ def _read_checked(path: str, size: int, mtime_ns: int, spec: IdxFile) -> np.ndar
             raise CorruptFileError(f"it declares dimensions {array.shape}; {spec.name} has {spec.shape}")
         content = hashlib.sha256(raw).hexdigest()
         if content != spec.sha256:
-            raise CorruptFileError(f"its content has SHA-256 {content[:16]}..., not the original's "
-                                   f"{spec.sha256[:16]}...: checksum mismatch, the values were altered")
+            raise CorruptFileError(
+                f"its content has SHA-256 {content[:16]}..., not the original's "
+                f"{spec.sha256[:16]}...: checksum mismatch, the values were altered"
+            )
     except CorruptFileError as e:
         raise CorruptFileError(f"{path} is corrupt: {e}. {_how_to_replace(Path(path))}") from None
     array.setflags(write=False)
@@ -320,8 +368,10 @@ def parse_idx(raw: bytes) -> np.ndarray:
         raise CorruptFileError(f"it is {len(raw)} bytes long, too short to hold an IDX header")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype != IDX_UBYTE or ndim == 0:
-        raise CorruptFileError(f"bad magic number 0x{raw[:4].hex()}: an IDX file of unsigned bytes starts with "
-                               "00 00 08 and its number of dimensions")
+        raise CorruptFileError(
+            f"bad magic number 0x{raw[:4].hex()}: an IDX file of unsigned bytes starts with "
+            "00 00 08 and its number of dimensions"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise CorruptFileError(f"its header declares {ndim} dimensions but stops after {len(raw)} bytes")

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-
 from torch.optim.swa_utils import AveragedModel
 
 from utils import get_device
@@ -108,7 +107,8 @@ def save_checkpoint(
         "model_class": class_path(model),
         "model_config": (
             {"class": class_path(config), "fields": dataclasses.asdict(config)}
-            if dataclasses.is_dataclass(config) else None
+            if dataclasses.is_dataclass(config)
+            else None
         ),
         "image_shape": tuple(model.image_shape),
         "weights": weights,
@@ -123,7 +123,8 @@ def save_checkpoint(
         "history": _history_to_tensors(log.history) if log is not None else {},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "ema": {"n_averaged": int(ema.n_averaged), "weights": _weights_of(ema.module, half=False)}
-        if ema is not None else None,
+        if ema is not None
+        else None,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +146,9 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_checkpoint(
-    path: str | Path, device: str | torch.device | None = None, model_class: type | None = None,
+    path: str | Path,
+    device: str | torch.device | None = None,
+    model_class: type | None = None,
     schedule_class: type | None = None,
 ) -> Checkpoint:
     """Rebuild the saved model, ready to sample: weights (averaged ones if saved), schedule and config.
@@ -168,8 +171,12 @@ def load_checkpoint(
     return Checkpoint(model=model, train_config=train_config, epoch=state["epoch"], history=history)
 
 
-def load_model(path: str | Path, device: str | torch.device | None = None, model_class: type | None = None,
-               schedule_class: type | None = None) -> DiffusionModel:
+def load_model(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    model_class: type | None = None,
+    schedule_class: type | None = None,
+) -> DiffusionModel:
     """The model alone of `load_checkpoint`."""
     return load_checkpoint(path, device, model_class, schedule_class).model
 
@@ -181,8 +188,9 @@ def export_for_sampling(source: str | Path, destination: str | Path, half: bool 
     if state["ema"] is not None:
         state["weights"] = state["ema"]["weights"]
     if half:
-        state["weights"] = {name: value.half() if value.is_floating_point() else value
-                            for name, value in state["weights"].items()}
+        state["weights"] = {
+            name: value.half() if value.is_floating_point() else value for name, value in state["weights"].items()
+        }
     state["optimizer"] = state["ema"] = None
     if state["train_config"] is not None:  # the run's own file paths mean nothing where the copy goes
         state["train_config"] = {**state["train_config"], "checkpoint_path": None, "resume_from": None}
@@ -192,8 +200,13 @@ def export_for_sampling(source: str | Path, destination: str | Path, half: bool 
     return destination
 
 
-def resume_training(path: str | Path, model: DiffusionModel, optimizer: torch.optim.Optimizer,
-                    ema: AveragedModel | None = None, log=None) -> tuple[int, int]:
+def resume_training(
+    path: str | Path,
+    model: DiffusionModel,
+    optimizer: torch.optim.Optimizer,
+    ema: AveragedModel | None = None,
+    log=None,
+) -> tuple[int, int]:
     """Put a saved run's weights, optimizer state and weight average back into a training run; used by `fit`.
 
     Args:
@@ -263,8 +276,11 @@ def load_weights(model: nn.Module, weights: dict[str, Tensor]) -> None:
     own = model.state_dict()
     missing = [name for name in own if name not in weights and not name.startswith(SCHEDULE_PREFIX)]
     unexpected = [name for name in weights if name not in own]
-    resized = [f"{name} {tuple(value.shape)} vs {tuple(own[name].shape)}"
-               for name, value in weights.items() if name in own and value.shape != own[name].shape]
+    resized = [
+        f"{name} {tuple(value.shape)} vs {tuple(own[name].shape)}"
+        for name, value in weights.items()
+        if name in own and value.shape != own[name].shape
+    ]
     if missing or unexpected or resized:
         raise RuntimeError(
             f"the checkpoint does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}, other "

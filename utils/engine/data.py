@@ -27,7 +27,11 @@ def minibatches(images: Tensor, batch_size: int, shuffle: bool = True) -> Iterat
     """Yield batches of at most `batch_size` images, covering `images` (N, C, H, W) once, on its own device."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
-    order = torch.randperm(len(images), device=images.device) if shuffle else torch.arange(len(images), device=images.device)
+    order = (
+        torch.randperm(len(images), device=images.device)
+        if shuffle
+        else torch.arange(len(images), device=images.device)
+    )
     for start in range(0, len(images), batch_size):
         yield images[order[start : start + batch_size]]
 

@@ -56,8 +56,10 @@ class RunLog:
             from utils.datasets.images import denormalize_img
 
             self._wandb_run.log(
-                {name: [wandb.Image(denormalize_img(im).permute(1, 2, 0).numpy()) for im in img]
-                 for name, img in kept.items()},
+                {
+                    name: [wandb.Image(denormalize_img(im).permute(1, 2, 0).numpy()) for im in img]
+                    for name, img in kept.items()
+                },
                 step=step,
             )
 

@@ -107,8 +107,9 @@ def fit(
         epoch, step = resume_training(extras.resume_from, model, optimizer, ema, log)
     deadline = time.monotonic() + 60 * extras.minutes if extras.minutes is not None else None
     per_epoch = n_batches(len(trainset), config.batch_size)
-    progress = tqdm(total=None if deadline else config.epochs * per_epoch, initial=step, disable=not extras.progress,
-                    unit="step")
+    progress = tqdm(
+        total=None if deadline else config.epochs * per_epoch, initial=step, disable=not extras.progress, unit="step"
+    )
     pending: list[Tensor] = []  # losses still on the device: reading each one would stall a GPU every step
 
     def read_losses() -> None:
@@ -142,8 +143,9 @@ def fit(
             read_losses()
         # 4. a checkpoint after every epoch, so a stopped run loses at most one
         if extras.checkpoint_path is not None:
-            save_checkpoint(extras.checkpoint_path, model, config, optimizer=optimizer, ema=ema, epoch=epoch,
-                            step=step, log=log)
+            save_checkpoint(
+                extras.checkpoint_path, model, config, optimizer=optimizer, ema=ema, epoch=epoch, step=step, log=log
+            )
     progress.close()
     if ema is not None:
         copy_parameters(ema.module, model)  # sample with the averaged weights

@@ -15,8 +15,15 @@ from torch import Tensor
 from utils.figures.plotting import frame_indices, image_grid
 
 
-def denoising_gif(steps: Tensor, path: str | Path | None = None, n_samples: int = 16, n_frames: int = 40,
-                  scale: int = 3, frame_ms: int = 60, hold_last_ms: int = 2000) -> bytes:
+def denoising_gif(
+    steps: Tensor,
+    path: str | Path | None = None,
+    n_samples: int = 16,
+    n_frames: int = 40,
+    scale: int = 3,
+    frame_ms: int = 60,
+    hold_last_ms: int = 2000,
+) -> bytes:
     """An animated GIF of the first `n_samples` samples denoising together, in a square grid.
 
     Args:
@@ -33,8 +40,11 @@ def denoising_gif(steps: Tensor, path: str | Path | None = None, n_samples: int 
     for index in frame_indices(steps.shape[0], n_frames):
         grid = image_grid(steps[index, :n_samples], padding=1)
         pixels = (grid * 255).round().astype(np.uint8)
-        pixels = np.kron(pixels, np.ones((scale, scale), dtype=np.uint8)) if pixels.ndim == 2 else \
-            pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+        pixels = (
+            np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
+            if pixels.ndim == 2
+            else pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+        )
         frames.append(Image.fromarray(pixels))
     durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
     buffer = io.BytesIO()
@@ -44,4 +54,3 @@ def denoising_gif(steps: Tensor, path: str | Path | None = None, n_samples: int 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_bytes(data)
     return data
-

@@ -11,8 +11,9 @@ from torch import Tensor
 from utils.figures.plotting import show_images, show_rows
 
 
-def show_classes(images: Tensor, labels: Tensor, class_names: list[str] | tuple[str, ...],
-                 per_class: int = 8) -> Figure:
+def show_classes(
+    images: Tensor, labels: Tensor, class_names: list[str] | tuple[str, ...], per_class: int = 8
+) -> Figure:
     """The first `per_class` images of every class, one row per class, each row named by its class."""
     return show_rows({name: images[labels == k][:per_class] for k, name in enumerate(class_names)}, size=0.8)
 

@@ -33,7 +33,7 @@ def image_grid(images: Tensor, n_columns: int | None = None, padding: int = 1) -
     padded = torch.ones(n_rows * n_columns, channels, height + padding, width + padding)
     padded[:n, :, :height, :width] = images
     grid = rearrange(padded, "(r q) c h w -> (r h) (q w) c", r=n_rows, q=n_columns)
-    grid = grid[:-padding or None, :-padding or None].numpy()  # no padding after the last row and column
+    grid = grid[: -padding or None, : -padding or None].numpy()  # no padding after the last row and column
     return grid[..., 0] if channels == 1 else grid
 
 
@@ -98,7 +98,7 @@ def plot_losses(history: dict[str, list[tuple[int, float]]], smooth: int = 20, t
         if len(values) >= smooth:
             kernel = torch.ones(smooth) / smooth
             running = torch.nn.functional.conv1d(torch.tensor(values)[None, None], kernel[None, None])[0, 0]
-            ax.plot(steps[smooth - 1:], running, color="tab:blue", label=f"mean of {smooth} steps")
+            ax.plot(steps[smooth - 1 :], running, color="tab:blue", label=f"mean of {smooth} steps")
     if history.get("eval_loss"):
         steps, values = zip(*history["eval_loss"])
         ax.plot(steps, values, "o-", color="tab:orange", label="eval loss (held-out images)")
@@ -115,8 +115,11 @@ def plot_reconstructions(images_log: list[tuple[int, dict[str, Tensor]]], n_imag
     """
     if not images_log:
         raise ValueError("no reconstructions were logged: pass a testset to train()")
-    picks = images_log if len(images_log) <= max_epochs else [images_log[round(i * (len(images_log) - 1) / (max_epochs - 1))]
-                                                             for i in range(max_epochs)]
+    picks = (
+        images_log
+        if len(images_log) <= max_epochs
+        else [images_log[round(i * (len(images_log) - 1) / (max_epochs - 1))] for i in range(max_epochs)]
+    )
     first = picks[0][1]
     rows = {"original": first["original"][:n_images], "noised": first["noised"][:n_images]}
     for step, images in picks:

@@ -29,34 +29,83 @@ def unet_levels(image_shape: tuple[int, int, int], channels: int, dim_mults: Seq
     _, height, width = image_shape
     dims = [channels * m for m in dim_mults]
     in_dims = [channels] + dims[:-1]
-    return [{"channels": dims[i], "in_channels": in_dims[i], "height": height // 2**i, "width": width // 2**i}
-            for i in range(len(dims))]
+    return [
+        {"channels": dims[i], "in_channels": in_dims[i], "height": height // 2**i, "width": width // 2**i}
+        for i in range(len(dims))
+    ]
 
 
-def _box(ax, x: float, y: float, text: str, color: str, width: float = 2.3, height: float = 0.62,
-         attention: bool = False, fontsize: float = 8.5) -> None:
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.04",
-                                facecolor=color, edgecolor=ATTENTION_EDGE if attention else "#444444",
-                                linewidth=2.2 if attention else 1.0))
+def _box(
+    ax,
+    x: float,
+    y: float,
+    text: str,
+    color: str,
+    width: float = 2.3,
+    height: float = 0.62,
+    attention: bool = False,
+    fontsize: float = 8.5,
+) -> None:
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.04",
+            facecolor=color,
+            edgecolor=ATTENTION_EDGE if attention else "#444444",
+            linewidth=2.2 if attention else 1.0,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
-def _arrow(ax, start: tuple[float, float], end: tuple[float, float], label: str = "", color: str = "#333333",
-           style: str = "-|>", curve: float = 0.0, label_offset: tuple[float, float] = (0.08, 0.0),
-           linestyle: str = "-") -> None:
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color=color, linewidth=1.2,
-                                 connectionstyle=f"arc3,rad={curve}", linestyle=linestyle))
+def _arrow(
+    ax,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    label: str = "",
+    color: str = "#333333",
+    style: str = "-|>",
+    curve: float = 0.0,
+    label_offset: tuple[float, float] = (0.08, 0.0),
+    linestyle: str = "-",
+) -> None:
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle=style,
+            mutation_scale=12,
+            color=color,
+            linewidth=1.2,
+            connectionstyle=f"arc3,rad={curve}",
+            linestyle=linestyle,
+        )
+    )
     if label:
-        ax.text((start[0] + end[0]) / 2 + label_offset[0], (start[1] + end[1]) / 2 + label_offset[1], label,
-                fontsize=7.5, color=color, ha="left" if label_offset[0] >= 0 else "right", va="center")
+        ax.text(
+            (start[0] + end[0]) / 2 + label_offset[0],
+            (start[1] + end[1]) / 2 + label_offset[1],
+            label,
+            fontsize=7.5,
+            color=color,
+            ha="left" if label_offset[0] >= 0 else "right",
+            va="center",
+        )
 
 
 def _shape(c: int, h: int, w: int) -> str:
     return f"{c}×{h}×{w}"
 
 
-def draw_unet(image_shape: tuple[int, int, int] = (1, 28, 28), channels: int = 28,
-              dim_mults: Sequence[int] = (1, 2, 4), attention_levels: Sequence[int] = (1, 2), **_ignored):
+def draw_unet(
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    channels: int = 28,
+    dim_mults: Sequence[int] = (1, 2, 4),
+    attention_levels: Sequence[int] = (1, 2),
+    **_ignored,
+):
     """The U-Net as a U: encoder down the left, bottleneck at the bottom, decoder up the right, skips across.
 
     Arrows carry the shape (channels × H × W) of what flows along them; blocks with self-attention have a red
@@ -73,21 +122,53 @@ def draw_unet(image_shape: tuple[int, int, int] = (1, 28, 28), channels: int = 2
     _box(ax, left, top, f"input x_t\n{_shape(img_channels, height, width)}", IO_COLOR, width=1.9)
     _box(ax, left + 2.2, top, f"init_conv 7×7\n{img_channels} → {channels} ch", IO_COLOR, width=1.9)
     _arrow(ax, (left + 0.95, top), (left + 1.25, top))
-    _box(ax, mid_x, top + 1.0, "t → sinusoidal → Linear → GELU → Linear\n"
-         f"t_emb ({4 * channels} numbers), given to every residual block", "#fff2cc", width=4.6)
-    _arrow(ax, (left + 2.2, top - 0.31), (left + 0.4, y[0] + 0.31), _shape(channels, height, width),
-           label_offset=(-0.05, 0.1))
+    _box(
+        ax,
+        mid_x,
+        top + 1.0,
+        f"t → sinusoidal → Linear → GELU → Linear\nt_emb ({4 * channels} numbers), given to every residual block",
+        "#fff2cc",
+        width=4.6,
+    )
+    _arrow(
+        ax,
+        (left + 2.2, top - 0.31),
+        (left + 0.4, y[0] + 0.31),
+        _shape(channels, height, width),
+        label_offset=(-0.05, 0.1),
+    )
 
     for i, level in enumerate(levels):
         c, h, w = level["channels"], level["height"], level["width"]
         last = i == n - 1
         attention = i in attention_levels
-        _box(ax, left, y[i], f"downs[{i}]: DownBlock\n{level['in_channels']} → {c} ch, {h}×{w}"
-             + ("" if last else "\nthen 4×4 conv, stride 2"), DOWN_COLOR, attention=attention)
-        _box(ax, right, y[i], f"ups[{n - 1 - i}]: UpBlock\ncat → {2 * c} ch → {level['in_channels']} ch"
-             + ("" if i == 0 else "\nthen 4×4 transposed conv"), UP_COLOR, attention=attention)
-        _arrow(ax, (left + 1.2, y[i]), (right - 1.2, y[i]), f"skip {_shape(c, h, w)}", color="#1f5fbf",
-               linestyle="--", label_offset=(-0.45, 0.13))
+        _box(
+            ax,
+            left,
+            y[i],
+            f"downs[{i}]: DownBlock\n{level['in_channels']} → {c} ch, {h}×{w}"
+            + ("" if last else "\nthen 4×4 conv, stride 2"),
+            DOWN_COLOR,
+            attention=attention,
+        )
+        _box(
+            ax,
+            right,
+            y[i],
+            f"ups[{n - 1 - i}]: UpBlock\ncat → {2 * c} ch → {level['in_channels']} ch"
+            + ("" if i == 0 else "\nthen 4×4 transposed conv"),
+            UP_COLOR,
+            attention=attention,
+        )
+        _arrow(
+            ax,
+            (left + 1.2, y[i]),
+            (right - 1.2, y[i]),
+            f"skip {_shape(c, h, w)}",
+            color="#1f5fbf",
+            linestyle="--",
+            label_offset=(-0.45, 0.13),
+        )
         below = (left, y[i + 1] + 0.31) if not last else (mid_x - 1.2, bottom)
         out_h, out_w = (h // 2, w // 2) if not last else (h, w)
         _arrow(ax, (left, y[i] - 0.31), below, _shape(c, out_h, out_w), label_offset=(0.08, 0.0))
@@ -96,21 +177,39 @@ def draw_unet(image_shape: tuple[int, int, int] = (1, 28, 28), channels: int = 2
         _arrow(ax, (right, y[i] + 0.31), above, _shape(level["in_channels"], up_h, up_w), label_offset=(0.08, 0.0))
 
     c_mid = levels[-1]
-    _box(ax, mid_x, bottom, f"MidBlock\n{c_mid['channels']} ch, {c_mid['height']}×{c_mid['width']}\n"
-         "res → attention → res", MID_COLOR, attention=True)
-    _arrow(ax, (mid_x + 1.2, bottom), (right, y[n - 1] - 0.31), _shape(c_mid["channels"], c_mid["height"],
-                                                                       c_mid["width"]), label_offset=(0.1, -0.2))
+    _box(
+        ax,
+        mid_x,
+        bottom,
+        f"MidBlock\n{c_mid['channels']} ch, {c_mid['height']}×{c_mid['width']}\nres → attention → res",
+        MID_COLOR,
+        attention=True,
+    )
+    _arrow(
+        ax,
+        (mid_x + 1.2, bottom),
+        (right, y[n - 1] - 0.31),
+        _shape(c_mid["channels"], c_mid["height"], c_mid["width"]),
+        label_offset=(0.1, -0.2),
+    )
     _box(ax, right, top, f"final_res + 1×1 conv\n{channels} → {img_channels} ch", IO_COLOR, width=2.0)
     _box(ax, right + 2.2, top, f"predicted noise\n{_shape(img_channels, height, width)}", IO_COLOR, width=1.9)
     _arrow(ax, (right + 1.0, top), (right + 1.25, top))
 
-    ax.text(mid_x, bottom - 0.75, "red frame: block with self-attention   dashed: skip connection (concatenated)",
-            ha="center", fontsize=8, color="#555555")
+    ax.text(
+        mid_x,
+        bottom - 0.75,
+        "red frame: block with self-attention   dashed: skip connection (concatenated)",
+        ha="center",
+        fontsize=8,
+        color="#555555",
+    )
     ax.set_xlim(left - 1.5, right + 3.4)
     ax.set_ylim(bottom - 1.0, top + 1.5)
     ax.axis("off")
-    ax.set_title(f"The U-Net for {img_channels}×{height}×{width} images "
-                 f"(channels={channels}, dim_mults={tuple(dim_mults)})")
+    ax.set_title(
+        f"The U-Net for {img_channels}×{height}×{width} images (channels={channels}, dim_mults={tuple(dim_mults)})"
+    )
     fig.tight_layout()
     return fig
 
@@ -119,8 +218,14 @@ def draw_unet(image_shape: tuple[int, int, int] = (1, 28, 28), channels: int = 2
 # The blocks
 
 
-def _chain(ax, title: str, steps: list[str], side: dict[int, str] | None = None, residual: tuple[int, int] | None = None,
-           residual_label: str = "") -> None:
+def _chain(
+    ax,
+    title: str,
+    steps: list[str],
+    side: dict[int, str] | None = None,
+    residual: tuple[int, int] | None = None,
+    residual_label: str = "",
+) -> None:
     """A column of boxes, top to bottom, with optional inputs from the side and a residual path around them."""
     side = side or {}
     ys = [-0.9 * k for k in range(len(steps))]
@@ -134,8 +239,9 @@ def _chain(ax, title: str, steps: list[str], side: dict[int, str] | None = None,
         _arrow(ax, (-1.9, ys[k]), (-1.5, ys[k]))
     if residual is not None:
         start, end = residual
-        _arrow(ax, (1.5, ys[start]), (1.5, ys[end]), residual_label, color="#1f5fbf", curve=-0.35,
-               label_offset=(0.45, 0.0))
+        _arrow(
+            ax, (1.5, ys[start]), (1.5, ys[end]), residual_label, color="#1f5fbf", curve=-0.35, label_offset=(0.45, 0.0)
+        )
     ax.set_title(title, fontsize=10)
     ax.set_xlim(-3.9, 3.9)
     ax.set_ylim(ys[-1] - 0.5, 0.5)
@@ -145,21 +251,57 @@ def _chain(ax, title: str, steps: list[str], side: dict[int, str] | None = None,
 def draw_blocks():
     """The insides of the four kinds of block, each as a column of steps with its residual or skip path."""
     fig, axes = plt.subplots(1, 4, figsize=(18, 5.2))
-    _chain(axes[0], "ResidualBlock(in, out)", [
-        "x: in × H × W", "conv 3×3 → GroupNorm → SiLU", "+ time, one value per channel",
-        "conv 3×3 → GroupNorm → SiLU", "+ res_conv(x)", "out × H × W"],
-        side={2: "t_emb → SiLU\n→ Linear"}, residual=(0, 4), residual_label="x, or 1×1 conv\nwhen in ≠ out")
-    _chain(axes[1], "AttentionBlock(C)", [
-        "x: C × H × W", "GroupNorm, one group", "self-attention over\nthe H·W positions", "+ x", "C × H × W"],
-        residual=(0, 3), residual_label="x")
-    _chain(axes[2], "DownBlock(in, out)", [
-        "x: in × H × W", "ResidualBlock(in, out)", "ResidualBlock(out, out)", "attention (some levels)",
-        "conv 4×4, stride 2", "out × H/2 × W/2"],
-        side={1: "t_emb", 2: "t_emb"}, residual=(3, 5), residual_label="skip: out × H × W\n(before downsampling)")
-    _chain(axes[3], "UpBlock(in, out)", [
-        "x: in × H × W", "concatenate skip → 2·in ch", "ResidualBlock(2·in, out)", "ResidualBlock(out, out)",
-        "attention (some levels)", "transposed conv 4×4, stride 2", "out × 2H × 2W"],
-        side={1: "skip:\nin × H × W", 2: "t_emb", 3: "t_emb"})
+    _chain(
+        axes[0],
+        "ResidualBlock(in, out)",
+        [
+            "x: in × H × W",
+            "conv 3×3 → GroupNorm → SiLU",
+            "+ time, one value per channel",
+            "conv 3×3 → GroupNorm → SiLU",
+            "+ res_conv(x)",
+            "out × H × W",
+        ],
+        side={2: "t_emb → SiLU\n→ Linear"},
+        residual=(0, 4),
+        residual_label="x, or 1×1 conv\nwhen in ≠ out",
+    )
+    _chain(
+        axes[1],
+        "AttentionBlock(C)",
+        ["x: C × H × W", "GroupNorm, one group", "self-attention over\nthe H·W positions", "+ x", "C × H × W"],
+        residual=(0, 3),
+        residual_label="x",
+    )
+    _chain(
+        axes[2],
+        "DownBlock(in, out)",
+        [
+            "x: in × H × W",
+            "ResidualBlock(in, out)",
+            "ResidualBlock(out, out)",
+            "attention (some levels)",
+            "conv 4×4, stride 2",
+            "out × H/2 × W/2",
+        ],
+        side={1: "t_emb", 2: "t_emb"},
+        residual=(3, 5),
+        residual_label="skip: out × H × W\n(before downsampling)",
+    )
+    _chain(
+        axes[3],
+        "UpBlock(in, out)",
+        [
+            "x: in × H × W",
+            "concatenate skip → 2·in ch",
+            "ResidualBlock(2·in, out)",
+            "ResidualBlock(out, out)",
+            "attention (some levels)",
+            "transposed conv 4×4, stride 2",
+            "out × 2H × 2W",
+        ],
+        side={1: "skip:\nin × H × W", 2: "t_emb", 3: "t_emb"},
+    )
     fig.suptitle("Inside the blocks (blue: paths around the main line; yellow: inputs from the side)")
     fig.tight_layout()
     return fig
@@ -182,8 +324,15 @@ def plot_time_embedding(embed: nn.Module, max_steps: int = 1000, dims: Sequence[
     if dims is None:
         dims = sorted({round(size / 2 * share) for share in (0.2, 0.35, 0.5, 0.75)})
     fig, (heat, curves) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
-    image = heat.imshow(emb.numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest",
-                        extent=(-0.5, size - 0.5, max_steps + 0.5, 0.5))
+    image = heat.imshow(
+        emb.numpy(),
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-1,
+        vmax=1,
+        interpolation="nearest",
+        extent=(-0.5, size - 0.5, max_steps + 0.5, 0.5),
+    )
     heat.axvline(size / 2 - 0.5, color="black", linewidth=0.8)
     heat.set_xlabel(f"dimension (0..{size // 2 - 1}: sines, {size // 2}..{size - 1}: cosines)")
     heat.set_ylabel("t")
@@ -255,6 +404,7 @@ def parameter_table(model: nn.Module, image_shape: tuple[int, int, int] | None =
     def record(name: str):
         def hook(module, args, output) -> None:  # returns None: a forward hook's return value replaces the output
             shapes.setdefault(name, _shape_of(output))
+
         return hook
 
     hooks = [module.register_forward_hook(record(name)) for name, module in rows]
@@ -267,8 +417,10 @@ def parameter_table(model: nn.Module, image_shape: tuple[int, int, int] | None =
     lines = [f"{'block':<12} {'kind':<14} {'output (C×H×W)':<22} {'parameters':>11} {'share':>7}", "-" * 70]
     for name, module in rows:
         count = sum(p.numel() for p in module.parameters())
-        lines.append(f"{name:<12} {type(module).__name__:<14} {shapes.get(name, '-'):<22} {count:>11,} "
-                     f"{100 * count / max(total, 1):>6.1f}%")
+        lines.append(
+            f"{name:<12} {type(module).__name__:<14} {shapes.get(name, '-'):<22} {count:>11,} "
+            f"{100 * count / max(total, 1):>6.1f}%"
+        )
     lines += ["-" * 70, f"{'total':<12} {'':<14} {'':<22} {total:>11,} {100.0:>6.1f}%"]
     return "\n".join(lines)
 
@@ -279,5 +431,7 @@ def attention_cost(height: int, width: int, channels: int, batch_size: int = 128
     n = height * width
     mib = batch_size * num_heads * n * n * 4 / 2**20
     gflop = 2 * 2 * batch_size * n * n * channels / 1e9
-    return (f"{height:>2}×{width:<2} map, {channels:>3} channels: N = {n:>3} positions, attention weights "
-            f"{mib:>6,.0f} MiB, {gflop:5.1f} GFLOP per forward pass (batch {batch_size})")
+    return (
+        f"{height:>2}×{width:<2} map, {channels:>3} channels: N = {n:>3} positions, attention weights "
+        f"{mib:>6,.0f} MiB, {gflop:5.1f} GFLOP per forward pass (batch {batch_size})"
+    )

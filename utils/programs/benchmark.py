@@ -81,8 +81,17 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def measure(name: str, model: DiffusionModel, impl: Implementation, config: TrainConfig, extras: FitConfig,
-            device: torch.device, train_steps: int, warmup_steps: int, sample_batch: int) -> Throughput:
+def measure(
+    name: str,
+    model: DiffusionModel,
+    impl: Implementation,
+    config: TrainConfig,
+    extras: FitConfig,
+    device: torch.device,
+    train_steps: int,
+    warmup_steps: int,
+    sample_batch: int,
+) -> Throughput:
     """Training images/s through `fit` and sampling images/s through `sample` of `model` (built with its schedule)."""
     image_shape = model.image_shape
     extras = replace(extras, progress=False, checkpoint_path=None, resume_from=None, minutes=None)
@@ -109,8 +118,17 @@ def measure(name: str, model: DiffusionModel, impl: Implementation, config: Trai
     return Throughput(name, n_params, train_rate, sample_rate)
 
 
-def fid_after_budget(model: DiffusionModel, impl: Implementation, config: TrainConfig, extras: FitConfig,
-                     budget_s: float, n: int, sample_batch: int, n_train: int | None, out: str) -> dict:
+def fid_after_budget(
+    model: DiffusionModel,
+    impl: Implementation,
+    config: TrainConfig,
+    extras: FitConfig,
+    budget_s: float,
+    n: int,
+    sample_batch: int,
+    n_train: int | None,
+    out: str,
+) -> dict:
     """Train `model` for `budget_s` seconds on FashionMNIST, sample n images with all its T steps, score them."""
     train_images, _ = load_fashion_mnist("train")
     test_images, _ = load_fashion_mnist("test")
@@ -123,8 +141,9 @@ def fid_after_budget(model: DiffusionModel, impl: Implementation, config: TrainC
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--impl", default="solutions", help="whose Parts 1-3: solutions, exercises, or a folder")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step, for both models")
@@ -158,18 +177,24 @@ def main(argv: list[str] | None = None) -> int:
     if peer_available():
         models["diffusers UNet2DModel (peer)"] = DiffusersPeer(PeerConfig(), schedule())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    print(f"device: {device} ({name}); batch {args.batch_size}; bf16 {run.fit.mixed_precision and device.type == 'cuda'}"
-          f"; EMA {run.fit.ema_decay}; T = {args.sampling_steps}, {sample_batch} images sampled at once")
+    print(
+        f"device: {device} ({name}); batch {args.batch_size}; bf16 {run.fit.mixed_precision and device.type == 'cuda'}"
+        f"; EMA {run.fit.ema_decay}; T = {args.sampling_steps}, {sample_batch} images sampled at once"
+    )
 
-    results = [measure(label, model, impl, config, run.fit, device, args.train_steps, args.warmup_steps, sample_batch)
-               for label, model in models.items()]
+    results = [
+        measure(label, model, impl, config, run.fit, device, args.train_steps, args.warmup_steps, sample_batch)
+        for label, model in models.items()
+    ]
     print(f"\n{'model':<32}{'params':>9}{'train img/s':>14}{'sample img/s':>15}")
     for r in results:
         print(f"{r.name:<32}{r.n_params / 1e6:>8.2f}M{r.train_images_per_s:>14.1f}{r.sample_images_per_s:>15.2f}")
     if len(results) == 2:
         a, b = results
-        print(f"{'ours / peer':<32}{'':>9}{a.train_images_per_s / b.train_images_per_s:>13.2f}x"
-              f"{a.sample_images_per_s / b.sample_images_per_s:>14.2f}x")
+        print(
+            f"{'ours / peer':<32}{'':>9}{a.train_images_per_s / b.train_images_per_s:>13.2f}x"
+            f"{a.sample_images_per_s / b.sample_images_per_s:>14.2f}x"
+        )
     else:
         print(f"(the peer needs diffusers: {INSTALL_HINT})")
 
@@ -177,15 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         to_score = {"our Unet": make_unet(run, impl)}
         if args.peer_fid and peer_available():
             to_score["peer"] = DiffusersPeer(PeerConfig(), schedule())
-        print(f"\nFMNIST-FID after {args.budget_s:g} s of training "
-              f"(N = {args.fid_n}, {args.sampling_steps} sampling steps)")
+        print(
+            f"\nFMNIST-FID after {args.budget_s:g} s of training "
+            f"(N = {args.fid_n}, {args.sampling_steps} sampling steps)"
+        )
         for label, model in to_score.items():
-            scores = fid_after_budget(model, impl, config, run.fit, args.budget_s, args.fid_n, sample_batch,
-                                      args.n_train, args.out)
-            print(f"{label:<12} FMNIST-FID {scores['fmnist_fid']:8.3f}   floor {scores['floor']:.3f}   "
-                  f"ratio {scores['fmnist_fid'] / scores['floor']:.2f}   "
-                  f"mean confidence {scores['mean_confidence']:.2f}"
-                  f"   (trained {scores['train_seconds']:.0f} s)")
+            scores = fid_after_budget(
+                model, impl, config, run.fit, args.budget_s, args.fid_n, sample_batch, args.n_train, args.out
+            )
+            print(
+                f"{label:<12} FMNIST-FID {scores['fmnist_fid']:8.3f}   floor {scores['floor']:.3f}   "
+                f"ratio {scores['fmnist_fid'] / scores['floor']:.2f}   "
+                f"mean confidence {scores['mean_confidence']:.2f}"
+                f"   (trained {scores['train_seconds']:.0f} s)"
+            )
     return 0
 
 

@@ -48,8 +48,10 @@ from utils.impl import load_impl
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU: 3,476 steps of batch 64 in 20 minutes (about 3.7 epochs).
-SHIPPED_COMMAND = ("ddpm-course reference part3 --device cpu --threads 2 --minutes 20 --n-train 60000 "
-                   "--out runs/shipped --export utils/weights/unet_fmnist_cpu.pt")
+SHIPPED_COMMAND = (
+    "ddpm-course reference part3 --device cpu --threads 2 --minutes 20 --n-train 60000 "
+    "--out runs/shipped --export utils/weights/unet_fmnist_cpu.pt"
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,17 @@ class Implementation:
     def of(cls, part1, part2, part3) -> "Implementation":
         """The names a run needs, taken from three modules (or any objects that have them)."""
         sources = {1: part1, 2: part2, 3: part3}
-        parts = {"NoiseSchedule": 1, "linear_schedule": 1, "diffusion_loss": 1, "sample": 1, "Unet": 2,
-                 "UnetConfig": 2, "fmnist_fid": 3, "fmnist_score": 3, "real_floor": 3}
+        parts = {
+            "NoiseSchedule": 1,
+            "linear_schedule": 1,
+            "diffusion_loss": 1,
+            "sample": 1,
+            "Unet": 2,
+            "UnetConfig": 2,
+            "fmnist_fid": 3,
+            "fmnist_score": 3,
+            "real_floor": 3,
+        }
         missing = [f"Part {part}'s {name}" for name, part in parts.items() if not hasattr(sources[part], name)]
         if missing:
             raise AttributeError(f"the implementation lacks {', '.join(missing)}")
@@ -88,8 +99,9 @@ class Implementation:
         folder = Path(spec)
         files = [folder / f"part{part}.py" for part in (1, 2, 3)]
         if not folder.is_dir() or not all(f.is_file() for f in files):
-            raise FileNotFoundError(f"--impl {spec}: expected solutions, exercises, or a folder with part1.py, "
-                                    "part2.py and part3.py")
+            raise FileNotFoundError(
+                f"--impl {spec}: expected solutions, exercises, or a folder with part1.py, part2.py and part3.py"
+            )
         return cls.of(*(load_impl(str(f), part) for part, f in enumerate(files, start=1)))
 
 
@@ -117,7 +129,10 @@ def default_run(device: torch.device, unet_config: type, quick: bool = False) ->
             unet=unet_config(channels=8, dim_mults=(1, 2), attention_levels=()),
             train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, device=str(device)),
             fit=FitConfig(progress=False),
-            n_train=512, sampling_steps=10, n_eval=64, sample_batch=64,
+            n_train=512,
+            sampling_steps=10,
+            n_eval=64,
+            sample_batch=64,
         )
     if device.type == "cuda":
         # Data on the GPU, bf16 convolutions and an EMA of the weights: recognizable clothes in a few minutes.
@@ -125,7 +140,8 @@ def default_run(device: torch.device, unet_config: type, quick: bool = False) ->
             unet=unet_config(),
             train=TrainConfig(epochs=20, lr=1e-3, batch_size=128, device=str(device)),
             fit=FitConfig(mixed_precision=True, ema_decay=0.999),
-            n_eval=2048, sample_batch=1024,
+            n_eval=2048,
+            sample_batch=1024,
         )
     # A CPU (or Apple GPU): a narrower U-Net than Part 2's default (16 channels, attention only at 7x7), one pass
     # over 10,000 images, and 250 respaced sampling steps. The shipped checkpoint is this model and recipe trained for
@@ -134,7 +150,10 @@ def default_run(device: torch.device, unet_config: type, quick: bool = False) ->
         unet=unet_config(channels=16, attention_levels=(2,)),
         train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, device=str(device)),
         fit=FitConfig(ema_decay=0.995),
-        n_train=10_000, sampling_steps=250, n_eval=256, sample_batch=256,
+        n_train=10_000,
+        sampling_steps=250,
+        n_eval=256,
+        sample_batch=256,
     )
 
 
@@ -144,8 +163,14 @@ def make_unet(run: FashionRun, impl: Implementation) -> DiffusionModel:
 
 
 @torch.no_grad()
-def sample_many(model: DiffusionModel, sample: Callable, n: int, batch_size: int, steps: int | None = None,
-                mixed_precision: bool = False) -> Tensor:
+def sample_many(
+    model: DiffusionModel,
+    sample: Callable,
+    n: int,
+    batch_size: int,
+    steps: int | None = None,
+    mixed_precision: bool = False,
+) -> Tensor:
     """n samples from `model` by `sample` (Algorithm 2, in `steps` respaced steps if given), `batch_size` at a time,
     gathered on the CPU. With `mixed_precision` the network runs in bf16 on a CUDA GPU."""
     sampler = respaced(model, steps)
@@ -171,8 +196,16 @@ def evaluate(samples: Tensor, real: Tensor, impl: Implementation, classifier=Non
     }
 
 
-def save_figures(out: Path, model: DiffusionModel, sample: Callable, samples: Tensor, real: Tensor, history: dict,
-                 metrics: dict | None, steps: int | None) -> None:
+def save_figures(
+    out: Path,
+    model: DiffusionModel,
+    sample: Callable,
+    samples: Tensor,
+    real: Tensor,
+    history: dict,
+    metrics: dict | None,
+    steps: int | None,
+) -> None:
     """samples.png, denoising.png, denoising.gif, loss.png and (with metrics) scores.png in `out`."""
     figures = {"samples.png": show_samples_and_real(samples, real, n=64)}
     trajectory = sample(respaced(model, steps), 16, return_all_steps=True).cpu()
@@ -181,19 +214,27 @@ def save_figures(out: Path, model: DiffusionModel, sample: Callable, samples: Te
     if history.get("loss"):
         figures["loss.png"] = plot_losses(history)
     if metrics is not None:
-        figures["scores.png"] = plot_score_vs_floor({"our U-Net": metrics["fmnist_fid"]}, metrics["floor"],
-                                                    metrics["n"])
+        figures["scores.png"] = plot_score_vs_floor(
+            {"our U-Net": metrics["fmnist_fid"]}, metrics["floor"], metrics["n"]
+        )
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=100)
         plt.close(figure)
 
 
 def main(argv: list[str] | None = None, impl: Implementation | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ddpm-course reference part3", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--impl", default="solutions",
-                        help="whose Parts 1-3 run: solutions (the reference), exercises (yours), or a folder with "
-                        "part1.py, part2.py and part3.py")
+    parser = argparse.ArgumentParser(
+        prog="ddpm-course reference part3",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument(
+        "--impl",
+        default="solutions",
+        help="whose Parts 1-3 run: solutions (the reference), exercises (yours), or a folder with "
+        "part1.py, part2.py and part3.py",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny run (512 images, small U-Net): a smoke test")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training set (overrides --minutes)")
@@ -205,10 +246,14 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
     parser.add_argument("--checkpoint", default=None, help="skip training: sample and score this checkpoint")
     parser.add_argument("--no-score", action="store_true", help="skip FMNIST-FID (no classifier needed)")
     parser.add_argument("--out", default="runs/part3", help="folder for the checkpoint, figures and metrics")
-    parser.add_argument("--export", default=None,
-                        help="also write a small sampling-only checkpoint here (float16 weights, no optimizer)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (1 is fastest on a CPU shared with other jobs)")
+    parser.add_argument(
+        "--export",
+        default=None,
+        help="also write a small sampling-only checkpoint here (float16 weights, no optimizer)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a CPU shared with other jobs)"
+    )
     args = parser.parse_args(argv)
     matplotlib.use("Agg")
     if args.threads:
@@ -223,9 +268,13 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
     if args.minutes is not None:
         run = replace(run, fit=replace(run.fit, minutes=args.minutes))
     out = Path(args.out)
-    run = replace(run, n_train=args.n_train or run.n_train, n_eval=args.n_eval or run.n_eval,
-                  sampling_steps=args.sampling_steps or run.sampling_steps,
-                  fit=replace(run.fit, resume_from=args.resume, checkpoint_path=str(out / "checkpoint.pt")))
+    run = replace(
+        run,
+        n_train=args.n_train or run.n_train,
+        n_eval=args.n_eval or run.n_eval,
+        sampling_steps=args.sampling_steps or run.sampling_steps,
+        fit=replace(run.fit, resume_from=args.resume, checkpoint_path=str(out / "checkpoint.pt")),
+    )
     out.mkdir(parents=True, exist_ok=True)
     print(f"device: {device}; implementation: {label}; writing to {out}/")
 
@@ -233,8 +282,10 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
     train_images, _ = load_fashion_mnist("train")
     test_images, _ = load_fashion_mnist("test")
     train_images = train_images[: run.n_train]
-    print(f"data: {len(train_images)} training images, {len(test_images)} test images "
-          f"({time.perf_counter() - began:.1f} s)")
+    print(
+        f"data: {len(train_images)} training images, {len(test_images)} test images "
+        f"({time.perf_counter() - began:.1f} s)"
+    )
 
     log = RunLog()
     if args.checkpoint:
@@ -245,21 +296,24 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
         model = make_unet(run, impl)
         n_params = sum(p.numel() for p in model.parameters())
         what = f"{run.fit.minutes:g} minutes" if run.fit.minutes else f"{run.train.epochs} epochs"
-        print(f"training a U-Net of {n_params / 1e6:.2f}M parameters for {what} (batch {run.train.batch_size}, "
-              f"T = {run.max_steps}, bf16 {run.fit.mixed_precision}, EMA {run.fit.ema_decay})")
+        print(
+            f"training a U-Net of {n_params / 1e6:.2f}M parameters for {what} (batch {run.train.batch_size}, "
+            f"T = {run.max_steps}, bf16 {run.fit.mixed_precision}, EMA {run.fit.ema_decay})"
+        )
         began = time.perf_counter()
         model = fit(model, impl.diffusion_loss, train_images, run.train, run.fit, log=log)
         train_seconds = time.perf_counter() - began
         history = log.history
-        print(f"trained in {train_seconds:.0f} s; last loss {log.last('loss'):.4f}; checkpoint {run.fit.checkpoint_path}")
+        print(
+            f"trained in {train_seconds:.0f} s; last loss {log.last('loss'):.4f}; checkpoint {run.fit.checkpoint_path}"
+        )
         if args.export:
             export_for_sampling(run.fit.checkpoint_path, args.export)
             print(f"exported {args.export} ({Path(args.export).stat().st_size / 1e6:.1f} MB)")
 
     model.eval()
     began = time.perf_counter()
-    samples = sample_many(model, impl.sample, run.n_eval, run.sample_batch, run.sampling_steps,
-                          run.fit.mixed_precision)
+    samples = sample_many(model, impl.sample, run.n_eval, run.sample_batch, run.sampling_steps, run.fit.mixed_precision)
     samples = samples.clamp(-1, 1)  # the last step's mean can overshoot a little; the classifier knows [-1, 1]
     sample_seconds = time.perf_counter() - began
     steps = run.sampling_steps or len(model.noise_schedule)
@@ -267,18 +321,26 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
 
     metrics = None
     if not args.no_score and not CLASSIFIER_WEIGHTS.is_file():
-        print(f"no FMNIST-FID: the classifier's weights are missing ({CLASSIFIER_WEIGHTS}); "
-              "train them with `python -m utils.datasets.classifier --train`")
+        print(
+            f"no FMNIST-FID: the classifier's weights are missing ({CLASSIFIER_WEIGHTS}); "
+            "train them with `python -m utils.datasets.classifier --train`"
+        )
     elif not args.no_score:
         metrics = evaluate(samples, test_images, impl)
-        print(f"FMNIST-FID {metrics['fmnist_fid']:.3f} vs real-data floor {metrics['floor']:.3f} at N = {metrics['n']} "
-              f"(ratio {metrics['fmnist_fid'] / metrics['floor']:.2f}); FMNIST score {metrics['fmnist_score']:.2f}; "
-              f"classifier's mean confidence {metrics['mean_confidence']:.2f}")
+        print(
+            f"FMNIST-FID {metrics['fmnist_fid']:.3f} vs real-data floor {metrics['floor']:.3f} at N = {metrics['n']} "
+            f"(ratio {metrics['fmnist_fid'] / metrics['floor']:.2f}); FMNIST score {metrics['fmnist_score']:.2f}; "
+            f"classifier's mean confidence {metrics['mean_confidence']:.2f}"
+        )
     save_figures(out, model, impl.sample, samples, test_images, history, metrics, run.sampling_steps)
     summary = {
-        "device": str(device), "train_seconds": train_seconds, "sample_seconds": sample_seconds,
-        "sampling_steps": steps, "final_loss": history["loss"][-1][1] if history.get("loss") else math.nan,
-        "run": asdict(run), **(metrics or {}),
+        "device": str(device),
+        "train_seconds": train_seconds,
+        "sample_seconds": sample_seconds,
+        "sampling_steps": steps,
+        "final_loss": history["loss"][-1][1] if history.get("loss") else math.nan,
+        "run": asdict(run),
+        **(metrics or {}),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))}")

@@ -1,7 +1,7 @@
 """The Part 1 run in one command: train the MLP on color gradients, sample, and save the figures.
 
-    ddpm-course reference part1 [--quick]          the reference Part 1
-    ddpm-course run part1 --impl exercises          yours (or a .py file, or a notebook)
+ddpm-course reference part1 [--quick]          the reference Part 1
+ddpm-course run part1 --impl exercises          yours (or a .py file, or a notebook)
 """
 
 import argparse
