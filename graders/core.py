@@ -118,6 +118,20 @@ def expect_tensor(value, what: str, shape: tuple | None = None, floating: bool |
     return value
 
 
+def expect_dtype(value: Tensor, dtype: torch.dtype, what: str, likely: str | None = None) -> None:
+    """`value` must have the dtype the docstring promises: a float64 that slips through here fails steps later,
+    far from its cause (and a later step's hint would then point at the wrong thing)."""
+    expect(
+        value.dtype == dtype,
+        f"{what} should be {dtype}, as the docstring says.",
+        str(dtype),
+        str(value.dtype),
+        likely
+        or "a float64 tensor on the way (numpy, torch.tensor of Python floats with dtype=torch.float64, or .double()): "
+        "make new tensors like the inputs (torch.randn_like, dtype=x.dtype)",
+    )
+
+
 def matches(got: Tensor, expected: Tensor, atol: float, rtol: float) -> bool:
     """True when `got` and `expected` have one shape and agree within the tolerances."""
     return got.shape == expected.shape and torch.allclose(

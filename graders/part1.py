@@ -17,6 +17,7 @@ from graders.core import (
     copy_weights,
     expect,
     expect_close,
+    expect_dtype,
     expect_statistic,
     expect_tensor,
     fail,
@@ -127,6 +128,7 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
     for steps in (1, 3, 6):
         out = q(x, steps, betas)
         expect_tensor(out, f"{name}(x, {steps}, betas)", shape=tuple(x.shape), floating=True)
+        expect_dtype(out, x.dtype, f"{name}(x, {steps}, betas) for a float32 x")
         expect(
             torch.equal(x, x_before),
             f"{name} changed its input x in place.",
@@ -423,6 +425,8 @@ def check_noise_img(noise_img) -> None:
     expect_tensor(num_steps, "num_steps (the first thing returned)", shape=(6000,), floating=False)
     expect_tensor(noise, "noise (the second thing returned)", shape=tuple(img.shape), floating=True)
     expect_tensor(noised, "noised (the third thing returned)", shape=tuple(img.shape), floating=True)
+    expect_dtype(noise, img.dtype, "noise, for float32 images")
+    expect_dtype(noised, img.dtype, "noised, for float32 images")
     expect(
         torch.equal(img, img_before),
         "noise_img changed the images it was given.",
@@ -528,6 +532,8 @@ def check_reconstruct(reconstruct) -> None:
     alpha_bar = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
     x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
     got = reconstruct(x_t, noise, t, schedule)
+    expect_tensor(got, "reconstruct(x_t, eps, t, schedule)", shape=tuple(x_0.shape), floating=True)
+    expect_dtype(got, x_t.dtype, "reconstruct(x_t, eps, t, schedule) for float32 x_t")
     expect_close(
         got,
         x_0,
@@ -964,6 +970,7 @@ def check_sample(sample) -> None:
     n = 4000
     final = sample(model, n)
     expect_tensor(final, f"sample(model, {n})", shape=(n, 1, 4, 4), floating=True)
+    expect_dtype(final, torch.float32, f"sample(model, {n}) with a float32 schedule")
     calls = model.calls
     expect(
         all(c.shape == (n,) for c in calls),

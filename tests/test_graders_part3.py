@@ -29,6 +29,7 @@ MISTAKES = [
     (grader.check_feature_statistics, v.feature_statistics_train_mode, "training mode"),
     (grader.check_feature_statistics, v.feature_statistics_with_grad, "with gradients on"),
     (grader.check_feature_statistics, v.feature_statistics_one_batch, "all N images in one call"),
+    (grader.check_feature_statistics, v.feature_statistics_default_batch, "more than batch_size = 128"),
     (grader.check_feature_statistics, v.feature_statistics_float32, "should be float64"),
     (grader.check_feature_statistics, v.feature_statistics_rowvar, "rowvar=False"),
     (grader.check_feature_statistics, v.feature_statistics_last_batch, "only the last batch"),

@@ -618,3 +618,20 @@ def sample_one_t(model, n_samples, return_all_steps=False):
             return model(x, t[0])
 
     return ref.sample(Wrapper(), n_samples, return_all_steps)
+
+
+# ---------------------------------------------------------------------------------------- dtypes the docstrings promise
+
+
+def q_eq4_float64(x, num_steps, betas):
+    """Right values, wrong dtype: alpha_bar taken in float64 "for accuracy", and the result left that way."""
+    alpha_bar = torch.prod(1 - betas[:num_steps].double())
+    return alpha_bar.sqrt() * x.double() + (1 - alpha_bar).sqrt() * torch.randn(x.shape, dtype=torch.float64)
+
+
+def noise_img_float64_noise(img, noise_schedule, max_steps=None):
+    """The noise drawn in float64 (from numpy), which makes x_t float64 too."""
+    t = torch.randint(1, (max_steps or len(noise_schedule)) + 1, (img.shape[0],))
+    noise = torch.from_numpy(np.random.default_rng().standard_normal(img.shape))
+    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise

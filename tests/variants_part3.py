@@ -295,3 +295,11 @@ def inception_score_naive_log(probs):
     # p * log(p) without care: 0 * log 0 = NaN
     p = torch.as_tensor(probs).double()
     return float((p * (p.log() - p.mean(0).log())).sum(1).mean().exp())
+
+
+def feature_statistics_default_batch(classifier, images, batch_size=256):
+    # batches of the default size whatever batch_size says
+    classifier.eval()
+    with torch.no_grad():
+        phi = torch.cat([classifier.features(b) for b in images.split(256)]).double()
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
