@@ -7,6 +7,11 @@ import os
 import pytest
 
 os.environ.setdefault("IS_CI", "1")
+# nbval's kernels are new processes started in solutions/: put this checkout first on their path, so that they test
+# the code under test and not whichever copy of the course is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")) if p
+)
 
 
 def pytest_addoption(parser):
