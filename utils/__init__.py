@@ -1,6 +1,14 @@
-"""Given code for the course: devices, images, plotting, logging, data and the notebook build.
+"""Given code for the course, never an exercise: the bottom layer, which imports nothing from exercises/, solutions/
+or graders/.
 
-Nothing here is an exercise. The exercises live in `exercises/` (yours to fill in) and `solutions/` (the reference).
+    engine/      what the exercises and programs build on: DiffusionModel, the configs, minibatches, the run log, the
+                 given training loop `fit`, checkpoints, respaced sampling
+    datasets/    color gradients, FashionMNIST (and its shipped sample), the classifier behind FMNIST-FID
+    figures/     plots, the U-Net drawings, the denoising animation
+    programs/    the runs of a part end to end, for any implementation (whose algorithm is a parameter)
+    authoring/   the build that makes the stubs and notebooks from their sources
+    impl.py      loading an implementation: exercises, solutions, a .py file or a notebook
+    colab.py     the notebooks' set-up cell where the course is not installed
 """
 
 import os
