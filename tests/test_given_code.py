@@ -133,3 +133,10 @@ def test_given_code_never_imports_the_exercises_the_reference_or_anything_above_
             )
             offenders += [f"{path.relative_to(root.parent)}: {n}" for n in names if n.split(".")[0] in above]
     assert not offenders, offenders
+
+
+def test_running_a_part_on_untouched_stubs_names_the_missing_step(tmp_path, capsys):
+    from ddpm_course.cli import main
+
+    assert main(["run", "part1", "--quick", "--out", str(tmp_path)]) == 2
+    assert "linear_schedule is yours to write" in capsys.readouterr().err

@@ -96,7 +96,11 @@ def test_a_submission_that_hangs_at_import_times_out_on_every_step(tmp_path):
     row = gc.grade_one(submission, 1, timeout=2, select=None, logs=tmp_path / "logs")
     gc.complete(row, gc.steps_of(1))
     assert row.note == "stopped after 2 s, the time limit of a whole submission"
-    assert {r["outcome"] for r in row.steps.values()} == {"timed out"} and len(row.steps) == len(gc.steps_of(1)) and row.score == 0
+    assert (
+        {r["outcome"] for r in row.steps.values()} == {"timed out"}
+        and len(row.steps) == len(gc.steps_of(1))
+        and row.score == 0
+    )
 
 
 def test_finding_submissions(tmp_path):
