@@ -1,7 +1,7 @@
 # GENERATED from solutions/part1.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: c016946e9fa0825a
+# content-hash: 7fb8b1b58beeb1af
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -172,17 +172,25 @@ class TinyDiffuserConfig:
     """Sizes of Part 1's MLP denoiser."""
 
     image_shape: tuple[int, int, int] = (3, 4, 5)  # (C, H, W) of the gradient images
-    hidden_size: int = 128  # width of the hidden layer
+    hidden_size: int = 128  # width of every hidden layer
+    n_hidden_layers: int = 1  # Linear -> ReLU blocks before the output layer
 
 
 class TinyDiffuser(DiffusionModel):
-    """A two-layer MLP eps_theta(x_t, t): Linear -> ReLU -> Linear over the flattened image with t/T appended.
+    """An MLP that guesses the clean image x_0, and so predicts the noise: eps_theta(x_t, t) by eq. 4.
 
+        x0_hat = MLP([x_t flattened, t / T])                          n_hidden_layers of Linear -> ReLU, then Linear
+        eps_theta(x_t, t) = (x_t - sqrt(alpha_bar_t) x0_hat) / sqrt(1 - alpha_bar_t)     eq. 4 solved for eps
+
+    The model still predicts the noise, so the loss (eq. 14) and the sampler (Algorithm 2) are the paper's: given x_t
+    and t, eq. 4 ties eps and x_0 one to one, and a guess of either is a guess of both. Guessing x_0 is what a small
+    MLP does well: near t = 1 the noise in x_t is a faint residue that must be scaled up by 1 / sqrt(1 - alpha_bar_t),
+    a gain of up to 100 that changes with t, and here the formula applies that gain instead of the network.
     Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
 
     Args:
         config: the sizes.
-        noise_schedule: the schedule it denoises for; T = len(noise_schedule) scales t.
+        noise_schedule: the schedule it denoises for: T = len(noise_schedule) scales t, and alpha_bar_t converts.
     """
 
     def __init__(self, config: TinyDiffuserConfig, noise_schedule: NoiseSchedule | None = None):

@@ -555,9 +555,9 @@ def check_reconstruct(reconstruct) -> None:
 @grader("TinyDiffuser", expects="class")
 def check_tiny_diffuser(TinyDiffuser) -> None:
     # Sizes and T other than the defaults, so that an argument the class ignores shows.
-    config = ref.TinyDiffuserConfig(image_shape=(2, 3, 5), hidden_size=16)
+    config = ref.TinyDiffuserConfig(image_shape=(2, 3, 5), hidden_size=16, n_hidden_layers=2)
     T = 50
-    schedule = ref.NoiseSchedule(ref.linear_schedule(T))
+    schedule = ref.NoiseSchedule(ref.linear_schedule(T, 0.01, 0.3))
     model = TinyDiffuser(config, schedule)
     expect(
         isinstance(model, DiffusionModel),
@@ -573,7 +573,7 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
         "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape",
     )
     torch.manual_seed(3)
-    reference = ref.TinyDiffuser(config, ref.NoiseSchedule(ref.linear_schedule(T)))
+    reference = ref.TinyDiffuser(config, schedule)
     expected_count = n_params(reference)
     got_count = n_params(model)
     if got_count != expected_count:
@@ -583,45 +583,54 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
             f"{got_count}",
             "the first Linear takes C*H*W + 1 inputs: you forgot to append t"
             if got_count == expected_count - 16
-            else "config.hidden_size or config.image_shape is ignored: build the layers from the config"
-            if got_count in _counts_with_default_sizes()
-            else "Linear(C*H*W + 1, hidden_size) -> ReLU -> Linear(hidden_size, C*H*W)",
+            else "config.n_hidden_layers, config.hidden_size or config.image_shape is ignored: build the layers from "
+            "the config"
+            if got_count in _counts_with_other_sizes(config)
+            else "n_hidden_layers of Linear -> ReLU (the first takes C*H*W + 1 inputs), then Linear(hidden_size, C*H*W)",
         )
     copy_weights(reference, model, "TinyDiffuser")
     images = torch.randn(8, 2, 3, 5)
     t = torch.tensor([1, 7, 13, 25, 31, 40, 49, 50])
     got = model(images, t)
     expect_tensor(got, "TinyDiffuser(images (8, 2, 3, 5), t (8,))", shape=(8, 2, 3, 5), floating=True)
-    expect(
-        got.dtype == images.dtype,
-        "TinyDiffuser's output should have the dtype of its input images (float32).",
-        str(images.dtype),
-        str(got.dtype),
+    expect_dtype(
+        got,
+        images.dtype,
+        "TinyDiffuser's output for float32 images",
         "t turned into float64 somewhere: convert it with t.to(images.dtype)",
     )
     expected = reference(images, t)
     pixels = images.reshape(8, -1)
-    layers = reference.model
+
+    def network(t_input: Tensor) -> Tensor:  # the reference's MLP on the pixels with a given t feature
+        return reference.model(torch.cat([pixels, t_input], 1)).reshape(8, 2, 3, 5)
+
+    def as_noise(x0_hat: Tensor, table: Tensor = schedule.alpha_bars, root: bool = True) -> Tensor:
+        a = table[t - 1].reshape(-1, 1, 1, 1)
+        return (images - a.sqrt() * x0_hat) / (1 - a).sqrt() if root else (images - a * x0_hat) / (1 - a)
+
+    x0_hat = network(t[:, None] / T)
     expect_close(
         got,
         expected,
         "TinyDiffuser's output with the reference's weights",
-        atol=1e-5,
-        likely="flatten each image, append t / T (T = len(self.noise_schedule)) as one extra feature, "
-        "Linear -> ReLU -> Linear, reshape to (B, C, H, W)",
+        atol=1e-4,
+        rtol=1e-4,
+        likely="flatten each image, append t / T (T = len(self.noise_schedule)), the MLP guesses x_0, and "
+        "eps = (x_t - sqrt(alpha_bar_t) x0_hat) / sqrt(1 - alpha_bar_t)",
         mistakes={
-            "t is appended unscaled: divide it by T = len(self.noise_schedule) so it lies in (0, 1]": layers(
-                torch.cat([pixels, t[:, None].float()], 1)
-            ).reshape(8, 2, 3, 5),
-            "t is put before the pixels: append it after them": layers(torch.cat([t[:, None] / T, pixels], 1)).reshape(
-                8, 2, 3, 5
+            "the network's guess of x_0 is returned as it is: the model must return the noise, "
+            "eps = (x_t - sqrt(alpha_bar_t) x0_hat) / sqrt(1 - alpha_bar_t)": x0_hat,
+            "alpha_t where eq. 4 needs alpha_bar_t in the conversion to the noise": as_noise(x0_hat, schedule.alphas),
+            "the square roots are missing in the conversion: eq. 4 scales by sqrt(alpha_bar_t) and "
+            "sqrt(1 - alpha_bar_t)": as_noise(x0_hat, root=False),
+            "t is appended unscaled: divide it by T = len(self.noise_schedule) so it lies in (0, 1]": as_noise(
+                network(t[:, None].float())
             ),
-            "t is scaled by (T - 1) or shifted: the input is t / T": layers(
-                torch.cat([pixels, (t[:, None] - 1) / T], 1)
-            ).reshape(8, 2, 3, 5),
-            "t is scaled by a fixed number, not by this schedule's T = len(self.noise_schedule)": layers(
-                torch.cat([pixels, t[:, None] / 100], 1)
-            ).reshape(8, 2, 3, 5),
+            "t is scaled by a fixed number, not by this schedule's T = len(self.noise_schedule)": as_noise(
+                network(t[:, None] / 100)
+            ),
+            "t is scaled by (T - 1) or shifted: the input is t / T": as_noise(network((t[:, None] - 1) / T)),
         },
     )
     expect(
@@ -631,15 +640,17 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
     )
 
 
-def _counts_with_default_sizes() -> set[int]:
-    """Parameter counts of TinyDiffusers that ignore the grader's hidden_size or image_shape (or both)."""
+def _counts_with_other_sizes(config) -> set[int]:
+    """Parameter counts of TinyDiffusers built with the default value of one or more of the config's sizes."""
     default = ref.TinyDiffuserConfig()
     counts = set()
-    for shape in ((2, 3, 5), default.image_shape):
-        for hidden in (16, default.hidden_size):
-            pixels = math.prod(shape)
-            counts.add((pixels + 1) * hidden + hidden + hidden * pixels + pixels)
-    return counts - {(30 + 1) * 16 + 16 + 16 * 30 + 30}
+    for shape in (config.image_shape, default.image_shape):
+        for hidden in (config.hidden_size, default.hidden_size):
+            for depth in (config.n_hidden_layers, default.n_hidden_layers):
+                pixels = math.prod(shape)
+                widths = [pixels + 1] + [hidden] * depth + [pixels]
+                counts.add(sum(a * b + b for a, b in zip(widths[:-1], widths[1:])))
+    return counts - {n_params(ref.TinyDiffuser(config))}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -776,16 +787,30 @@ def _noise_prediction_error(model: DiffusionModel, images: Tensor, seed: int = 0
 TRAIN_PASS_MSE = 0.4
 
 
-def train_setup() -> tuple[ref.TinyDiffuser, TrainConfig, Tensor, Tensor]:
+class NoisePredictingMLP(DiffusionModel):
+    """The graders' own small denoiser for grading `train`: an MLP that predicts the noise directly, with t/T appended.
+
+    Not the student's TinyDiffuser: `train` is graded on what it does to a model, whichever model that is.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], schedule: nn.Module, hidden_size: int = 256):
+        super().__init__(ShapeOnly(image_shape), schedule)
+        n = math.prod(image_shape)
+        self.net = nn.Sequential(nn.Linear(n + 1, hidden_size), nn.ReLU(), nn.Linear(hidden_size, n))
+
+    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
+        t = num_steps.to(images.dtype)[:, None] / len(self.noise_schedule)
+        return self.net(torch.cat([images.flatten(1), t], 1)).view(images.shape)
+
+
+def train_setup() -> tuple[DiffusionModel, TrainConfig, Tensor, Tensor]:
     """The toy task `train` is graded on: 3x4x5 gradients, T = 80, a few hundred Adam steps on the CPU.
 
     Every TrainConfig field that `train` reads differs from its default, so that a field the loop ignores shows.
     """
     images = normalize_img(gradient_images(2560, (3, 4, 5), seed=0))
     torch.manual_seed(0)
-    model = ref.TinyDiffuser(
-        ref.TinyDiffuserConfig(image_shape=(3, 4, 5), hidden_size=256), ref.NoiseSchedule(ref.linear_schedule(80))
-    )
+    model = NoisePredictingMLP((3, 4, 5), ref.NoiseSchedule(ref.linear_schedule(80)))
     train_config = TrainConfig(epochs=30, lr=2e-3, batch_size=64, device="cpu", seed=5, n_images_to_log=3)
     return model, train_config, images[:2048], images[2048:]
 

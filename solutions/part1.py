@@ -203,17 +203,25 @@ class TinyDiffuserConfig:
     """Sizes of Part 1's MLP denoiser."""
 
     image_shape: tuple[int, int, int] = (3, 4, 5)  # (C, H, W) of the gradient images
-    hidden_size: int = 128  # width of the hidden layer
+    hidden_size: int = 128  # width of every hidden layer
+    n_hidden_layers: int = 1  # Linear -> ReLU blocks before the output layer
 
 
 class TinyDiffuser(DiffusionModel):
-    """A two-layer MLP eps_theta(x_t, t): Linear -> ReLU -> Linear over the flattened image with t/T appended.
+    """An MLP that guesses the clean image x_0, and so predicts the noise: eps_theta(x_t, t) by eq. 4.
 
+        x0_hat = MLP([x_t flattened, t / T])                          n_hidden_layers of Linear -> ReLU, then Linear
+        eps_theta(x_t, t) = (x_t - sqrt(alpha_bar_t) x0_hat) / sqrt(1 - alpha_bar_t)     eq. 4 solved for eps
+
+    The model still predicts the noise, so the loss (eq. 14) and the sampler (Algorithm 2) are the paper's: given x_t
+    and t, eq. 4 ties eps and x_0 one to one, and a guess of either is a guess of both. Guessing x_0 is what a small
+    MLP does well: near t = 1 the noise in x_t is a faint residue that must be scaled up by 1 / sqrt(1 - alpha_bar_t),
+    a gain of up to 100 that changes with t, and here the formula applies that gain instead of the network.
     Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
 
     Args:
         config: the sizes.
-        noise_schedule: the schedule it denoises for; T = len(noise_schedule) scales t.
+        noise_schedule: the schedule it denoises for: T = len(noise_schedule) scales t, and alpha_bar_t converts.
     """
 
     def __init__(self, config: TinyDiffuserConfig, noise_schedule: NoiseSchedule | None = None):
@@ -221,11 +229,11 @@ class TinyDiffuser(DiffusionModel):
         # BEGIN SOLUTION
         n_pixels = math.prod(config.image_shape)
         # + 1 input for t, so one network serves every noise level.
-        self.model = nn.Sequential(
-            nn.Linear(n_pixels + 1, config.hidden_size),
-            nn.ReLU(),
-            nn.Linear(config.hidden_size, n_pixels),
-        )
+        layers, width = [], n_pixels + 1
+        for _ in range(config.n_hidden_layers):
+            layers += [nn.Linear(width, config.hidden_size), nn.ReLU()]
+            width = config.hidden_size
+        self.model = nn.Sequential(*layers, nn.Linear(width, n_pixels))
         # END SOLUTION
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
@@ -241,10 +249,12 @@ class TinyDiffuser(DiffusionModel):
         # BEGIN SOLUTION
         channels, height, width = self.image_shape
         pixels = rearrange(images, "b c h w -> b (c h w)")
-        # Scaled to (0, 1]: a raw t up to T would dwarf the pixel inputs.
+        # 1. t scaled to (0, 1]: a raw t up to T would dwarf the pixel inputs.
         t = rearrange(num_steps.to(pixels.dtype) / len(self.schedule()), "b -> b 1")
-        out = self.model(torch.cat([pixels, t], dim=1))
-        return rearrange(out, "b (c h w) -> b c h w", c=channels, h=height, w=width)
+        x0_hat = rearrange(self.model(torch.cat([pixels, t], dim=1)), "b (c h w) -> b c h w", c=channels, h=height)
+        # 2. the noise that takes x0_hat to x_t (eq. 4 solved for eps), with each image's own alpha_bar_t
+        alpha_bar = per_image(self.noise_schedule.alpha_bar(num_steps), images)
+        return (images - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()
         # END SOLUTION
 
 

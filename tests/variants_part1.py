@@ -336,39 +336,64 @@ def reconstruct_plus(noisy_img, noise, num_steps, noise_schedule):
 
 
 class TinyDiffuserOwnNames(ref.DiffusionModel):
-    """Correct: separate named layers, view/cat instead of einops."""
+    """Correct: layers in a ModuleList with names of their own, view/cat instead of einops, the conversion to the
+    noise written with rsqrt."""
 
     def __init__(self, config, noise_schedule=None):
         super().__init__(config, noise_schedule)
         n = math.prod(config.image_shape)
-        self.hidden = nn.Linear(n + 1, config.hidden_size)
-        self.out = nn.Linear(config.hidden_size, n)
+        sizes = [n + 1] + [config.hidden_size] * config.n_hidden_layers
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], n)
 
     def forward(self, images, num_steps):
-        t = (num_steps.float() / len(self.noise_schedule)).unsqueeze(1)
-        h = F.relu(self.hidden(torch.cat([images.flatten(1), t], dim=1)))
-        return self.out(h).view(images.shape)
+        h = torch.cat([images.flatten(1), (num_steps.float() / len(self.noise_schedule)).unsqueeze(1)], dim=1)
+        for layer in self.hidden:
+            h = F.relu(layer(h))
+        x0_hat = self.out(h).view(images.shape)
+        a = self.noise_schedule.alpha_bars[num_steps - 1].view(-1, 1, 1, 1)
+        return (images - a.sqrt() * x0_hat) * torch.rsqrt(1 - a)
+
+
+def _x0_to_eps(model, images, num_steps, x0_hat, table=None, root=True):
+    a = (model.noise_schedule.alpha_bars if table is None else table)[num_steps - 1].view(-1, 1, 1, 1)
+    return (images - a.sqrt() * x0_hat) / (1 - a).sqrt() if root else (images - a * x0_hat) / (1 - a)
 
 
 def _t(model, num_steps):
     return num_steps[:, None].float() / len(model.noise_schedule)
 
 
+class TinyDiffuserReturnsX0(ref.TinyDiffuser):
+    """Returns the network's guess of x_0, not the noise."""
+
+    def forward(self, images, num_steps):
+        return self.model(torch.cat([images.flatten(1), _t(self, num_steps)], 1)).view(images.shape)
+
+
+class TinyDiffuserAlphaNotAlphaBar(ref.TinyDiffuser):
+    def forward(self, images, num_steps):
+        x0_hat = TinyDiffuserReturnsX0.forward(self, images, num_steps)
+        return _x0_to_eps(self, images, num_steps, x0_hat, table=self.noise_schedule.alphas)
+
+
+class TinyDiffuserNoSqrt(ref.TinyDiffuser):
+    def forward(self, images, num_steps):
+        return _x0_to_eps(self, images, num_steps, TinyDiffuserReturnsX0.forward(self, images, num_steps), root=False)
+
+
 class TinyDiffuserRawT(ref.TinyDiffuser):
     def forward(self, images, num_steps):
-        return self.model(torch.cat([images.flatten(1), num_steps[:, None].float()], 1)).view(images.shape)
-
-
-class TinyDiffuserTFirst(ref.TinyDiffuser):
-    def forward(self, images, num_steps):
-        return self.model(torch.cat([_t(self, num_steps), images.flatten(1)], 1)).view(images.shape)
+        x0_hat = self.model(torch.cat([images.flatten(1), num_steps[:, None].float()], 1)).view(images.shape)
+        return _x0_to_eps(self, images, num_steps, x0_hat)
 
 
 class TinyDiffuserFixedT(ref.TinyDiffuser):
     """Scales t by the default T = 100 of an earlier version, not by its schedule's length."""
 
     def forward(self, images, num_steps):
-        return self.model(torch.cat([images.flatten(1), num_steps[:, None].float() / 100], 1)).view(images.shape)
+        x0_hat = self.model(torch.cat([images.flatten(1), num_steps[:, None].float() / 100], 1)).view(images.shape)
+        return _x0_to_eps(self, images, num_steps, x0_hat)
 
 
 class TinyDiffuserFloat64(ref.TinyDiffuser):
@@ -376,30 +401,27 @@ class TinyDiffuserFloat64(ref.TinyDiffuser):
 
     def forward(self, images, num_steps):
         x = torch.cat([images.flatten(1).double(), num_steps[:, None].double() / len(self.noise_schedule)], 1)
-        return self.model.double()(x).view(images.shape)
+        x0_hat = self.model.double()(x).view(images.shape)
+        return _x0_to_eps(self, images.double(), num_steps, x0_hat)
 
 
 class TinyDiffuserDefaultSizes(ref.TinyDiffuser):
-    """Ignores config.hidden_size: builds its hidden layer with the default width."""
+    """Ignores config.n_hidden_layers: always one hidden layer."""
 
     def __init__(self, config, noise_schedule=None):
-        super().__init__(dataclasses.replace(config, hidden_size=ref.TinyDiffuserConfig().hidden_size), noise_schedule)
+        super().__init__(dataclasses.replace(config, n_hidden_layers=1), noise_schedule)
 
 
 class TinyDiffuserNoT(ref.TinyDiffuser):
     def __init__(self, config, noise_schedule=None):
         super().__init__(config, noise_schedule)
         n = math.prod(config.image_shape)
-        self.model = nn.Sequential(nn.Linear(n, config.hidden_size), nn.ReLU(), nn.Linear(config.hidden_size, n))
+        sizes = [n] + [config.hidden_size] * config.n_hidden_layers
+        layers = [m for a, b in zip(sizes[:-1], sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+        self.model = nn.Sequential(*layers, nn.Linear(sizes[-1], n))
 
     def forward(self, images, num_steps):
-        return self.model(images.flatten(1)).view(images.shape)
-
-
-class TinyDiffuserNoReLU(ref.TinyDiffuser):
-    def forward(self, images, num_steps):
-        x = torch.cat([images.flatten(1), _t(self, num_steps)], 1)
-        return self.model[2](self.model[0](x)).view(images.shape)
+        return _x0_to_eps(self, images, num_steps, self.model(images.flatten(1)).view(images.shape))
 
 
 class TinyDiffuserNotADiffusionModel(nn.Module):

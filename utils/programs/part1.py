@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from utils.datasets.images import gradient_images, normalize_img
-from utils.engine.configs import TrainConfig
+from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.run_log import RunLog
+from utils.engine.training import fit, mean_loss
 from utils.figures.plotting import plot_denoising, plot_losses, show_rows
 from utils.impl import load_impl
 
@@ -27,11 +28,13 @@ def run_part1(out_dir: Path, quick: bool = False, part1=None) -> Path:
     torch.manual_seed(0)
     data = normalize_img(gradient_images(2_000 if quick else 20_000, IMAGE_SHAPE, seed=1))
     trainset, testset = data[: int(0.9 * len(data))], data[int(0.9 * len(data)) :]
-    config = TrainConfig(epochs=2 if quick else 60, lr=1e-3, batch_size=128)
+    config = TrainConfig(epochs=2 if quick else 50, lr=1e-3, batch_size=128)
     log = RunLog(config)
     schedule = part1.NoiseSchedule(part1.linear_schedule(100))
-    model = part1.TinyDiffuser(part1.TinyDiffuserConfig(IMAGE_SHAPE, hidden_size=1024), schedule)
-    model = part1.train(model, config, trainset, testset, log)
+    model = part1.TinyDiffuser(part1.TinyDiffuserConfig(IMAGE_SHAPE, hidden_size=384, n_hidden_layers=3), schedule)
+    # Algorithm 1 with part1's own loss, in the given loop, for its average of the weights (see the notebook, section 5)
+    model = fit(model, part1.diffusion_loss, trainset, config, FitConfig(ema_decay=0.999, progress=False), log)
+    log.log(log.history["loss"][-1][0], eval_loss=mean_loss(model, part1.diffusion_loss, testset, config.batch_size))
     samples = part1.sample(model, 12)
     show_rows({"training images": trainset[:12], "generated": samples.clamp(-1, 1)}).savefig(out_dir / "samples.png")
     plot_losses(log.history).savefig(out_dir / "loss.png")
