@@ -16,13 +16,15 @@ from solutions.part4 import (
     guided_eps,
 )
 from utils.engine.checkpoints import load_checkpoint, save_checkpoint
+from utils.engine.clipping import ClippedPrediction
 from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.data import minibatches
 from utils.engine.guidance import GuidedModel
+from utils.engine.model import DiffusionModel
 from utils.engine.respacing import respaced, spaced_steps
 from utils.engine.run_log import RunLog
 from utils.engine.training import fit
-from utils.programs.guidance import GuidanceImplementation
+from utils.programs.guidance import SHIPPED_CHECKPOINT, SHIPPED_COMMAND, GuidanceImplementation
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -107,6 +109,34 @@ def test_conditional_checkpoints_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, t, y), model(x, t, y))
         torch.testing.assert_close(loaded(x, t), model(x, t, torch.full((3,), 3)))
+
+
+def test_shipped_conditional_checkpoint_loads_and_is_small():
+    assert SHIPPED_CHECKPOINT.stat().st_size < 3e6 and "--export utils/weights/unet_fmnist_cond_cpu.pt" in SHIPPED_COMMAND
+    model = load_checkpoint(SHIPPED_CHECKPOINT, "cpu").model
+    assert isinstance(model, ConditionalUnet) and len(model.noise_schedule) == 1000
+    torch.testing.assert_close(model.noise_schedule.betas, cosine_schedule(1000))
+
+
+def test_clipped_prediction_keeps_x0_hat_in_range_and_leaves_good_predictions_alone():
+    model = tiny_model().eval()
+    clipped = ClippedPrediction(model)
+    schedule = model.noise_schedule
+    x_0 = torch.rand(4, 1, 8, 8) * 1.6 - 0.8
+    t = torch.tensor([1, 5, 10, 20])
+    eps = torch.randn_like(x_0)
+    ab = schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x_0 + (1 - ab).sqrt() * eps
+
+    class Exact(DiffusionModel):  # predicts the true noise: x0_hat = x_0, inside [-1, 1], nothing to clip
+        def forward(self, images, num_steps, labels=None):
+            return eps
+
+    torch.testing.assert_close(ClippedPrediction(Exact(TINY, schedule))(x_t, t), eps, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        out = clipped(x_t, t, torch.tensor([0, 1, 2, 3]))
+    x0_hat = (x_t - (1 - ab).sqrt() * out) / ab.sqrt()
+    assert x0_hat.abs().max() <= 1 + 1e-4
 
 
 def test_the_program_takes_any_implementation():

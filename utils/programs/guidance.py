@@ -29,6 +29,7 @@ from utils import get_device
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
+from utils.engine.clipping import ClippedPrediction
 from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.guidance import GuidedModel
 from utils.engine.model import DiffusionModel
@@ -131,13 +132,15 @@ def ladder_settings(quick: bool = False) -> list[tuple[str, int | None, float | 
 
 
 def sampler_ladder(model: DiffusionModel, impl: GuidanceImplementation, real: Tensor, n: int, batch_size: int,
-                   settings: list, classifier=None, seed: int = 0) -> list[dict]:
+                   settings: list, classifier=None, seed: int = 0, clip_x0: bool = True) -> list[dict]:
     """FMNIST-FID and wall time of `n` samples from `model` for each (sampler, steps, eta) of `settings`.
 
     DDPM runs Part 1's `sample` (through `respaced` when steps < T); DDIM runs Part 4's `ddim_sample`. Each setting
-    starts from the same seed. The floor (real vs real at the same n) goes with each row.
+    starts from the same seed. The floor (real vs real at the same n) goes with each row. With `clip_x0` (the
+    default) every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`).
     """
     classifier = classifier if classifier is not None else load_classifier()
+    model = ClippedPrediction(model) if clip_x0 else model
     T = len(model.schedule())
     floor = impl.real_floor(n, classifier)
     rows = []
@@ -164,10 +167,17 @@ def _ddim_batch(model, ddim_sample, steps, eta, start: int, size: int) -> Tensor
     return ddim_sample(model, size, steps, eta)
 
 
+def guided_sample(model: DiffusionModel, impl: GuidanceImplementation, labels: Tensor, w: float, steps: int,
+                  x_T: Tensor | None = None, clip_x0: bool = True) -> Tensor:
+    """One image per label, by DDIM (eta = 0) in `steps` steps with guidance weight w, x0_hat clipped to [-1, 1]."""
+    guided = GuidedModel(model, labels, w, impl.guided_eps)
+    return impl.ddim_sample(ClippedPrediction(guided) if clip_x0 else guided, len(labels), steps, x_T=x_T)
+
+
 def guidance_sweep(model: DiffusionModel, impl: GuidanceImplementation, real: Tensor, n: int, batch_size: int,
                    weights: list[float], steps: int, classifier=None, seed: int = 0) -> list[dict]:
-    """For each guidance weight w: n samples, an equal number per class, by DDIM (eta = 0) in `steps` steps, scored
-    by FMNIST-FID against real test images and by the classifier's accuracy on the class each sample was asked for.
+    """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by FMNIST-FID
+    against real test images and by the classifier's accuracy on the class each sample was asked for.
     Guided samples cost two model evaluations per step (one batched call of 2B)."""
     classifier = (classifier if classifier is not None else load_classifier()).eval()
     device = next(classifier.parameters()).device
@@ -178,8 +188,7 @@ def guidance_sweep(model: DiffusionModel, impl: GuidanceImplementation, real: Te
         torch.manual_seed(seed)
         began = time.perf_counter()
         samples = sample_in_batches(
-            lambda start, size, w=w: impl.ddim_sample(
-                GuidedModel(model, labels[start:start + size], w, impl.guided_eps), size, steps), n, batch_size)
+            lambda start, size, w=w: guided_sample(model, impl, labels[start:start + size], w, steps), n, batch_size)
         seconds = time.perf_counter() - began
         with torch.no_grad():
             predicted = torch.cat([classifier(b.to(device)).argmax(dim=1).cpu() for b in samples.split(256)])
@@ -200,7 +209,10 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
     parser.add_argument("--minutes", type=float, default=None, help="train for this wall-clock budget")
     parser.add_argument("--n-train", type=int, default=None, help="use only this many training images")
     parser.add_argument("--n-eval", type=int, default=256, help="samples per setting scored by FMNIST-FID")
-    parser.add_argument("--sweep-steps", type=int, default=50, help="DDIM steps of the guidance sweep")
+    parser.add_argument("--sweep-n", type=int, default=200, help="samples per guidance weight (equal per class)")
+    parser.add_argument("--sweep-steps", type=int, default=20, help="DDIM steps of the guidance sweep")
+    parser.add_argument("--full-ddpm", choices=("both", "linear", "none"), default="both",
+                        help="which models also sample with DDPM's 1000 steps (the slowest rung)")
     parser.add_argument("--batch", type=int, default=256, help="images sampled at once")
     parser.add_argument("--checkpoint", default=None,
                         help="the conditional checkpoint to score (default: the one just trained, else the shipped)")
@@ -251,14 +263,16 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
             "cosine schedule (conditional, no label)": conditional}
         summary["ladder"] = {}
         for name, model in models.items():
-            rows = sampler_ladder(model, impl, real, args.n_eval, args.batch, settings, classifier)
+            full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
+            rows = sampler_ladder(model, impl, real, args.n_eval, args.batch,
+                                  [s for s in settings if full or s[1] is not None], classifier)
             summary["ladder"][name] = rows
             for row in rows:
                 print(f"{name:40s} {row['sampler']} {row['steps']:5d} steps eta {row['eta']}: FMNIST-FID "
                       f"{row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}) in {row['seconds']:.1f} s")
     if args.sweep:
         weights = [0.0, 1.0, 3.0] if args.quick else [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
-        rows = guidance_sweep(conditional, impl, real, args.n_eval, args.batch, weights, args.sweep_steps, classifier)
+        rows = guidance_sweep(conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier)
         summary["sweep"] = rows
         for row in rows:
             print(f"w = {row['w']:4.1f}: FMNIST-FID {row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}), "
