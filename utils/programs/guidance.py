@@ -127,17 +127,19 @@ def ladder_settings(quick: bool = False) -> list[tuple[str, int | None, float | 
     """(sampler, steps, eta) of the ladder: DDPM in all T steps, respaced DDPM, DDIM at eta 0 and 1."""
     if quick:
         return [("DDPM", 10, None), ("DDIM", 5, 0.0), ("DDIM", 10, 0.0), ("DDIM", 10, 1.0)]
-    settings = [("DDPM", None, None), ("DDPM", 100, None), ("DDPM", 50, None)]
-    return settings + [("DDIM", steps, eta) for eta in (0.0, 1.0) for steps in (10, 20, 50, 100)]
+    settings = [("DDIM", steps, eta) for eta in (0.0, 1.0) for steps in (10, 20, 50, 100)]
+    return settings + [("DDPM", 50, None), ("DDPM", 100, None), ("DDPM", None, None)]  # the slowest last
 
 
 def sampler_ladder(model: DiffusionModel, impl: GuidanceImplementation, real: Tensor, n: int, batch_size: int,
-                   settings: list, classifier=None, seed: int = 0, clip_x0: bool = True) -> list[dict]:
+                   settings: list, classifier=None, seed: int = 0, clip_x0: bool = True,
+                   on_row: Callable[[dict], None] | None = None) -> list[dict]:
     """FMNIST-FID and wall time of `n` samples from `model` for each (sampler, steps, eta) of `settings`.
 
     DDPM runs Part 1's `sample` (through `respaced` when steps < T); DDIM runs Part 4's `ddim_sample`. Each setting
     starts from the same seed. The floor (real vs real at the same n) goes with each row. With `clip_x0` (the
-    default) every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`).
+    default) every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`). `on_row` is
+    called with each row as soon as it is measured (to print progress).
     """
     classifier = classifier if classifier is not None else load_classifier()
     model = ClippedPrediction(model) if clip_x0 else model
@@ -156,6 +158,8 @@ def sampler_ladder(model: DiffusionModel, impl: GuidanceImplementation, real: Te
         rows.append({"sampler": sampler, "steps": steps or T, "eta": eta, "model_calls": steps or T, "n": n,
                      "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier), "floor": floor,
                      "seconds": seconds})
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 
@@ -264,12 +268,12 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
         summary["ladder"] = {}
         for name, model in models.items():
             full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
-            rows = sampler_ladder(model, impl, real, args.n_eval, args.batch,
-                                  [s for s in settings if full or s[1] is not None], classifier)
-            summary["ladder"][name] = rows
-            for row in rows:
-                print(f"{name:40s} {row['sampler']} {row['steps']:5d} steps eta {row['eta']}: FMNIST-FID "
-                      f"{row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}) in {row['seconds']:.1f} s")
+            summary["ladder"][name] = sampler_ladder(
+                model, impl, real, args.n_eval, args.batch, [s for s in settings if full or s[1] is not None],
+                classifier, on_row=lambda row, name=name: print(
+                    f"{name:40s} {row['sampler']} {row['steps']:5d} steps eta {row['eta']}: FMNIST-FID "
+                    f"{row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}) in {row['seconds']:.1f} s",
+                    flush=True))
     if args.sweep:
         weights = [0.0, 1.0, 3.0] if args.quick else [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
         rows = guidance_sweep(conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier)
