@@ -1,7 +1,7 @@
 # GENERATED from solutions/part4.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part4.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 23520330b45d762e
+# content-hash: fb38927a823a3001
 """Part 4: faster sampling and guidance: the cosine schedule, DDIM, class conditioning and classifier-free guidance.
 
 Follows three papers after DDPM:
@@ -205,6 +205,8 @@ class ConditionalUnet(Unet):
             labels: y, shape (B,), ints in {0, ..., K} (K: no label); None means no label for every image.
         Returns:
             eps_theta(x_t, t, y), shape (B, C, H, W).
+
+        Part 2's `Unet.forward` hands its second argument to `self.time_mlp`: give it t and y packed as (B, 2).
         """
         raise NotImplementedError("ConditionalUnet.forward is yours to write")
 

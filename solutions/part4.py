@@ -244,6 +244,8 @@ class ConditionalUnet(Unet):
             labels: y, shape (B,), ints in {0, ..., K} (K: no label); None means no label for every image.
         Returns:
             eps_theta(x_t, t, y), shape (B, C, H, W).
+
+        Part 2's `Unet.forward` hands its second argument to `self.time_mlp`: give it t and y packed as (B, 2).
         """
         # BEGIN SOLUTION
         if labels is None:

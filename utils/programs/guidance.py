@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
     parser.add_argument("--sweep-steps", type=int, default=20, help="DDIM steps of the guidance sweep")
     parser.add_argument("--full-ddpm", choices=("both", "linear", "none"), default="both",
                         help="which models also sample with DDPM's 1000 steps (the slowest rung)")
+    parser.add_argument("--ladder-models", choices=("both", "linear", "cosine"), default="both",
+                        help="which models go up the ladder")
     parser.add_argument("--batch", type=int, default=256, help="images sampled at once")
     parser.add_argument("--checkpoint", default=None,
                         help="the conditional checkpoint to score (default: the one just trained, else the shipped)")
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
             "cosine schedule (conditional, no label)": conditional}
         summary["ladder"] = {}
         for name, model in models.items():
+            if args.ladder_models != "both" and not name.startswith(args.ladder_models):
+                continue
             full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
             summary["ladder"][name] = sampler_ladder(
                 model, impl, real, args.n_eval, args.batch, [s for s in settings if full or s[1] is not None],
