@@ -2,7 +2,8 @@
 
 ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
 ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
-ddpm-course run part1|part3 --impl SPEC   the same runs with your code: --impl exercises, a file or a folder
+ddpm-course reference part4 [...]         faster samplers and guidance: train, ladder, sweep (see --help)
+ddpm-course run part1|part3|part4 --impl SPEC   the same runs with your code: --impl exercises, a file or a folder
 ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
 ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
 ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
@@ -13,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-PROGRAMS = {"part1": "utils.programs.part1", "part3": "utils.programs.fashion"}
+PROGRAMS = {"part1": "utils.programs.part1", "part3": "utils.programs.fashion", "part4": "utils.programs.guidance"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name, help=what, add_help=False)
         command.add_argument("part", choices=sorted(PROGRAMS))
     grade = commands.add_parser("grade", help="grade one part")
-    grade.add_argument("part", type=int, choices=[1, 2, 3])
+    grade.add_argument("part", type=int, choices=[1, 2, 3, 4])
     grade.add_argument("impl", nargs="?", default="exercises", help="exercises, solutions, or a .py / .ipynb path")
     commands.add_parser("grade-class", help="grade a class's submissions", add_help=False)
     commands.add_parser("build", help="regenerate stubs and notebooks", add_help=False)

@@ -38,3 +38,9 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and isinstance(call.excinfo.value, GraderFailure) and report.failed:
         report.longrepr = str(call.excinfo.value)
     return report
+
+
+@pytest.fixture(scope="session")
+def part4(request):
+    """The Part 4 module being graded."""
+    return _impl(request, 4)

@@ -23,17 +23,25 @@ def check_images(images, name: str = "trainset") -> Tensor:
     return images
 
 
-def minibatches(images: Tensor, batch_size: int, shuffle: bool = True) -> Iterator[Tensor]:
-    """Yield batches of at most `batch_size` images, covering `images` (N, C, H, W) once, on its own device."""
+def minibatches(
+    images: Tensor, batch_size: int, shuffle: bool = True, labels: Tensor | None = None
+) -> Iterator[Tensor] | Iterator[tuple[Tensor, Tensor]]:
+    """Yield batches of at most `batch_size` images, covering `images` (N, C, H, W) once, on its own device.
+
+    With `labels` (N,), yield (images, labels) pairs instead, each label staying with its image.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    if labels is not None and labels.shape != (len(images),):
+        raise ValueError(f"labels must have shape ({len(images)},), one per image; got {tuple(labels.shape)}")
     order = (
         torch.randperm(len(images), device=images.device)
         if shuffle
         else torch.arange(len(images), device=images.device)
     )
     for start in range(0, len(images), batch_size):
-        yield images[order[start : start + batch_size]]
+        batch = order[start : start + batch_size]
+        yield images[batch] if labels is None else (images[batch], labels[batch])
 
 
 def n_batches(n_images: int, batch_size: int) -> int:

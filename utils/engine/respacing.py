@@ -17,6 +17,23 @@ from torch import Tensor
 from utils.engine.model import DiffusionModel
 
 
+def spaced_steps(max_steps: int, n_steps: int, device: torch.device | str | None = None) -> Tensor:
+    """The S = `n_steps` time steps tau_1 < ... < tau_S of {1, ..., T} that fast samplers visit, evenly spaced.
+
+    tau_1 = 1 and tau_S = T, the rest rounded from a linear spacing (S = 1 gives tau_1 = T alone). Respaced DDPM
+    (`RespacedModel`) and DDIM (Part 4) both sample along it, from tau_S = T down to tau_1, then to x_0.
+
+    Returns:
+        long tensor of shape (S,), increasing.
+    """
+    if not 1 <= n_steps <= max_steps:
+        raise ValueError(f"the number of sampling steps must lie in 1..T = {max_steps}; got {n_steps}")
+    if n_steps == 1:
+        return torch.tensor([max_steps], device=device)
+    # a spacing of (T - 1) / (S - 1) >= 1 keeps the rounded steps distinct
+    return torch.linspace(1, max_steps, n_steps, device=device).round().long()
+
+
 class RespacedModel(DiffusionModel):
     """A trained model seen through a respaced schedule of `n_steps` steps; pass it to Part 1's `sample`.
 
@@ -26,10 +43,7 @@ class RespacedModel(DiffusionModel):
     def __init__(self, model: DiffusionModel, n_steps: int):
         schedule = model.schedule()
         max_steps = len(schedule)
-        if not 1 <= n_steps <= max_steps:
-            raise ValueError(f"n_steps must lie in 1..T = {max_steps}; got {n_steps}")
-        # tau_1 = 1, ..., tau_S = T, evenly spaced
-        taus = torch.linspace(1, max_steps, n_steps, device=schedule.betas.device).round().long()
+        taus = spaced_steps(max_steps, n_steps, schedule.betas.device)  # tau_1 = 1, ..., tau_S = T
         alpha_bars = schedule.alpha_bars[taus - 1].double()
         previous = torch.cat([alpha_bars.new_ones(1), alpha_bars[:-1]])
         # The same kind of schedule as the model's, built from the respaced betas.

@@ -9,6 +9,9 @@ model trained here learns exactly what your Algorithm 1 says.
     TrainConfig     what Algorithm 1 needs: epochs, learning rate, batch size, device, seed, logging
     FitConfig       what `fit` adds for long runs, all off by default
     fit             the loop
+
+A class-conditional model (Part 4) trains in the same loop: give `fit` the labels too, and it calls
+`loss_fn(model, x_0, y)` with each minibatch's labels.
 """
 
 import contextlib
@@ -27,7 +30,7 @@ from utils.engine.data import check_images, minibatches, n_batches
 from utils.engine.model import DiffusionModel
 from utils.engine.run_log import RunLog
 
-LossFn = Callable[[DiffusionModel, Tensor], Tensor]
+LossFn = Callable[[DiffusionModel, Tensor], Tensor]  # loss_fn(model, x_0); loss_fn(model, x_0, y) with labels
 
 
 def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
@@ -76,6 +79,7 @@ def fit(
     config: TrainConfig = TrainConfig(),
     extras: FitConfig = FitConfig(),
     log: RunLog | None = None,
+    labels: Tensor | None = None,
 ) -> DiffusionModel:
     """Train `model` by Adam steps on `loss_fn(model, x_0)` over minibatches of `trainset`: Algorithm 1 for long runs.
 
@@ -86,6 +90,8 @@ def fit(
         config: epochs, learning rate, batch size, device, seed and logging, as for Part 1's `train`.
         extras: EMA, bf16, checkpoints, resume, a time budget (`FitConfig`).
         log: where the losses go; a new RunLog(config) if None.
+        labels: class labels (N,), one per image of `trainset`, for a class-conditional model: then each step calls
+            `loss_fn(model, x_0, y)` with the minibatch's labels y (Part 4's `conditional_loss`, say).
     Returns:
         The trained model; with an EMA, holding the averaged weights.
     """
@@ -99,6 +105,8 @@ def fit(
     device = get_device(config.device)
     model = model.to(device).train()
     trainset = trainset.to(device)
+    if labels is not None:
+        labels = labels.to(device=device, dtype=torch.long)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     ema = weight_average(model, extras.ema_decay) if extras.ema_decay is not None else None
     # 2. continue a saved run: weights, optimizer, average, and where it stopped
@@ -121,10 +129,10 @@ def fit(
 
     out_of_time = False
     while not out_of_time and (deadline is not None or epoch < config.epochs):
-        for x_0 in minibatches(trainset, config.batch_size, shuffle=True):
+        for batch in minibatches(trainset, config.batch_size, shuffle=True, labels=labels):
             # 3. Algorithm 1, lines 2-5: your loss, in bf16 on a GPU if asked
             with bf16_autocast(device, extras.mixed_precision):
-                loss = loss_fn(model, x_0)
+                loss = loss_fn(model, batch) if labels is None else loss_fn(model, *batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

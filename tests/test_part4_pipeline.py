@@ -1,0 +1,171 @@
+"""Part 4's given machinery: `fit` with labels, the shared subsequence of time steps, guided models, checkpoints of
+the conditional U-Net and the one-command program. Tiny models on a CPU, seconds each."""
+
+from functools import partial
+
+import pytest
+import torch
+
+from solutions.part1 import NoiseSchedule, sample
+from solutions.part4 import (
+    ConditionalUnet,
+    ConditionalUnetConfig,
+    conditional_loss,
+    cosine_schedule,
+    ddim_sample,
+    guided_eps,
+)
+from utils.engine.checkpoints import load_checkpoint, save_checkpoint
+from utils.engine.clipping import ClippedPrediction
+from utils.engine.configs import FitConfig, TrainConfig
+from utils.engine.data import minibatches
+from utils.engine.guidance import GuidedModel
+from utils.engine.model import DiffusionModel
+from utils.engine.respacing import respaced, spaced_steps
+from utils.engine.run_log import RunLog
+from utils.engine.training import fit
+from utils.programs.guidance import SHIPPED_CHECKPOINT, SHIPPED_COMMAND, GuidanceImplementation
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = ConditionalUnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(), num_classes=3)
+
+
+def tiny_model(T: int = 20) -> ConditionalUnet:
+    torch.manual_seed(0)
+    return ConditionalUnet(TINY, NoiseSchedule(cosine_schedule(T)))
+
+
+def test_minibatches_keep_each_label_with_its_image():
+    images = torch.arange(10.0).reshape(10, 1, 1, 1)
+    labels = torch.arange(10) * 10
+    pairs = list(minibatches(images, 4, shuffle=True, labels=labels))
+    assert [len(x) for x, _ in pairs] == [4, 4, 2]
+    for x, y in pairs:
+        assert torch.equal(x.flatten().long() * 10, y)
+    with pytest.raises(ValueError, match="one per image"):
+        next(minibatches(images, 4, labels=labels[:3]))
+
+
+def test_fit_passes_the_labels_to_the_loss():
+    seen = []
+
+    def loss_fn(model, x_0, y):
+        seen.append(y.clone())
+        return conditional_loss(model, x_0, y, p_uncond=0.2)
+
+    images = torch.rand(12, 1, 8, 8) * 2 - 1
+    labels = torch.tensor([0, 1, 2] * 4)
+    log = RunLog()
+    fit(
+        tiny_model(),
+        loss_fn,
+        images,
+        TrainConfig(epochs=2, batch_size=5, device="cpu"),
+        FitConfig(progress=False),
+        log=log,
+        labels=labels,
+    )
+    assert len(log.history["loss"]) == 6 and sorted(torch.cat(seen).tolist()) == sorted(labels.tolist() * 2)
+
+
+def test_spaced_steps_run_from_1_to_T_and_one_step_is_T():
+    assert spaced_steps(1000, 10).tolist() == [1, 112, 223, 334, 445, 556, 667, 778, 889, 1000]
+    assert spaced_steps(1000, 1).tolist() == [1000]
+    assert spaced_steps(7, 7).tolist() == list(range(1, 8))
+    with pytest.raises(ValueError, match="1..T = 7"):
+        spaced_steps(7, 8)
+
+
+def test_ddim_at_eta_0_is_deterministic_given_x_T():
+    model = tiny_model()
+    torch.manual_seed(1)
+    x_T = torch.randn(2, 1, 8, 8)
+    a = ddim_sample(model, 2, 20, eta=0.0, x_T=x_T)
+    torch.manual_seed(2)
+    b = ddim_sample(model, 2, 20, eta=0.0, x_T=x_T)
+    assert torch.equal(a, b)
+
+
+def test_guided_model_is_a_diffusion_model_the_samplers_take():
+    model = tiny_model().eval()
+    labels = torch.tensor([0, 2])
+    guided = GuidedModel(model, labels, 2.0, guided_eps)
+    assert ddim_sample(guided, 2, 5).shape == (2, 1, 8, 8)
+    assert sample(respaced(guided, 4), 2).shape == (2, 1, 8, 8)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 7])
+    with torch.no_grad():
+        torch.testing.assert_close(guided(x, t), guided_eps(model, x, t, labels, 2.0))
+    with pytest.raises(ValueError, match="draws 2 images"):
+        guided(torch.randn(3, 1, 8, 8), torch.tensor([1, 1, 1]))
+
+
+def test_conditional_checkpoints_round_trip(tmp_path):
+    model = tiny_model().eval()
+    path = save_checkpoint(tmp_path / "c.pt", model, TrainConfig())
+    loaded = load_checkpoint(path, "cpu").model
+    assert type(loaded) is ConditionalUnet and loaded.config == TINY
+    x, t, y = torch.randn(3, 1, 8, 8), torch.tensor([1, 5, 20]), torch.tensor([0, 1, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, t, y), model(x, t, y))
+        torch.testing.assert_close(loaded(x, t), model(x, t, torch.full((3,), 3)))
+
+
+def test_shipped_conditional_checkpoint_loads_and_is_small():
+    assert (
+        SHIPPED_CHECKPOINT.stat().st_size < 3e6 and "--export utils/weights/unet_fmnist_cond_cpu.pt" in SHIPPED_COMMAND
+    )
+    model = load_checkpoint(SHIPPED_CHECKPOINT, "cpu").model
+    assert isinstance(model, ConditionalUnet) and len(model.noise_schedule) == 1000
+    torch.testing.assert_close(model.noise_schedule.betas, cosine_schedule(1000))
+
+
+def test_clipped_prediction_keeps_x0_hat_in_range_and_leaves_good_predictions_alone():
+    model = tiny_model().eval()
+    clipped = ClippedPrediction(model)
+    schedule = model.noise_schedule
+    x_0 = torch.rand(4, 1, 8, 8) * 1.6 - 0.8
+    t = torch.tensor([1, 5, 10, 20])
+    eps = torch.randn_like(x_0)
+    ab = schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x_0 + (1 - ab).sqrt() * eps
+
+    class Exact(DiffusionModel):  # predicts the true noise: x0_hat = x_0, inside [-1, 1], nothing to clip
+        def forward(self, images, num_steps, labels=None):
+            return eps
+
+    torch.testing.assert_close(ClippedPrediction(Exact(TINY, schedule))(x_t, t), eps, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        out = clipped(x_t, t, torch.tensor([0, 1, 2, 3]))
+    x0_hat = (x_t - (1 - ab).sqrt() * out) / ab.sqrt()
+    assert x0_hat.abs().max() <= 1 + 1e-4
+
+
+def test_the_program_takes_any_implementation():
+    from solutions import part1, part3, part4
+
+    impl = GuidanceImplementation.of(part1, part3, part4)
+    assert impl.guided_eps is guided_eps and impl.conditional_loss is conditional_loss
+    with pytest.raises(AttributeError, match="lacks .*guided_eps"):
+        GuidanceImplementation.of(part1, part3, object())
+
+
+def test_fit_trains_the_conditional_model_with_the_partial_loss():
+    model = tiny_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    fit(
+        model,
+        partial(conditional_loss, p_uncond=0.5),
+        torch.rand(8, 1, 8, 8) * 2 - 1,
+        TrainConfig(epochs=1, batch_size=4, device="cpu"),
+        FitConfig(progress=False),
+        labels=torch.tensor([0, 1] * 4),
+    )
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

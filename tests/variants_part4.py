@@ -1,0 +1,377 @@
+"""Other ways to write each Part 4 step: correct ones the graders must accept, and common mistakes they must catch.
+
+Each mistake is the reference with one thing changed, named after what a student would get wrong.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import repeat
+from torch import nn
+
+from solutions import part1
+from solutions import part4 as ref
+from utils.engine.respacing import spaced_steps
+
+# ----------------------------------------------------------------------------------------------------- cosine_schedule
+
+
+def cosine_schedule_loop(max_steps, s=0.008):
+    """Correct: Python floats, one step at a time."""
+
+    def f(t):
+        return math.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
+
+    return torch.tensor([min(1 - f(t) / f(t - 1), 0.999) for t in range(1, max_steps + 1)], dtype=torch.float32)
+
+
+def cosine_schedule_numpy(max_steps, s=0.008):
+    """Correct: numpy, alpha_bar normalized first, np.clip."""
+    t = np.linspace(0, max_steps, max_steps + 1)
+    alpha_bar = np.cos((t / max_steps + s) / (1 + s) * np.pi / 2) ** 2
+    alpha_bar = alpha_bar / alpha_bar[0]
+    return torch.from_numpy(np.clip(1 - alpha_bar[1:] / alpha_bar[:-1], 0, 0.999)).float()
+
+
+def cosine_schedule_no_clip(max_steps, s=0.008):
+    t = torch.arange(max_steps + 1, dtype=torch.float64)
+    f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[1:] / f[:-1]).float()
+
+
+def cosine_schedule_no_offset(max_steps, s=0.008):
+    return ref.cosine_schedule(max_steps, s=0.0)
+
+
+def cosine_schedule_unnormalized(max_steps, s=0.008):
+    t = torch.arange(1, max_steps + 1, dtype=torch.float64)
+    alpha_bar = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
+    previous = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
+    return (1 - alpha_bar / previous).clamp(max=0.999).float()
+
+
+def cosine_schedule_shifted_ratio(max_steps, s=0.008):
+    t = torch.arange(max_steps + 2, dtype=torch.float64)
+    f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[2:] / f[1:-1]).clamp(0, 0.999).float()
+
+
+# ---------------------------------------------------------------------------------------------------------- predict_x0
+
+
+def predict_x0_via_reconstruct(x_t, eps, t, schedule):
+    """Correct: Part 1's reconstruct, with t made one per image."""
+    t = torch.as_tensor(t, device=x_t.device).expand(len(x_t))
+    return part1.reconstruct(x_t, eps, t, schedule)
+
+
+def predict_x0_indexing(x_t, eps, t, schedule):
+    """Correct: index the table directly and reshape by hand."""
+    alpha_bar = schedule.alpha_bars[torch.as_tensor(t) - 1]
+    if alpha_bar.ndim:
+        alpha_bar = alpha_bar.view(-1, 1, 1, 1)
+    return x_t / alpha_bar.sqrt() - eps * torch.sqrt(1 / alpha_bar - 1)
+
+
+def predict_x0_sign(x_t, eps, t, schedule):
+    alpha_bar = ref.per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
+    return (x_t + (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+
+
+def predict_x0_no_sqrt(x_t, eps, t, schedule):
+    alpha_bar = ref.per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
+    return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar
+
+
+def predict_x0_alpha(x_t, eps, t, schedule):
+    alpha = ref.per_image(schedule.alpha(torch.as_tensor(t).expand(len(x_t))), x_t)
+    return (x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+
+
+# ----------------------------------------------------------------------------------------------------------- ddim_step
+
+
+def ddim_step_coefficients(x_t, eps, t, t_prev, schedule, eta):
+    """Correct: x_prev as one coefficient on x_t and one on eps, noise always drawn and scaled by sigma."""
+    ab = float(schedule.alpha_bar(t))
+    ab_prev = float(schedule.alpha_bar(t_prev)) if t_prev else 1.0
+    sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
+    c_x = math.sqrt(ab_prev / ab)
+    c_eps = math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) - math.sqrt(ab_prev * (1 - ab) / ab)
+    return c_x * x_t + c_eps * eps + sigma * torch.randn(x_t.shape, dtype=x_t.dtype)
+
+
+def ddim_step_via_predict(x_t, eps, t, t_prev, schedule, eta):
+    """Correct: alpha_bar_0 = 1 by a padded table, and the noise drawn with torch.normal."""
+    table = torch.cat([torch.ones(1), schedule.alpha_bars])
+    ab, ab_prev = table[t], table[t_prev]
+    x0 = ref.predict_x0(x_t, eps, t, schedule)
+    var = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
+    mean = ab_prev.sqrt() * x0 + (1 - ab_prev - var).clamp(min=0).sqrt() * eps
+    return torch.normal(mean, var.sqrt().expand_as(mean)) if eta else mean
+
+
+def _sigma(ab, ab_prev, eta):
+    return eta * torch.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
+
+
+def _ddim_with(x_t, eps, t, t_prev, schedule, sigma_of, direction_sigma=True, noise_always=False, prev_shift=0):
+    ab = schedule.alpha_bar(t)
+    shifted = t_prev + prev_shift
+    ab_prev = schedule.alpha_bar(shifted) if shifted > 0 else torch.ones_like(ab)
+    x0 = ref.predict_x0(x_t, eps, t, schedule)
+    sigma = sigma_of(ab, ab_prev)
+    direction = torch.sqrt((1 - ab_prev - (sigma**2 if direction_sigma else 0)).clamp(min=0)) * eps
+    return ab_prev.sqrt() * x0 + direction + sigma * torch.randn_like(x_t)
+
+
+def ddim_step_eta_misplaced(x_t, eps, t, t_prev, schedule, eta):
+    return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: math.sqrt(eta) * _sigma(ab, abp, 1.0))
+
+
+def ddim_step_sigma_beta(x_t, eps, t, t_prev, schedule, eta):
+    return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: eta * schedule.beta(t).sqrt() * (t_prev > 0))
+
+
+def ddim_step_t_prev_off_by_one(x_t, eps, t, t_prev, schedule, eta):
+    return _ddim_with(
+        x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, eta), prev_shift=1 if t_prev else 0
+    )
+
+
+def ddim_step_noise_at_eta_0(x_t, eps, t, t_prev, schedule, eta):
+    return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, max(eta, 1.0)))
+
+
+def ddim_step_direction_ignores_sigma(x_t, eps, t, t_prev, schedule, eta):
+    return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, eta), direction_sigma=False)
+
+
+def ddim_step_alpha_bar_0_is_alpha_bar_1(x_t, eps, t, t_prev, schedule, eta):
+    return (
+        ref.ddim_step(x_t, eps, t, max(t_prev, 1), schedule, eta)
+        if t_prev == 0 and t > 1
+        else ref.ddim_step(x_t, eps, t, t_prev, schedule, eta)
+    )
+
+
+# --------------------------------------------------------------------------------------------------------- ddim_sample
+
+
+@torch.no_grad()
+def ddim_sample_indexed(model, n_samples, steps, eta=0.0, x_T=None):
+    """Correct: an index loop over the subsequence, with the device taken from the schedule."""
+    schedule = model.noise_schedule
+    device = schedule.betas.device
+    x = x_T.clone() if x_T is not None else torch.randn((n_samples, *model.image_shape), device=device)
+    taus = spaced_steps(len(schedule), steps)
+    for i in range(len(taus) - 1, -1, -1):
+        t = int(taus[i])
+        t_prev = int(taus[i - 1]) if i > 0 else 0
+        eps = model(x, torch.full((n_samples,), t, dtype=torch.long, device=device))
+        x = ref.ddim_step(x, eps, t, t_prev, schedule, eta)
+    return x
+
+
+@torch.no_grad()
+def ddim_sample_with_own_step(model, n_samples, steps, eta=0.0, x_T=None):
+    """Correct: a correct alternative ddim_step, called along the pairs (tau_i, tau_{i-1})."""
+    schedule = model.schedule()
+    x = torch.randn(n_samples, *model.image_shape) if x_T is None else x_T
+    taus = [0] + spaced_steps(len(schedule), steps).tolist()
+    for t, t_prev in zip(taus[:0:-1], taus[-2::-1]):
+        x = ddim_step_coefficients(x, model(x, torch.tensor([t] * n_samples)), t, t_prev, schedule, eta)
+    return x
+
+
+@torch.no_grad()
+def _sample_pairs(model, n_samples, pairs, eta, x_T):
+    schedule = model.schedule()
+    x = torch.randn(n_samples, *model.image_shape) if x_T is None else x_T
+    for t, t_prev in pairs:
+        x = ref.ddim_step(x, model(x, torch.full((n_samples,), t)), t, t_prev, schedule, eta)
+    return x
+
+
+def ddim_sample_ascending(model, n_samples, steps, eta=0.0, x_T=None):
+    taus = spaced_steps(len(model.schedule()), steps).tolist()
+    return _sample_pairs(model, n_samples, list(zip(taus, [0] + taus[:-1])), eta, x_T)
+
+
+def ddim_sample_stops_at_tau_1(model, n_samples, steps, eta=0.0, x_T=None):
+    taus = spaced_steps(len(model.schedule()), steps).tolist()
+    return _sample_pairs(model, n_samples, list(zip(taus[::-1], taus[-2::-1])), eta, x_T)
+
+
+def ddim_sample_previous_step(model, n_samples, steps, eta=0.0, x_T=None):
+    taus = spaced_steps(len(model.schedule()), steps).tolist()
+    return _sample_pairs(model, n_samples, [(t, t - 1) for t in taus[::-1]], eta, x_T)
+
+
+def ddim_sample_ignores_x_T(model, n_samples, steps, eta=0.0, x_T=None):
+    return ref.ddim_sample(model, n_samples, steps, eta)
+
+
+# --------------------------------------------------------------------------------------------------------- drop_labels
+
+
+def drop_labels_bernoulli(labels, p, no_label):
+    """Correct: a Bernoulli mask and masked_fill on a copy."""
+    mask = torch.bernoulli(torch.full(labels.shape, float(p))).bool()
+    return labels.clone().masked_fill(mask, no_label)
+
+
+def drop_labels_numpy(labels, p, no_label):
+    """Correct: numpy's generator."""
+    keep = np.random.default_rng().random(len(labels)) >= p
+    return torch.from_numpy(np.where(keep, labels.numpy(), no_label)).long()
+
+
+def drop_labels_one_minus_p(labels, p, no_label):
+    return torch.where(torch.rand(labels.shape) < 1 - p, torch.full_like(labels, no_label), labels)
+
+
+def drop_labels_zero(labels, p, no_label):
+    return torch.where(torch.rand(labels.shape) < p, torch.zeros_like(labels), labels)
+
+
+def drop_labels_whole_batch(labels, p, no_label):
+    return torch.full_like(labels, no_label) if torch.rand(()) < p else labels.clone()
+
+
+def drop_labels_in_place(labels, p, no_label):
+    labels[torch.rand(labels.shape) < p] = no_label
+    return labels
+
+
+# ------------------------------------------------------------------------------------------------------ ConditionalUnet
+
+
+class ConditionalUnetOwnForward(ref.Unet):
+    """Correct: the label table registered last, and Part 2's forward written out with the label added."""
+
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
+        self.classes = nn.Embedding(config.num_classes + 1, 4 * config.channels)
+
+    def forward(self, images, num_steps, labels=None):
+        if labels is None:
+            labels = torch.full_like(num_steps, self.config.num_classes)
+        t_emb = self.time_mlp(num_steps) + self.classes(labels)
+        x = self.init_conv(images)
+        skips = []
+        for down in self.downs:
+            x, skip = down(x, t_emb)
+            skips.append(skip)
+        x = self.mid(x, t_emb)
+        for up in self.ups:
+            x = up(x, skips.pop(), t_emb)
+        return self.final_conv(self.final_res(x, t_emb))
+
+
+class _Wrapped(nn.Module):
+    def __init__(self, time_mlp, table):
+        super().__init__()
+        self.time_mlp, self.table = time_mlp, table
+
+    def forward(self, conditions):
+        return self.time_mlp(conditions[:, 0]) + self.table(conditions[:, 1])
+
+
+class ConditionalUnetStacked(ref.Unet):
+    """Correct: its own wrapper module and torch.stack."""
+
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
+        self.time_mlp = _Wrapped(self.time_mlp, nn.Embedding(config.num_classes + 1, 4 * config.channels))
+
+    def forward(self, images, num_steps, labels=None):
+        labels = torch.full_like(num_steps, self.config.num_classes) if labels is None else labels
+        return super().forward(images, torch.stack([num_steps, labels.long()], dim=1))
+
+
+class ConditionalUnetNoNullRow(ConditionalUnetStacked):
+    def __init__(self, config, noise_schedule=None):
+        ref.Unet.__init__(self, config, noise_schedule)
+        self.time_mlp = _Wrapped(self.time_mlp, nn.Embedding(config.num_classes, 4 * config.channels))
+
+
+class ConditionalUnetNoneIsZero(ConditionalUnetStacked):
+    def forward(self, images, num_steps, labels=None):
+        labels = torch.zeros_like(num_steps) if labels is None else labels
+        return ref.Unet.forward(self, images, torch.stack([num_steps, labels.long()], dim=1))
+
+
+class ConditionalUnetIgnoresLabels(ConditionalUnetOwnForward):
+    def forward(self, images, num_steps, labels=None):
+        return ref.Unet.forward(self, images, num_steps)
+
+
+# ----------------------------------------------------------------------------------------------------- conditional_loss
+
+
+def conditional_loss_by_hand(model, x_0, labels, p_uncond=0.1):
+    """Correct: the noise drawn by hand, the labels dropped by a correct alternative."""
+    labels = drop_labels_bernoulli(labels, p_uncond, model.config.num_classes)
+    t = torch.randint(1, len(model.noise_schedule) + 1, (len(x_0),))
+    eps = torch.randn_like(x_0)
+    alpha_bar = model.noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
+    return ((model(x_t, t, labels) - eps) ** 2).mean()
+
+
+def conditional_loss_no_drop(model, x_0, labels, p_uncond=0.1):
+    num_steps, noise, x_t = ref.noise_img(x_0, model.noise_schedule)
+    return F.mse_loss(model(x_t, num_steps, labels), noise)
+
+
+def conditional_loss_one_minus_p(model, x_0, labels, p_uncond=0.1):
+    return ref.conditional_loss(model, x_0, labels, 1 - p_uncond)
+
+
+def conditional_loss_against_x0(model, x_0, labels, p_uncond=0.1):
+    labels = ref.drop_labels(labels, p_uncond, model.config.num_classes)
+    num_steps, _, x_t = ref.noise_img(x_0, model.noise_schedule)
+    return F.mse_loss(model(x_t, num_steps, labels), x_0)
+
+
+# ---------------------------------------------------------------------------------------------------------- guided_eps
+
+
+def guided_eps_einops(model, x_t, num_steps, labels, w):
+    """Correct: einops repeat for the doubled batch, and eps_u + (1 + w)(eps_c - eps_u)."""
+    both_labels = torch.stack([labels, torch.full_like(labels, model.config.num_classes)])  # (2, B)
+    out = model(
+        repeat(x_t, "b c h w -> (two b) c h w", two=2), repeat(num_steps, "b -> (two b)", two=2), both_labels.flatten()
+    )
+    eps_c, eps_u = out[: len(x_t)], out[len(x_t) :]
+    return eps_u + (1 + w) * (eps_c - eps_u)
+
+
+def guided_eps_unconditional_first(model, x_t, num_steps, labels, w):
+    """Correct: the "no label" half first."""
+    no_label = torch.full_like(labels, model.config.num_classes)
+    eps_u, eps_c = model(torch.cat([x_t, x_t]), num_steps.repeat(2), torch.cat([no_label, labels])).split(len(x_t))
+    return (1 + w) * eps_c - w * eps_u
+
+
+def guided_eps_signs_swapped(model, x_t, num_steps, labels, w):
+    return ref.guided_eps(model, x_t, num_steps, labels, -1 - w)
+
+
+def guided_eps_scale_convention(model, x_t, num_steps, labels, w):
+    return ref.guided_eps(model, x_t, num_steps, labels, w - 1)
+
+
+def guided_eps_two_calls(model, x_t, num_steps, labels, w):
+    eps_c = model(x_t, num_steps, labels)
+    eps_u = model(x_t, num_steps, torch.full_like(labels, model.config.num_classes))
+    return (1 + w) * eps_c - w * eps_u
+
+
+def guided_eps_label_zero(model, x_t, num_steps, labels, w):
+    both = model(torch.cat([x_t, x_t]), torch.cat([num_steps, num_steps]), torch.cat([labels, 0 * labels]))
+    eps_c, eps_u = both.chunk(2)
+    return (1 + w) * eps_c - w * eps_u

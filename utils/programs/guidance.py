@@ -1,0 +1,386 @@
+"""The Part 4 runs in one command: train a class-conditional U-Net, then score samplers and guidance on it.
+
+    ddpm-course reference part4 --train --minutes 25 --export runs/part4/cond.pt   # train (cosine schedule) and export
+    ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, seconds
+    ddpm-course reference part4 --sweep --n-eval 500     # guidance weight w vs FMNIST-FID and class accuracy
+    ddpm-course run part4 --impl exercises --ladder      # the same with YOUR Parts 1, 2, 3 and 4
+
+Whose algorithm runs is a parameter, never an import (as in `utils.programs.fashion`): `GuidanceImplementation`
+gathers what the runs need from Parts 1-4. The ladder samples the shipped Part 3 checkpoint (linear schedule,
+unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
+conditional one with guidance. Everything is written to --out as metrics.json and figures.
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
+
+from utils import get_device
+from utils.datasets.classifier import load_classifier
+from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.engine.checkpoints import export_for_sampling, load_checkpoint
+from utils.engine.clipping import ClippedPrediction
+from utils.engine.configs import FitConfig, TrainConfig
+from utils.engine.guidance import GuidedModel
+from utils.engine.model import DiffusionModel
+from utils.engine.respacing import respaced
+from utils.engine.run_log import RunLog
+from utils.engine.training import fit
+from utils.impl import load_impl
+from utils.programs.fashion import SHIPPED_CHECKPOINT as UNCONDITIONAL_CHECKPOINT
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cond_cpu.pt"
+# How SHIPPED_CHECKPOINT was made, on a 2-core CPU shared with other jobs (one thread, nice 10): see SHIPPED_RECIPE.
+SHIPPED_COMMAND = (
+    "ddpm-course reference part4 --train --device cpu --threads 1 --minutes 25 "
+    "--out runs/part4_shipped --export utils/weights/unet_fmnist_cond_cpu.pt"
+)
+
+
+@dataclass(frozen=True)
+class GuidanceImplementation:
+    """What the Part 4 runs need: Parts 1-4, yours or the reference's."""
+
+    NoiseSchedule: type  # Part 1
+    sample: Callable
+    fmnist_fid: Callable  # Part 3
+    real_floor: Callable
+    cosine_schedule: Callable  # Part 4
+    ddim_sample: Callable
+    ConditionalUnet: type
+    ConditionalUnetConfig: type
+    conditional_loss: Callable
+    guided_eps: Callable
+
+    @classmethod
+    def of(cls, part1, part3, part4) -> "GuidanceImplementation":
+        """The names the runs need, taken from three modules. Part 2 comes in through Part 4's ConditionalUnet."""
+        sources = {"NoiseSchedule": part1, "sample": part1, "fmnist_fid": part3, "real_floor": part3}
+        names = [f.name for f in cls.__dataclass_fields__.values()]
+        missing = [name for name in names if not hasattr(sources.get(name, part4), name)]
+        if missing:
+            raise AttributeError(f"the implementation lacks {', '.join(missing)}")
+        return cls(**{name: getattr(sources.get(name, part4), name) for name in names})
+
+    @classmethod
+    def load(cls, spec: str) -> "GuidanceImplementation":
+        """`spec` is "solutions" or "exercises"."""
+        return cls.of(*(load_impl(spec, part) for part in (1, 3, 4)))
+
+
+@dataclass(frozen=True)
+class ConditionalRun:
+    """How the conditional U-Net is trained. `default_run` picks one for the device."""
+
+    unet: object  # an instance of Part 4's ConditionalUnetConfig
+    max_steps: int = 1000  # T of the cosine schedule
+    p_uncond: float = 0.1  # how often a label is dropped in training (Ho and Salimans use 0.1 or 0.2)
+    train: TrainConfig = TrainConfig()
+    fit: FitConfig = FitConfig()
+    n_train: int | None = None  # the first n training images (None: all 60,000)
+
+
+def default_run(device: torch.device, config_class: type, quick: bool = False) -> ConditionalRun:
+    """The full recipe on CUDA, a CPU-sized one elsewhere (the shipped checkpoint's), a tiny one with `quick`."""
+    if quick:
+        return ConditionalRun(
+            unet=config_class(channels=8, dim_mults=(1, 2), attention_levels=()),
+            train=TrainConfig(epochs=1, batch_size=64, device=str(device)),
+            fit=FitConfig(progress=False),
+            n_train=512,
+        )
+    if device.type == "cuda":
+        return ConditionalRun(
+            unet=config_class(),
+            train=TrainConfig(epochs=20, batch_size=128, device=str(device)),
+            fit=FitConfig(mixed_precision=True, ema_decay=0.999),
+        )
+    # 12 channels, attention at 7x7 only: about 0.3M parameters and 0.7 s per step of 64 images on one CPU thread.
+    return ConditionalRun(
+        unet=config_class(channels=12, attention_levels=(2,)),
+        train=TrainConfig(epochs=1, batch_size=64, device=str(device)),
+        fit=FitConfig(ema_decay=0.995),
+        n_train=10_000,
+    )
+
+
+def make_model(run: ConditionalRun, impl: GuidanceImplementation) -> DiffusionModel:
+    """The conditional U-Net of `run`, with a cosine schedule of T = run.max_steps."""
+    return impl.ConditionalUnet(run.unet, impl.NoiseSchedule(impl.cosine_schedule(run.max_steps)))
+
+
+def train_conditional(
+    run: ConditionalRun, impl: GuidanceImplementation, images: Tensor, labels: Tensor, log: RunLog | None = None
+) -> DiffusionModel:
+    """Train a fresh conditional U-Net on labelled images with the given loop and the implementation's loss."""
+    model = make_model(run, impl)
+    loss = partial(impl.conditional_loss, p_uncond=run.p_uncond)
+    return fit(model, loss, images[: run.n_train], run.train, run.fit, log=log, labels=labels[: run.n_train])
+
+
+@torch.no_grad()
+def sample_in_batches(draw: Callable[[int, int], Tensor], n: int, batch_size: int) -> Tensor:
+    """`draw(start, size)` for consecutive batches covering n samples, gathered on the CPU and clamped to [-1, 1]."""
+    return torch.cat(
+        [draw(start, min(batch_size, n - start)).float().cpu() for start in range(0, n, batch_size)]
+    ).clamp(-1, 1)
+
+
+def ladder_settings(quick: bool = False) -> list[tuple[str, int | None, float | None]]:
+    """(sampler, steps, eta) of the ladder: DDPM in all T steps, respaced DDPM, DDIM at eta 0 and 1."""
+    if quick:
+        return [("DDPM", 10, None), ("DDIM", 5, 0.0), ("DDIM", 10, 0.0), ("DDIM", 10, 1.0)]
+    settings = [("DDIM", steps, eta) for eta in (0.0, 1.0) for steps in (10, 20, 50, 100)]
+    return settings + [("DDPM", 50, None), ("DDPM", 100, None), ("DDPM", None, None)]  # the slowest last
+
+
+def sampler_ladder(
+    model: DiffusionModel,
+    impl: GuidanceImplementation,
+    real: Tensor,
+    n: int,
+    batch_size: int,
+    settings: list,
+    classifier=None,
+    seed: int = 0,
+    clip_x0: bool = True,
+    on_row: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """FMNIST-FID and wall time of `n` samples from `model` for each (sampler, steps, eta) of `settings`.
+
+    DDPM runs Part 1's `sample` (through `respaced` when steps < T); DDIM runs Part 4's `ddim_sample`. Each setting
+    starts from the same seed. The floor (real vs real at the same n) goes with each row. With `clip_x0` (the
+    default) every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`). `on_row` is
+    called with each row as soon as it is measured (to print progress).
+    """
+    classifier = classifier if classifier is not None else load_classifier()
+    model = ClippedPrediction(model) if clip_x0 else model
+    T = len(model.schedule())
+    floor = impl.real_floor(n, classifier)
+    rows = []
+    for sampler, steps, eta in settings:
+        torch.manual_seed(seed)
+        began = time.perf_counter()
+        if sampler == "DDPM":
+            draw = partial(_ddpm_batch, respaced(model, steps), impl.sample)
+        else:
+            draw = partial(_ddim_batch, model, impl.ddim_sample, steps, eta)
+        samples = sample_in_batches(draw, n, batch_size)
+        seconds = time.perf_counter() - began
+        rows.append(
+            {
+                "sampler": sampler,
+                "steps": steps or T,
+                "eta": eta,
+                "model_calls": steps or T,
+                "n": n,
+                "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier),
+                "floor": floor,
+                "seconds": seconds,
+            }
+        )
+        if on_row is not None:
+            on_row(rows[-1])
+    return rows
+
+
+def _ddpm_batch(model, sample, start: int, size: int) -> Tensor:
+    return sample(model, size)
+
+
+def _ddim_batch(model, ddim_sample, steps, eta, start: int, size: int) -> Tensor:
+    return ddim_sample(model, size, steps, eta)
+
+
+def guided_sample(
+    model: DiffusionModel,
+    impl: GuidanceImplementation,
+    labels: Tensor,
+    w: float,
+    steps: int,
+    x_T: Tensor | None = None,
+    clip_x0: bool = True,
+) -> Tensor:
+    """One image per label, by DDIM (eta = 0) in `steps` steps with guidance weight w, x0_hat clipped to [-1, 1]."""
+    guided = GuidedModel(model, labels, w, impl.guided_eps)
+    return impl.ddim_sample(ClippedPrediction(guided) if clip_x0 else guided, len(labels), steps, x_T=x_T)
+
+
+def guidance_sweep(
+    model: DiffusionModel,
+    impl: GuidanceImplementation,
+    real: Tensor,
+    n: int,
+    batch_size: int,
+    weights: list[float],
+    steps: int,
+    classifier=None,
+    seed: int = 0,
+) -> list[dict]:
+    """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by FMNIST-FID
+    against real test images and by the classifier's accuracy on the class each sample was asked for.
+    Guided samples cost two model evaluations per step (one batched call of 2B)."""
+    classifier = (classifier if classifier is not None else load_classifier()).eval()
+    device = next(classifier.parameters()).device
+    labels = torch.arange(n) % model.config.num_classes
+    floor = impl.real_floor(n, classifier)
+    rows = []
+    for w in weights:
+        torch.manual_seed(seed)
+        began = time.perf_counter()
+        samples = sample_in_batches(
+            lambda start, size, w=w: guided_sample(model, impl, labels[start : start + size], w, steps), n, batch_size
+        )
+        seconds = time.perf_counter() - began
+        with torch.no_grad():
+            predicted = torch.cat([classifier(b.to(device)).argmax(dim=1).cpu() for b in samples.split(256)])
+        rows.append(
+            {
+                "w": w,
+                "n": n,
+                "steps": steps,
+                "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier),
+                "floor": floor,
+                "accuracy": (predicted == labels).float().mean().item(),
+                "seconds": seconds,
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ddpm-course reference part4",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("--impl", default="solutions", help="whose Parts 1-4 run: solutions or exercises")
+    parser.add_argument("--train", action="store_true", help="train a conditional U-Net (cosine schedule)")
+    parser.add_argument("--ladder", action="store_true", help="score the sampler ladder")
+    parser.add_argument("--sweep", action="store_true", help="score the guidance sweep")
+    parser.add_argument("--quick", action="store_true", help="tiny runs: a smoke test")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--minutes", type=float, default=None, help="train for this wall-clock budget")
+    parser.add_argument("--n-train", type=int, default=None, help="use only this many training images")
+    parser.add_argument("--n-eval", type=int, default=256, help="samples per setting scored by FMNIST-FID")
+    parser.add_argument("--sweep-n", type=int, default=200, help="samples per guidance weight (equal per class)")
+    parser.add_argument("--sweep-steps", type=int, default=20, help="DDIM steps of the guidance sweep")
+    parser.add_argument(
+        "--full-ddpm",
+        choices=("both", "linear", "none"),
+        default="both",
+        help="which models also sample with DDPM's 1000 steps (the slowest rung)",
+    )
+    parser.add_argument(
+        "--ladder-models", choices=("both", "linear", "cosine"), default="both", help="which models go up the ladder"
+    )
+    parser.add_argument("--batch", type=int, default=256, help="images sampled at once")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="the conditional checkpoint to score (default: the one just trained, else the shipped)",
+    )
+    parser.add_argument("--out", default="runs/part4", help="folder for checkpoints, figures and metrics")
+    parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    args = parser.parse_args(argv)
+    matplotlib.use("Agg")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    impl = impl if impl is not None else GuidanceImplementation.load(args.impl)
+    device = get_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"device": str(device), "threads": torch.get_num_threads()}
+    checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
+
+    if args.train:
+        run = default_run(device, impl.ConditionalUnetConfig, quick=args.quick)
+        if args.minutes is not None:
+            run = replace(run, fit=replace(run.fit, minutes=args.minutes))
+        run = replace(
+            run,
+            n_train=args.n_train or (None if args.minutes else run.n_train),
+            fit=replace(run.fit, checkpoint_path=str(out / "checkpoint.pt")),
+        )
+        images, labels = load_fashion_mnist("train")
+        log = RunLog()
+        began = time.perf_counter()
+        model = train_conditional(run, impl, images, labels, log)
+        summary["train"] = {
+            "seconds": time.perf_counter() - began,
+            "steps": log.history["loss"][-1][0],
+            "final_loss": log.last("loss"),
+            "run": asdict(run),
+        }
+        print(
+            f"trained {summary['train']['steps']} steps in {summary['train']['seconds']:.0f} s; "
+            f"last loss {log.last('loss'):.4f}"
+        )
+        checkpoint = Path(run.fit.checkpoint_path)
+        if args.export:
+            export_for_sampling(checkpoint, args.export)
+            checkpoint = Path(args.export)
+            print(f"exported {args.export} ({checkpoint.stat().st_size / 1e6:.2f} MB)")
+        del model
+
+    if args.ladder or args.sweep:
+        real, _ = load_fashion_mnist("test")
+        classifier = load_classifier(device)
+        conditional = load_checkpoint(
+            checkpoint, device, model_class=impl.ConditionalUnet, schedule_class=impl.NoiseSchedule
+        ).model
+    if args.ladder:
+        settings = ladder_settings(args.quick)
+        models = {
+            "linear schedule (Part 3's checkpoint)": load_checkpoint(
+                UNCONDITIONAL_CHECKPOINT, device, schedule_class=impl.NoiseSchedule
+            ).model,
+            "cosine schedule (conditional, no label)": conditional,
+        }
+        summary["ladder"] = {}
+        for name, model in models.items():
+            if args.ladder_models != "both" and not name.startswith(args.ladder_models):
+                continue
+            full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
+            summary["ladder"][name] = sampler_ladder(
+                model,
+                impl,
+                real,
+                args.n_eval,
+                args.batch,
+                [s for s in settings if full or s[1] is not None],
+                classifier,
+                on_row=lambda row, name=name: print(
+                    f"{name:40s} {row['sampler']} {row['steps']:5d} steps eta {row['eta']}: FMNIST-FID "
+                    f"{row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}) in {row['seconds']:.1f} s",
+                    flush=True,
+                ),
+            )
+    if args.sweep:
+        weights = [0.0, 1.0, 3.0] if args.quick else [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
+        rows = guidance_sweep(conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier)
+        summary["sweep"] = rows
+        for row in rows:
+            print(
+                f"w = {row['w']:4.1f}: FMNIST-FID {row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}), "
+                f"accuracy on the asked class {row['accuracy']:.3f}, {row['seconds']:.1f} s"
+            )
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+    plt.close("all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
