@@ -1,6 +1,7 @@
 """pytest wiring for the graders: one fixture per part (the module that --impl names) and short failure reports."""
 
 import pytest
+import torch
 
 from graders.core import GraderFailure, load_impl
 
@@ -11,6 +12,16 @@ def _impl(request, part: int):
         return load_impl(spec, part)
     except Exception as e:  # a file that does not import is the student's first thing to fix, said plainly
         pytest.fail(f"could not load --impl {spec} for Part {part}: {type(e).__name__}: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run as fast on one thread, and much faster than on two when other jobs share the CPU. A module of
+    such tests asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`; the thread count comes back after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

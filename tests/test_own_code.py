@@ -15,6 +15,7 @@ from utils.engine.training import fit
 from utils.programs.fashion import Implementation, evaluate, make_unet, sample_many
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -29,7 +30,6 @@ def student(tmp_path) -> Path:
 
 
 def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_path):
-    torch.set_num_threads(1)
     impl = Implementation.load(str(student))
     assert impl.diffusion_loss.__module__.startswith("_graded_part1")  # the student's, not the reference's
     unet = impl.UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(1,))
@@ -69,7 +69,6 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
         load_fashion_mnist("test", download=False)
     except Exception as e:  # noqa: BLE001 - any missing or unreadable file means: no data on this machine
         pytest.skip(f"FashionMNIST not available: {e}")
-    torch.set_num_threads(1)
     out = tmp_path / "run"
     assert (
         main(

@@ -17,14 +17,7 @@ from utils.engine.respacing import RespacedModel, respaced
 from utils.engine.run_log import RunLog
 from utils.engine.training import bf16_autocast, fit, weight_average
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run as fast on one thread, and much faster than on two when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY_UNET = UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(1,))

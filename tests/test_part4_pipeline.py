@@ -26,13 +26,7 @@ from utils.engine.run_log import RunLog
 from utils.engine.training import fit
 from utils.programs.guidance import SHIPPED_CHECKPOINT, SHIPPED_COMMAND, GuidanceImplementation
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ConditionalUnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(), num_classes=3)
