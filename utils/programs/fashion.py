@@ -44,7 +44,7 @@ from utils.engine.training import bf16_autocast, fit
 from utils.figures.animation import denoising_gif
 from utils.figures.part3 import plot_score_vs_floor, show_samples_and_real
 from utils.figures.plotting import plot_denoising, plot_losses
-from utils.impl import load_impl
+from utils.impl import gather, load_impl
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU: 3,476 steps of batch 64 in 20 minutes (about 3.7 epochs).
@@ -86,10 +86,7 @@ class Implementation:
             "fmnist_score": 3,
             "real_floor": 3,
         }
-        missing = [f"Part {part}'s {name}" for name, part in parts.items() if not hasattr(sources[part], name)]
-        if missing:
-            raise AttributeError(f"the implementation lacks {', '.join(missing)}")
-        return cls(**{name: getattr(sources[part], name) for name, part in parts.items()})
+        return gather(cls, {name: sources[part] for name, part in parts.items()})
 
     @classmethod
     def load(cls, spec: str) -> "Implementation":

@@ -36,7 +36,7 @@ from utils.engine.model import DiffusionModel
 from utils.engine.respacing import respaced
 from utils.engine.run_log import RunLog
 from utils.engine.training import fit
-from utils.impl import load_impl
+from utils.impl import gather, load_impl
 from utils.programs.fashion import SHIPPED_CHECKPOINT as UNCONDITIONAL_CHECKPOINT
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cond_cpu.pt"
@@ -66,11 +66,7 @@ class GuidanceImplementation:
     def of(cls, part1, part3, part4) -> "GuidanceImplementation":
         """The names the runs need, taken from three modules. Part 2 comes in through Part 4's ConditionalUnet."""
         sources = {"NoiseSchedule": part1, "sample": part1, "fmnist_fid": part3, "real_floor": part3}
-        names = [f.name for f in cls.__dataclass_fields__.values()]
-        missing = [name for name in names if not hasattr(sources.get(name, part4), name)]
-        if missing:
-            raise AttributeError(f"the implementation lacks {', '.join(missing)}")
-        return cls(**{name: getattr(sources.get(name, part4), name) for name in names})
+        return gather(cls, {name: sources.get(name, part4) for name in cls.__dataclass_fields__})
 
     @classmethod
     def load(cls, spec: str) -> "GuidanceImplementation":
