@@ -123,9 +123,16 @@ class NoiseSchedule(nn.Module):
 
     def steps(self, t: int | Tensor) -> Tensor:
         """`t` as a long tensor on the schedule's device, after checking that every value lies in {1, ..., T}."""
+        if isinstance(t, int) and not isinstance(t, bool):  # checked where it lives, on the host
+            if not 1 <= t <= len(self):
+                raise IndexError(f"time steps run from 1 to T = {len(self)}; got {t}")
+            return as_step_tensor(t, self.betas.device)
         t = as_step_tensor(t, self.betas.device)
-        if t.numel() and (t.min() < 1 or t.max() > len(self)):
-            raise IndexError(f"time steps run from 1 to T = {len(self)}; got values from {t.min()} to {t.max()}")
+        if t.numel():
+            # one read of the device for both ends: each read makes the host wait for a GPU to catch up
+            low, high = torch.stack(torch.aminmax(t)).tolist()
+            if low < 1 or high > len(self):
+                raise IndexError(f"time steps run from 1 to T = {len(self)}; got values from {low} to {high}")
         return t
 
     def beta(self, t: int | Tensor) -> Tensor:

@@ -35,3 +35,7 @@ class FitConfig:
     minutes: float | None = None  # train for this wall-clock budget instead of TrainConfig.epochs
     log_every: int = 10  # read the loss back from the device every this many steps: each read waits for the GPU
     progress: bool = True  # show a progress bar
+    # Speed without changing the function (utils.engine.speed); each pays on a GPU, where kernel launches dominate.
+    fused_blocks: bool = False  # swap hand-written GroupNorm, attention, residual blocks for proven-equal fused twins
+    compile: str | None = None  # a torch.compile mode ("default"; "reduce-overhead" adds CUDA graphs); None: eager
+    channels_last: bool = False  # images and convolution weights stored (B, H, W, C), the layout tensor cores prefer

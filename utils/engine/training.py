@@ -29,6 +29,7 @@ from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.data import check_images, minibatches, n_batches
 from utils.engine.model import DiffusionModel
 from utils.engine.run_log import RunLog
+from utils.engine.speed import compile_model, fuse_blocks
 
 LossFn = Callable[[DiffusionModel, Tensor], Tensor]  # loss_fn(model, x_0); loss_fn(model, x_0, y) with labels
 
@@ -105,10 +106,17 @@ def fit(
     device = get_device(config.device)
     model = model.to(device).train()
     trainset = trainset.to(device)
+    if extras.fused_blocks:
+        print(fuse_blocks(model))
+    if extras.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        trainset = trainset.contiguous(memory_format=torch.channels_last)
     if labels is not None:
         labels = labels.to(device=device, dtype=torch.long)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     ema = weight_average(model, extras.ema_decay) if extras.ema_decay is not None else None
+    if extras.compile:
+        print(compile_model(model, extras.compile, device))  # after the average's copy: it never runs forward
     # 2. continue a saved run: weights, optimizer, average, and where it stopped
     epoch, step = 0, 0
     if extras.resume_from:

@@ -1,8 +1,9 @@
 """Throughput of our reference U-Net beside a peer of the same size, and the sample quality a fixed budget buys.
 
-    python -m utils.programs.benchmark                          # on the best device: throughput, then FMNIST-FID after 5 minutes
-    python -m utils.programs.benchmark --no-fid                 # throughput only
-    python -m utils.programs.benchmark --device cpu --batch-size 16 --train-steps 5 --sampling-steps 10 --no-fid
+    python -m utils.programs.benchmark                  # best device: throughput, then FMNIST-FID after 5 minutes
+    python -m utils.programs.benchmark --no-fid         # throughput only
+    python -m utils.programs.benchmark --ours eager,fused,fused+graphs --peer eager,graphs   # settings to compare
+    python -m utils.programs.benchmark --device cpu --batch-size 16 --train-steps 5 --timed-steps 2 --no-fid
 
 The peer is `diffusers.UNet2DModel` in the configuration of the Hugging Face diffusion course's 28x28 example (about
 1.7M parameters, like Part 2's default Unet). It is an optional extra: `pip install -e ".[bench]"` (or
@@ -10,14 +11,27 @@ The peer is `diffusers.UNet2DModel` in the configuration of the Hugging Face dif
 
 Both models run through the very same code, the given `fit` loop around the reference `diffusion_loss` (Algorithm 1,
 with the device's recipe: bf16 and an EMA on CUDA) and the reference `sample` (Algorithm 2), on the same device and
-batch size, so the figures compare networks, not training loops. (`--impl exercises` runs yours instead.) Throughput is measured after warm-up steps (cuDNN autotuning, allocator growth) and with the
-device synchronized. FMNIST-FID is printed beside its real-vs-real floor at the same N.
+batch size, so the figures compare networks, not training loops. (`--impl exercises` runs yours instead.)
+
+Each model is measured in each of its settings, a `+`-joined set of the speed-ups of `utils.engine.speed`:
+
+    eager       none of them
+    fused       our blocks' fused twins (GroupNorm, attention, residual blocks); ours only
+    cl          channels_last memory layout
+    compile     torch.compile, default mode
+    graphs      torch.compile in "reduce-overhead" mode: CUDA graphs too
+
+and the ratio compares each model's best. Training images/s are timed after warm-up steps (compilation, cuDNN
+autotuning, allocator growth) with the device synchronized; sampling images/s are for all T steps, timed over
+`--timed-steps` of them (every step costs the same network call). FMNIST-FID, after `--budget-s` seconds of training
+in our best setting and sampling with all T steps, is printed beside its real-vs-real floor at the same N.
 """
 
 import argparse
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -25,7 +39,9 @@ from utils import get_device
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.model import DiffusionModel
+from utils.engine.respacing import respaced
 from utils.engine.training import bf16_autocast, fit
+from utils.figures.part3 import show_samples_and_real
 from utils.programs.fashion import Implementation, default_run, evaluate, make_unet, sample_many
 
 INSTALL_HINT = 'pip install -e ".[bench]"   (or: pip install diffusers)'
@@ -66,9 +82,27 @@ def peer_available() -> bool:
     return True
 
 
+SETTING_FLAGS = ("eager", "fused", "cl", "compile", "graphs")
+
+
+def parse_setting(text: str, model: str) -> FitConfig:
+    """The speed-ups a setting such as "fused+graphs" names, as FitConfig fields over the default FitConfig."""
+    flags = set(text.split("+"))
+    unknown = flags - set(SETTING_FLAGS)
+    if unknown or not flags or ("eager" in flags and len(flags) > 1):
+        raise ValueError(f"setting {text!r}: join any of {', '.join(SETTING_FLAGS[1:])} with '+', or say eager")
+    if "fused" in flags and model != "ours":
+        raise ValueError(f"setting {text!r}: the fused twins are ours, the peer has its own blocks")
+    if {"compile", "graphs"} <= flags:
+        raise ValueError(f"setting {text!r}: compile or graphs, not both")
+    mode = "reduce-overhead" if "graphs" in flags else "default" if "compile" in flags else None
+    return FitConfig(fused_blocks="fused" in flags, channels_last="cl" in flags, compile=mode)
+
+
 @dataclass
 class Throughput:
     name: str
+    setting: str
     n_params: int
     train_images_per_s: float
     sample_images_per_s: float
@@ -81,18 +115,39 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def sampling_rate(model: DiffusionModel, impl: Implementation, batch: int, timed_steps: int, mixed: bool) -> float:
+    """Images/s of sampling with all T steps, timed over `timed_steps` of them after an untimed warm-up of two.
+
+    Every step is one network call at the same batch size (`respaced` runs the same network on fewer steps), so
+    T / timed_steps times the time of `timed_steps` steps is the time of T.
+    """
+    device = model.schedule().betas.device
+    timed_steps = min(timed_steps, len(model.schedule()))
+    model.eval()
+    with bf16_autocast(device, mixed):
+        impl.sample(respaced(model, 2), batch)  # warm-up at the timed batch size: compilation, autotuning
+        synchronize(device)
+        began = time.perf_counter()
+        impl.sample(respaced(model, timed_steps), batch)
+        synchronize(device)
+    per_step = (time.perf_counter() - began) / timed_steps
+    return batch / (per_step * len(model.schedule()))
+
+
 def measure(
     name: str,
+    setting: str,
     model: DiffusionModel,
     impl: Implementation,
     config: TrainConfig,
     extras: FitConfig,
-    device: torch.device,
     train_steps: int,
     warmup_steps: int,
     sample_batch: int,
+    timed_steps: int,
 ) -> Throughput:
     """Training images/s through `fit` and sampling images/s through `sample` of `model` (built with its schedule)."""
+    device = torch.device(config.device)
     image_shape = model.image_shape
     extras = replace(extras, progress=False, checkpoint_path=None, resume_from=None, minutes=None)
     config = replace(config, epochs=1)
@@ -101,21 +156,15 @@ def measure(
     warmup_images = torch.rand(warmup_steps * config.batch_size, *image_shape, device=device) * 2 - 1
     timed_images = torch.rand(train_steps * config.batch_size, *image_shape, device=device) * 2 - 1
     model = fit(model, impl.diffusion_loss, warmup_images, config, extras)
+    # The warm-up left the model fused and compiled in place; the timed run only keeps the layout.
+    timed_extras = replace(extras, fused_blocks=False, compile=None)
     synchronize(device)
     began = time.perf_counter()
-    model = fit(model, impl.diffusion_loss, timed_images, config, extras)
+    model = fit(model, impl.diffusion_loss, timed_images, config, timed_extras)
     synchronize(device)
     train_rate = len(timed_images) / (time.perf_counter() - began)
-
-    model.eval()
-    with bf16_autocast(device, extras.mixed_precision):
-        impl.sample(model, min(sample_batch, 2))  # warm-up
-        synchronize(device)
-        began = time.perf_counter()
-        impl.sample(model, sample_batch)
-        synchronize(device)
-    sample_rate = sample_batch / (time.perf_counter() - began)
-    return Throughput(name, n_params, train_rate, sample_rate)
+    sample_rate = sampling_rate(model, impl, sample_batch, timed_steps, extras.mixed_precision)
+    return Throughput(name, setting, n_params, train_rate, sample_rate)
 
 
 def fid_after_budget(
@@ -127,17 +176,27 @@ def fid_after_budget(
     n: int,
     sample_batch: int,
     n_train: int | None,
-    out: str,
+    out: Path,
 ) -> dict:
-    """Train `model` for `budget_s` seconds on FashionMNIST, sample n images with all its T steps, score them."""
+    """Train `model` for `budget_s` seconds on FashionMNIST, sample n images with all its T steps, score them.
+
+    Leaves the run's checkpoint and a figure of samples beside real images in the folder `out`."""
     train_images, _ = load_fashion_mnist("train")
     test_images, _ = load_fashion_mnist("test")
+    device = torch.device(config.device)
     began = time.perf_counter()
-    extras = replace(extras, minutes=budget_s / 60, checkpoint_path=out, progress=False)
+    out.mkdir(parents=True, exist_ok=True)
+    extras = replace(extras, minutes=budget_s / 60, checkpoint_path=str(out / "checkpoint.pt"), progress=False)
     model = fit(model, impl.diffusion_loss, train_images[:n_train], config, extras)
-    seconds = time.perf_counter() - began
+    train_seconds = time.perf_counter() - began
+    model.eval()
+    synchronize(device)
+    began = time.perf_counter()
     samples = sample_many(model, impl.sample, n, sample_batch, None, extras.mixed_precision).clamp(-1, 1)
-    return {"train_seconds": seconds, **evaluate(samples, test_images, impl)}
+    sample_seconds = time.perf_counter() - began
+    show_samples_and_real(samples, test_images).savefig(out / "samples.png")
+    scores = evaluate(samples, test_images, impl)
+    return {"train_seconds": train_seconds, "sample_seconds": sample_seconds, **scores}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,75 +206,118 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impl", default="solutions", help="whose Parts 1-3: solutions, exercises, or a folder")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step, for both models")
+    parser.add_argument("--ours", default="fused", help="our U-Net's settings to measure, comma-separated")
+    parser.add_argument("--peer", default="eager", help="the peer's settings to measure, comma-separated")
     parser.add_argument("--train-steps", type=int, default=50, help="timed training steps")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed training steps first")
-    parser.add_argument("--sampling-steps", type=int, default=1000, help="T for sampling (throughput and FID)")
+    parser.add_argument("--sampling-steps", type=int, default=1000, help="T: the schedule's length, all sampled")
+    parser.add_argument("--timed-steps", type=int, default=20, help="sampling steps timed for the images/s")
     parser.add_argument("--sample-batch", type=int, default=None, help="images sampled at once (default: batch size)")
-    parser.add_argument("--budget-s", type=float, default=300.0, help="training seconds before FMNIST-FID")
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="training seconds before FMNIST-FID (default: the CUDA recipe's)"
+    )
+    parser.add_argument(
+        "--total-s", type=float, default=None, help="cut the FID run's budget so that everything ends within this"
+    )
     parser.add_argument("--fid-n", type=int, default=2048, help="samples scored, and the floor's N")
+    parser.add_argument("--fid-setting", default=None, help="our setting for the FID run (default: our fastest)")
     parser.add_argument("--n-train", type=int, default=None, help="train the FID run on only this many images")
     parser.add_argument("--no-fid", action="store_true", help="throughput only")
-    parser.add_argument("--peer-fid", action="store_true", help="also train and score the peer for the budget")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    parser.add_argument("--out", default="runs/benchmark/checkpoint.pt", help="checkpoint of the budgeted run")
+    parser.add_argument("--out", default="runs/benchmark", help="folder for the budgeted run's checkpoint and samples")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
     impl = Implementation.load(args.impl)
+    settings = {
+        "ours": {s: parse_setting(s, "ours") for s in args.ours.split(",")},
+        "peer": {s: parse_setting(s, "peer") for s in args.peer.split(",")} if peer_available() else {},
+    }
 
     device = get_device(args.device)
     run = default_run(device, impl.UnetConfig)
     # The same recipe for both models: the device's default (bf16 and an EMA on CUDA), at the batch size asked for.
     config = replace(run.train, batch_size=args.batch_size, device=str(device))
+    recipe = replace(run.fit, fused_blocks=False, channels_last=False, compile=None)
     run = replace(run, unet=impl.UnetConfig(), max_steps=args.sampling_steps)  # Part 2's default sizes, like the peer
     sample_batch = args.sample_batch or args.batch_size
 
-    def schedule():
-        return impl.NoiseSchedule(impl.linear_schedule(args.sampling_steps))
+    def build(model: str) -> DiffusionModel:
+        torch.manual_seed(0)
+        if model == "ours":
+            return make_unet(run, impl)
+        return DiffusersPeer(PeerConfig(), impl.NoiseSchedule(impl.linear_schedule(args.sampling_steps)))
 
-    models = {"our Unet (Part 2)": make_unet(run, impl)}
-    if peer_available():
-        models["diffusers UNet2DModel (peer)"] = DiffusersPeer(PeerConfig(), schedule())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(
-        f"device: {device} ({name}); batch {args.batch_size}; bf16 {run.fit.mixed_precision and device.type == 'cuda'}"
-        f"; EMA {run.fit.ema_decay}; T = {args.sampling_steps}, {sample_batch} images sampled at once"
+        f"device: {device} ({name}); torch {torch.__version__}; batch {args.batch_size}; "
+        f"bf16 {recipe.mixed_precision and device.type == 'cuda'}; EMA {recipe.ema_decay}; T = {args.sampling_steps}, "
+        f"{sample_batch} images sampled at once, {args.timed_steps} steps timed",
+        flush=True,
     )
-
-    results = [
-        measure(label, model, impl, config, run.fit, device, args.train_steps, args.warmup_steps, sample_batch)
-        for label, model in models.items()
-    ]
-    print(f"\n{'model':<32}{'params':>9}{'train img/s':>14}{'sample img/s':>15}")
-    for r in results:
-        print(f"{r.name:<32}{r.n_params / 1e6:>8.2f}M{r.train_images_per_s:>14.1f}{r.sample_images_per_s:>15.2f}")
-    if len(results) == 2:
-        a, b = results
+    labels = {"ours": "our Unet (Part 2)", "peer": "diffusers UNet2DModel"}
+    print(f"\n{'model':<24}{'setting':<16}{'params':>8}{'train img/s':>13}{'sample img/s':>14}", flush=True)
+    best: dict[str, Throughput] = {}
+    for model_name, its_settings in settings.items():
+        for text, speedups in its_settings.items():
+            extras = replace(recipe, **{f: getattr(speedups, f) for f in ("fused_blocks", "channels_last", "compile")})
+            try:
+                r = measure(
+                    labels[model_name], text, build(model_name), impl, config, extras,
+                    args.train_steps, args.warmup_steps, sample_batch, args.timed_steps,
+                )  # fmt: skip
+            except Exception as error:  # noqa: BLE001 - one setting that fails (a compiler missing) must not end the run
+                print(f"{labels[model_name]:<24}{text:<16}failed: {type(error).__name__}: {error}"[:300], flush=True)
+                continue
+            print(
+                f"{r.name:<24}{r.setting:<16}{r.n_params / 1e6:>7.2f}M{r.train_images_per_s:>13.1f}"
+                f"{r.sample_images_per_s:>14.2f}",
+                flush=True,
+            )
+            if model_name not in best or r.train_images_per_s > best[model_name].train_images_per_s:
+                best[model_name] = r
+    if not best:
+        print("no setting ran: see the errors above")
+        return 1
+    if len(best) == 2:
+        a, b = best["ours"], best["peer"]
         print(
-            f"{'ours / peer':<32}{'':>9}{a.train_images_per_s / b.train_images_per_s:>13.2f}x"
-            f"{a.sample_images_per_s / b.sample_images_per_s:>14.2f}x"
+            f"{'ours / peer, best of each':<40}{a.train_images_per_s / b.train_images_per_s:>15.2f}x"
+            f"{a.sample_images_per_s / b.sample_images_per_s:>13.2f}x   ({a.setting} vs {b.setting})"
         )
-    else:
+    elif not peer_available():
         print(f"(the peer needs diffusers: {INSTALL_HINT})")
 
     if not args.no_fid:
-        to_score = {"our Unet": make_unet(run, impl)}
-        if args.peer_fid and peer_available():
-            to_score["peer"] = DiffusersPeer(PeerConfig(), schedule())
-        print(
-            f"\nFMNIST-FID after {args.budget_s:g} s of training "
-            f"(N = {args.fid_n}, {args.sampling_steps} sampling steps)"
+        budget_s = (
+            args.budget_s
+            if args.budget_s is not None
+            else 60 * default_run(torch.device("cuda"), impl.UnetConfig).fit.minutes
         )
-        for label, model in to_score.items():
-            scores = fid_after_budget(
-                model, impl, config, run.fit, args.budget_s, args.fid_n, sample_batch, args.n_train, args.out
-            )
-            print(
-                f"{label:<12} FMNIST-FID {scores['fmnist_fid']:8.3f}   floor {scores['floor']:.3f}   "
-                f"ratio {scores['fmnist_fid'] / scores['floor']:.2f}   "
-                f"mean confidence {scores['mean_confidence']:.2f}"
-                f"   (trained {scores['train_seconds']:.0f} s)"
-            )
+        if args.total_s is not None:
+            # what sampling and scoring take after training, from the measured sampling rate, with room to spare
+            rate = best["ours"].sample_images_per_s if "ours" in best else 1.0
+            after_s = 2 * args.fid_n / rate + 30
+            budget_s = max(0.0, min(budget_s, args.total_s - (time.perf_counter() - started) - after_s))
+        setting = args.fid_setting or (best["ours"].setting if "ours" in best else "eager")
+        speedups = parse_setting(setting, "ours")
+        extras = replace(recipe, **{f: getattr(speedups, f) for f in ("fused_blocks", "channels_last", "compile")})
+        print(
+            f"\nFMNIST-FID after {budget_s:g} s of training our Unet ({setting}; N = {args.fid_n}, "
+            f"all {args.sampling_steps} sampling steps, {sample_batch} at once)",
+            flush=True,
+        )
+        out = Path(args.out)
+        scores = fid_after_budget(
+            build("ours"), impl, config, extras, budget_s, args.fid_n, sample_batch, args.n_train, out
+        )
+        print(
+            f"FMNIST-FID {scores['fmnist_fid']:8.3f}   floor {scores['floor']:.3f}   "
+            f"ratio {scores['fmnist_fid'] / scores['floor']:.2f}   mean confidence {scores['mean_confidence']:.2f}\n"
+            f"trained {scores['train_seconds']:.0f} s; sampled {args.fid_n} images x {args.sampling_steps} steps "
+            f"in {scores['sample_seconds']:.1f} s; samples in {out / 'samples.png'}"
+        )
     return 0
 
 
