@@ -40,6 +40,7 @@ from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.model import DiffusionModel
 from utils.engine.respacing import respaced
 from utils.engine.run_log import RunLog
+from utils.engine.speed import fuse_blocks
 from utils.engine.training import bf16_autocast, fit
 from utils.figures.animation import denoising_gif
 from utils.figures.part3 import plot_score_vs_floor, show_samples_and_real
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
         loaded = load_checkpoint(args.checkpoint, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule)
         model, history, train_seconds = loaded.model, loaded.history, 0.0
         print(f"loaded {args.checkpoint}: {loaded.epoch} epochs of training, T = {len(model.noise_schedule)}")
+        if run.fit.fused_blocks:  # sampling is 1000 network calls per batch: the same twins as training pay here
+            print(fuse_blocks(model))
     else:
         model = make_unet(run, impl)
         n_params = sum(p.numel() for p in model.parameters())
