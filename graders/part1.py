@@ -25,9 +25,10 @@ from graders.core import (
     n_params,
 )
 from solutions import part1 as ref
-from utils.datasets.images import gradient_images, normalize_img
+from utils.datasets.images import gradient_images
 from utils.engine.configs import TrainConfig
 from utils.engine.model import DiffusionModel
+from utils.engine.pixels import normalize_img
 from utils.engine.run_log import RunLog
 
 # Large betas: with T = 6, alpha_bar falls from 0.9 to about 0.1, so alpha_bar_t and alpha_bar_{t+1} differ a lot.

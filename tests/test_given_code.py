@@ -5,9 +5,10 @@ import torch
 
 from solutions import part1 as ref
 from utils import get_device
-from utils.datasets.images import denormalize_img, gradient_images, normalize_img
+from utils.datasets.images import gradient_images
 from utils.engine.configs import TrainConfig
 from utils.engine.data import check_images, minibatches
+from utils.engine.pixels import denormalize_img, normalize_img
 from utils.engine.run_log import RunLog, WandbNotConfigured
 from utils.engine.tensors import per_image
 

@@ -1,4 +1,4 @@
-"""Toy images for Part 1 (color gradients) and the map between pixel values in [0, 1] and model inputs in [-1, 1]."""
+"""Toy images for Part 1: color gradients, as pixels in [0, 1] (`utils.engine.pixels` maps them to [-1, 1])."""
 
 import torch
 from einops import rearrange
@@ -23,13 +23,3 @@ def gradient_images(n_images: int, img_size: tuple[int, int, int] = (3, 16, 16),
     hi = along.amax(dim=(1, 2), keepdim=True)
     along = rearrange((along - lo) / (hi - lo), "n h w -> n 1 h w")
     return start + (end - start) * along
-
-
-def normalize_img(img: Tensor) -> Tensor:
-    """Pixels in [0, 1] to model inputs in [-1, 1], the range the forward process assumes (DDPM section 3.3)."""
-    return img * 2 - 1
-
-
-def denormalize_img(img: Tensor) -> Tensor:
-    """Model outputs in [-1, 1] back to pixels in [0, 1], clamped, for display."""
-    return ((img + 1) / 2).clamp(0, 1)

@@ -53,7 +53,7 @@ class RunLog:
         if self._wandb_run is not None:
             import wandb
 
-            from utils.datasets.images import denormalize_img
+            from utils.engine.pixels import denormalize_img
 
             self._wandb_run.log(
                 {

@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from utils.datasets.images import denormalize_img
+from utils.engine.pixels import denormalize_img
 
 
 def _to_picture(img: Tensor):

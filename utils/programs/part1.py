@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from utils.datasets.images import gradient_images, normalize_img
+from utils.datasets.images import gradient_images
 from utils.engine.configs import FitConfig, TrainConfig
+from utils.engine.pixels import normalize_img
 from utils.engine.run_log import RunLog
 from utils.engine.training import fit, mean_loss
 from utils.figures.plotting import plot_denoising, plot_losses, show_rows
