@@ -31,7 +31,7 @@ if [ $trial = 1 ]; then
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv
     profile=(--steps 20)
-    bench=(--ours fused,fused+cl,fused+graphs --peer eager,graphs --sample-batch 2048 --timed-steps 50 --total-s 420)
+    bench=(--ours fused,fused+graphs,fused+cl --peer eager,graphs --sample-batch 2048 --timed-steps 50 --total-s 450)
 fi
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 python3 -m utils.programs.profile_step --models ours,ours+fused,peer "${profile[@]}" 2>&1 | tee "$out/profile.txt"

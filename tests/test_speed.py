@@ -212,3 +212,15 @@ def test_benchmark_settings_name_the_speed_ups():
     fit = parse_setting("fused+cl+graphs", "ours")
     assert fit.fused_blocks and fit.channels_last and fit.compile == "reduce-overhead"
     assert parse_setting("eager", "peer").compile is None
+
+
+def test_benchmark_keeps_the_fid_runs_time_and_says_what_it_left_out(capsys, monkeypatch):
+    from utils.programs import benchmark
+
+    monkeypatch.setattr(benchmark, "peer_available", lambda: False)
+    tiny = ["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1"]
+    tiny += ["--sampling-steps", "4", "--timed-steps", "2", "--no-fid", "--ours", "eager,fused", "--total-s", "0.001"]
+    assert benchmark.main(tiny) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"our Unet \(Part 2\)\s+eager\s+1\.67M", printed)  # each model keeps its first setting
+    assert "not measured, to leave the FID run its time (--total-s): ours fused" in printed

@@ -28,6 +28,7 @@ in our best setting and sampling with all T steps, is printed beside its real-vs
 """
 
 import argparse
+import itertools
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -44,6 +45,8 @@ from utils.engine.training import bf16_autocast, fit
 from utils.figures.part3 import show_samples_and_real
 from utils.programs.fashion import Implementation, default_run, evaluate, make_unet, sample_many
 
+# With --total-s, a model's further settings are not measured past this share of it: the rest is the FID run's.
+THROUGHPUT_SHARE = 1 / 3
 INSTALL_HINT = 'pip install -e ".[bench]"   (or: pip install diffusers)'
 
 
@@ -259,24 +262,33 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"ours": "our Unet (Part 2)", "peer": "diffusers UNet2DModel"}
     print(f"\n{'model':<24}{'setting':<16}{'params':>8}{'train img/s':>13}{'sample img/s':>14}", flush=True)
     best: dict[str, Throughput] = {}
-    for model_name, its_settings in settings.items():
-        for text, speedups in its_settings.items():
-            extras = replace(recipe, **{f: getattr(speedups, f) for f in ("fused_blocks", "channels_last", "compile")})
-            try:
-                r = measure(
-                    labels[model_name], text, build(model_name), impl, config, extras,
-                    args.train_steps, args.warmup_steps, sample_batch, args.timed_steps,
-                )  # fmt: skip
-            except Exception as error:  # noqa: BLE001 - one setting that fails (a compiler missing) must not end the run
-                print(f"{labels[model_name]:<24}{text:<16}failed: {type(error).__name__}: {error}"[:300], flush=True)
-                continue
-            print(
-                f"{r.name:<24}{r.setting:<16}{r.n_params / 1e6:>7.2f}M{r.train_images_per_s:>13.1f}"
-                f"{r.sample_images_per_s:>14.2f}",
-                flush=True,
-            )
-            if model_name not in best or r.train_images_per_s > best[model_name].train_images_per_s:
-                best[model_name] = r
+    skipped: list[str] = []
+    # The models take turns (ours, peer, ours, ...), so that a run cut short for time still has each model's
+    # settings in the same order, and the ratio of bests compares like with like.
+    turns = itertools.zip_longest(*[[(name, *item) for item in its.items()] for name, its in settings.items() if its])
+    for model_name, text, speedups in (turn for row in turns for turn in row if turn is not None):
+        late = args.total_s is not None and time.perf_counter() - started > args.total_s * THROUGHPUT_SHARE
+        if late and model_name in best:  # every model keeps its first setting, so a ratio can still be made
+            skipped.append(f"{model_name} {text}")
+            continue
+        extras = replace(recipe, **{f: getattr(speedups, f) for f in ("fused_blocks", "channels_last", "compile")})
+        try:
+            r = measure(
+                labels[model_name], text, build(model_name), impl, config, extras,
+                args.train_steps, args.warmup_steps, sample_batch, args.timed_steps,
+            )  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - one setting that fails (a compiler missing) must not end the run
+            print(f"{labels[model_name]:<24}{text:<16}failed: {type(error).__name__}: {error}"[:300], flush=True)
+            continue
+        print(
+            f"{r.name:<24}{r.setting:<16}{r.n_params / 1e6:>7.2f}M{r.train_images_per_s:>13.1f}"
+            f"{r.sample_images_per_s:>14.2f}",
+            flush=True,
+        )
+        if model_name not in best or r.train_images_per_s > best[model_name].train_images_per_s:
+            best[model_name] = r
+    if skipped:
+        print(f"not measured, to leave the FID run its time (--total-s): {', '.join(skipped)}")
     if not best:
         print("no setting ran: see the errors above")
         return 1
