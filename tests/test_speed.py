@@ -224,3 +224,18 @@ def test_benchmark_keeps_the_fid_runs_time_and_says_what_it_left_out(capsys, mon
     printed = capsys.readouterr().out
     assert re.search(r"our Unet \(Part 2\)\s+eager\s+1\.67M", printed)  # each model keeps its first setting
     assert "not measured, to leave the FID run its time (--total-s): ours fused" in printed
+
+
+def test_a_compiled_run_sees_one_batch_shape(monkeypatch):
+    from utils.engine.data import minibatches
+
+    images = tiny_images(36)
+    assert [len(b) for b in minibatches(images, 8, drop_last=True)] == [8, 8, 8, 8]
+    assert [len(b) for b in minibatches(images, 8)] == [8, 8, 8, 8, 4]
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, **kw: real_compile(fn, backend="eager", **kw))
+    shapes = []
+    model = tiny_unet()
+    model.register_forward_pre_hook(lambda module, args: shapes.append(args[0].shape[0]))
+    train_tiny(model, images=images, compile="default")
+    assert set(shapes) == {8} and len(shapes) == 4  # the 4 left over wait for the next epoch's shuffle

@@ -24,11 +24,17 @@ def check_images(images, name: str = "trainset") -> Tensor:
 
 
 def minibatches(
-    images: Tensor, batch_size: int, shuffle: bool = True, labels: Tensor | None = None
+    images: Tensor,
+    batch_size: int,
+    shuffle: bool = True,
+    labels: Tensor | None = None,
+    drop_last: bool = False,
 ) -> Iterator[Tensor] | Iterator[tuple[Tensor, Tensor]]:
     """Yield batches of at most `batch_size` images, covering `images` (N, C, H, W) once, on its own device.
 
-    With `labels` (N,), yield (images, labels) pairs instead, each label staying with its image.
+    With `labels` (N,), yield (images, labels) pairs instead, each label staying with its image. With `drop_last`,
+    every batch has exactly `batch_size` images and the N mod batch_size left over are skipped (others, next time,
+    when shuffled): a compiled step then never sees a new shape, which would make it compile again.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
@@ -39,7 +45,8 @@ def minibatches(
         if shuffle
         else torch.arange(len(images), device=images.device)
     )
-    for start in range(0, len(images), batch_size):
+    end = len(images) - len(images) % batch_size if drop_last else len(images)
+    for start in range(0, end, batch_size):
         batch = order[start : start + batch_size]
         yield images[batch] if labels is None else (images[batch], labels[batch])
 

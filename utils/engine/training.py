@@ -122,7 +122,9 @@ def fit(
     if extras.resume_from:
         epoch, step = resume_training(extras.resume_from, model, optimizer, ema, log)
     deadline = time.monotonic() + 60 * extras.minutes if extras.minutes is not None else None
-    per_epoch = n_batches(len(trainset), config.batch_size)
+    # A compiled step is compiled for one batch shape: a smaller last batch would compile it again.
+    drop_last = extras.compile is not None and len(trainset) >= config.batch_size
+    per_epoch = len(trainset) // config.batch_size if drop_last else n_batches(len(trainset), config.batch_size)
     progress = tqdm(
         total=None if deadline else config.epochs * per_epoch, initial=step, disable=not extras.progress, unit="step"
     )
@@ -137,7 +139,7 @@ def fit(
 
     out_of_time = False
     while not out_of_time and (deadline is not None or epoch < config.epochs):
-        for batch in minibatches(trainset, config.batch_size, shuffle=True, labels=labels):
+        for batch in minibatches(trainset, config.batch_size, shuffle=True, labels=labels, drop_last=drop_last):
             # 3. Algorithm 1, lines 2-5: your loss, in bf16 on a GPU if asked
             with bf16_autocast(device, extras.mixed_precision):
                 loss = loss_fn(model, batch) if labels is None else loss_fn(model, *batch)
