@@ -241,3 +241,13 @@ def test_minibatches_can_keep_every_batch_full():
     images = tiny_images(36)
     assert [len(b) for b in minibatches(images, 8, drop_last=True)] == [8, 8, 8, 8]
     assert [len(b) for b in minibatches(images, 8)] == [8, 8, 8, 8, 4]
+
+
+def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch):
+    from utils.engine.speed import tune_for
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    tune_for(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    tune_for(torch.device("cuda"))  # sets a flag only: no GPU needed
+    assert torch.backends.cudnn.benchmark is True

@@ -29,7 +29,7 @@ from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.data import check_images, minibatches, n_batches
 from utils.engine.model import DiffusionModel
 from utils.engine.run_log import RunLog
-from utils.engine.speed import compile_model, fuse_blocks
+from utils.engine.speed import compile_model, fuse_blocks, tune_for
 
 LossFn = Callable[[DiffusionModel, Tensor], Tensor]  # loss_fn(model, x_0); loss_fn(model, x_0, y) with labels
 
@@ -106,6 +106,7 @@ def fit(
     device = get_device(config.device)
     model = model.to(device).train()
     trainset = trainset.to(device)
+    tune_for(device)
     if extras.fused_blocks:
         print(fuse_blocks(model))
     if extras.channels_last:

@@ -33,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from utils import get_device
-from utils.engine.speed import fuse_blocks
+from utils.engine.speed import fuse_blocks, tune_for
 from utils.engine.training import bf16_autocast, weight_average
 from utils.programs.benchmark import DiffusersPeer, PeerConfig, synchronize
 from utils.programs.fashion import Implementation, default_run, make_unet
@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     run = replace(run, unet=impl.UnetConfig())  # Part 2's default sizes
     mixed = run.fit.mixed_precision and device.type == "cuda"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    tune_for(device)  # as `fit` does
     ceiling = ceilings(device)
     print(f"{device} ({name}), torch {torch.__version__}")
     print(f"ceilings measured: {ceiling[0] / 1e12:.2f} TFLOP/s matrix, {ceiling[1] / 1e9:.0f} GB/s copy")
