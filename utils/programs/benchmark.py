@@ -119,7 +119,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def sampling_rate(model: DiffusionModel, impl: Implementation, batch: int, timed_steps: int, mixed: bool) -> float:
-    """Images/s of sampling with all T steps, timed over `timed_steps` of them after an untimed warm-up of two.
+    """Images/s of sampling with all T steps, timed over `timed_steps` of them after an untimed warm-up of three.
 
     Every step is one network call at the same batch size (`respaced` runs the same network on fewer steps), so
     T / timed_steps times the time of `timed_steps` steps is the time of T.
@@ -128,7 +128,9 @@ def sampling_rate(model: DiffusionModel, impl: Implementation, batch: int, timed
     timed_steps = min(timed_steps, len(model.schedule()))
     model.eval()
     with bf16_autocast(device, mixed):
-        impl.sample(respaced(model, 2), batch)  # warm-up at the timed batch size: compilation, autotuning
+        impl.sample(
+            respaced(model, min(3, len(model.schedule()))), batch
+        )  # warm-up at the timed batch size: compiling, autotuning, graphs
         synchronize(device)
         began = time.perf_counter()
         impl.sample(respaced(model, timed_steps), batch)
