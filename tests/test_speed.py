@@ -46,6 +46,7 @@ def test_fused_twins_compute_what_the_hand_written_blocks_compute():
     for fused, plain in zip(fused_grads, grads, strict=True):
         torch.testing.assert_close(fused, plain, rtol=1e-3, atol=1e-5)
     assert list(model.state_dict()) == keys  # same parameter names: checkpoints load either way
+    assert fuse_blocks(model) == "fused twins: none (39 already in place)"  # a resumed run fuses nothing twice
     plain = tiny_unet()
     plain.load_state_dict(model.state_dict())
     torch.testing.assert_close(outputs(plain), before, rtol=1e-4, atol=1e-5)

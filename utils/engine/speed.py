@@ -137,7 +137,10 @@ def fuse_blocks(model: nn.Module) -> str:
             parent_name, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent_name), child, twin)
             swapped[kind] = swapped.get(kind, 0) + 1
+    in_place = sum(isinstance(m, tuple(TWINS.values())) for m in model.modules()) - sum(swapped.values())
     report = "fused twins: " + (", ".join(f"{n} {kind}" for kind, n in swapped.items()) or "none")
+    if in_place:
+        report += f" ({in_place} already in place)"
     if kept:
         report += "; kept as written (slower, same training):\n  " + "\n  ".join(kept)
     return report
