@@ -252,3 +252,20 @@ def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch):
     assert torch.backends.cudnn.benchmark is False
     tune_for(torch.device("cuda"))  # sets a flag only: no GPU needed
     assert torch.backends.cudnn.benchmark is True
+
+
+def test_the_cuda_trace_counts_kernels_and_sync_warnings(monkeypatch):
+    import warnings
+
+    from utils.programs.profile_step import traced_on_cuda
+
+    modes = []
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)  # CUDA's own check, absent on a CPU build
+
+    def step():
+        torch.ones(3).sum()
+        if modes and modes[-1] == "warn":
+            warnings.warn("called a synchronizing CUDA operation", stacklevel=2)
+
+    assert traced_on_cuda(step, torch.device("cpu")) == (0, 1)  # no CUDA kernels on a CPU; the one sync warning
+    assert modes == ["warn", "default"]  # and the check is switched off again
