@@ -254,6 +254,7 @@ def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch):
     assert torch.backends.cudnn.benchmark is True
 
 
+@pytest.mark.filterwarnings("ignore:CUDA is not available, disabling CUDA profiling")
 def test_the_cuda_trace_counts_kernels_and_sync_warnings(monkeypatch):
     import warnings
 
