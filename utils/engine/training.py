@@ -3,7 +3,8 @@
 Part 1 asks you for Algorithm 1 twice over: `diffusion_loss(model, x_0)` (lines 2-5 of the algorithm, one
 minibatch's loss) and `train` (the plain loop around it). Parts 3 and 4 train for minutes or hours, which needs more
 than the algorithm: a weight average, bf16 on a GPU, checkpoints to resume from, a wall-clock budget, fewer
-host-device syncs and a progress bar. `fit` is that loop. It is given code, and it calls *your* `diffusion_loss`, so a
+host-device syncs, a progress bar, and the speed-ups of `utils.engine.speed` (fused twins of your blocks,
+torch.compile, channels_last). `fit` is that loop. It is given code, and it calls *your* `diffusion_loss`, so a
 model trained here learns exactly what your Algorithm 1 says.
 
     TrainConfig     what Algorithm 1 needs: epochs, learning rate, batch size, device, seed, logging
@@ -89,7 +90,7 @@ def fit(
         loss_fn: your Part 1 `diffusion_loss(model, x_0)`: a minibatch's scalar loss, with gradients.
         trainset: images (N, C, H, W) in [-1, 1], on any device; moved to the training device once.
         config: epochs, learning rate, batch size, device, seed and logging, as for Part 1's `train`.
-        extras: EMA, bf16, checkpoints, resume, a time budget (`FitConfig`).
+        extras: EMA, bf16, checkpoints, resume, a time budget, speed-ups (`FitConfig`).
         log: where the losses go; a new RunLog(config) if None.
         labels: class labels (N,), one per image of `trainset`, for a class-conditional model: then each step calls
             `loss_fn(model, x_0, y)` with the minibatch's labels y (Part 4's `conditional_loss`, say).
