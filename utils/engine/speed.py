@@ -18,6 +18,7 @@ two-line probe, and where that fails (no C++ compiler on a CPU, no Triton for an
 model as it is. `tune_for(device)` lets cuDNN pick its fastest convolution algorithms, as `fit` does on a GPU.
 """
 
+import copy
 import math
 
 import torch
@@ -25,9 +26,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-# How close a twin must come to the block it replaces, in float32 on random inputs: the two differ only in the order
-# of their floating-point operations.
-TWIN_TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+# How close a twin must come to the block it replaces on random inputs: the two differ only in the order of their
+# floating-point operations, so by a few units of rounding of the dtype the check runs in.
+TWIN_TOLERANCE = {torch.float64: dict(rtol=1e-9, atol=1e-11), torch.float32: dict(rtol=1e-4, atol=1e-5)}
 
 
 class FusedGroupNorm(nn.Module):
@@ -99,23 +100,37 @@ def probe_inputs(block: nn.Module, kind: str, device: torch.device) -> tuple[Ten
 TWINS = {"GroupNorm": FusedGroupNorm, "SelfAttention": FusedSelfAttention, "ResidualBlock": FusedResidualBlock}
 
 
+def probe_dtypes(device: torch.device) -> tuple[torch.dtype, ...]:
+    """float64 first: there the twin and the block agree to rounding whatever kernels and TF32 settings the device
+    uses, so a difference is the block's, not the hardware's. float32 where float64 is missing (MPS) or fails."""
+    return (torch.float32,) if device.type == "mps" else (torch.float64, torch.float32)
+
+
 @torch.no_grad()
 def twin_if_equal(block: nn.Module, kind: str) -> tuple[nn.Module | None, str]:
-    """The fused twin of `block` if it computes the same on random inputs, else None; and why not."""
-    try:
-        twin = TWINS[kind](block)
-        device = next(block.parameters()).device
-        inputs = probe_inputs(block, kind, device)
-        with torch.autocast(device.type, enabled=False):
-            expected, got = block(*inputs).float(), twin(*inputs).float()
-    except (AttributeError, TypeError, RuntimeError, StopIteration) as error:
-        return None, f"not the layout the twin expects ({type(error).__name__}: {error})"
-    if set(twin.state_dict()) != set(block.state_dict()):
-        return None, "holds parameters or buffers the twin has not: checkpoints would no longer match"
-    if expected.shape != got.shape or not torch.allclose(got, expected, **TWIN_TOLERANCE):
-        differ = (got - expected).abs().max().item() if expected.shape == got.shape else math.inf
-        return None, f"computes something else (largest difference {differ:.2g})"
-    return twin, ""
+    """The fused twin of `block` if it computes the same on random inputs, else None; and why not.
+
+    The comparison runs on a copy of the block in the probe's dtype, so the model itself is never touched.
+    """
+    device = next(iter(block.parameters()), torch.empty(0)).device
+    why = ""
+    for dtype in probe_dtypes(device):
+        try:
+            copy_ = copy.deepcopy(block).to(dtype)
+            twin = TWINS[kind](copy_)
+            inputs = [x.to(dtype) for x in probe_inputs(block, kind, device)]
+            with torch.autocast(device.type, enabled=False):
+                expected, got = copy_(*inputs), twin(*inputs)
+        except (AttributeError, TypeError, RuntimeError) as error:
+            why = f"not the layout the twin expects ({type(error).__name__}: {error})"
+            continue
+        if set(twin.state_dict()) != set(copy_.state_dict()):
+            return None, "holds parameters or buffers the twin has not: checkpoints would no longer match"
+        if expected.shape != got.shape or not torch.allclose(got, expected, **TWIN_TOLERANCE[dtype]):
+            differ = (got - expected).abs().max().item() if expected.shape == got.shape else math.inf
+            return None, f"computes something else (largest difference {differ:.2g} in {dtype})"
+        return TWINS[kind](block), ""
+    return None, why
 
 
 def fuse_blocks(model: nn.Module) -> str:
