@@ -306,24 +306,16 @@ def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data
     assert (again / "samples.png").is_file()
 
 
+# The benchmark at its smallest: two images a step, one step timed after one of warm-up, T = 2.
+TINY_BENCHMARK = ["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1"]
+TINY_BENCHMARK += ["--sampling-steps", "2"]
+
+
 def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
     from utils.programs import benchmark
 
-    tiny = [
-        "--device",
-        "cpu",
-        "--batch-size",
-        "2",
-        "--train-steps",
-        "1",
-        "--warmup-steps",
-        "1",
-        "--sampling-steps",
-        "2",
-        "--no-fid",
-    ]
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
-    assert benchmark.main(tiny) == 0
+    assert benchmark.main([*TINY_BENCHMARK, "--no-fid"]) == 0
     printed = capsys.readouterr().out
     assert "our Unet" in printed and "pip install" in printed and "diffusers" in printed
 
@@ -335,24 +327,7 @@ def test_benchmark_peer_has_the_course_size(capsys):
     peer = benchmark.DiffusersPeer()
     assert 1.6e6 < sum(p.numel() for p in peer.parameters()) < 1.8e6
     assert peer(torch.randn(2, 1, 28, 28), torch.tensor([1, 1000])).shape == (2, 1, 28, 28)
-    assert (
-        benchmark.main(
-            [
-                "--device",
-                "cpu",
-                "--batch-size",
-                "2",
-                "--train-steps",
-                "1",
-                "--warmup-steps",
-                "1",
-                "--sampling-steps",
-                "2",
-                "--no-fid",
-            ]
-        )
-        == 0
-    )
+    assert benchmark.main([*TINY_BENCHMARK, "--no-fid"]) == 0
     assert "ours / peer" in capsys.readouterr().out
 
 
@@ -363,30 +338,8 @@ def test_benchmark_scores_after_a_tiny_budget(tmp_path, fashion_data, capsys, mo
     if not WEIGHTS_PATH.is_file():
         pytest.skip("no classifier weights")
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
-    assert (
-        benchmark.main(
-            [
-                "--device",
-                "cpu",
-                "--batch-size",
-                "8",
-                "--train-steps",
-                "1",
-                "--warmup-steps",
-                "1",
-                "--sampling-steps",
-                "3",
-                "--budget-s",
-                "0",
-                "--fid-n",
-                "16",
-                "--n-train",
-                "16",
-                "--out",
-                str(tmp_path / "bench.pt"),
-            ]
-        )
-        == 0
-    )
+    budget = ["--budget-s", "0", "--fid-n", "16", "--n-train", "16", "--out", str(tmp_path / "bench")]
+    assert benchmark.main([*TINY_BENCHMARK, *budget]) == 0
+    assert {"checkpoint.pt", "samples.png"} <= {p.name for p in (tmp_path / "bench").iterdir()}
     printed = capsys.readouterr().out
     assert "FMNIST-FID after 0 s" in printed and "floor" in printed and "mean confidence" in printed

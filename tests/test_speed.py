@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from solutions.part1 import diffusion_loss
 from solutions.part2 import GroupNorm, SelfAttention, Unet
-from tests.test_part3_pipeline import CONFIG, outputs, tiny_images, tiny_unet, train_tiny
+from tests.test_part3_pipeline import CONFIG, TINY_BENCHMARK, outputs, tiny_images, tiny_unet, train_tiny
 from utils.engine import training
 from utils.engine.checkpoints import load_checkpoint
 from utils.engine.configs import FitConfig
@@ -228,9 +228,7 @@ def test_benchmark_keeps_the_fid_runs_time_and_says_what_it_left_out(capsys, mon
     from utils.programs import benchmark
 
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
-    tiny = ["--device", "cpu", "--batch-size", "2", "--train-steps", "1", "--warmup-steps", "1"]
-    tiny += ["--sampling-steps", "4", "--timed-steps", "2", "--no-fid", "--ours", "eager,fused", "--total-s", "0.001"]
-    assert benchmark.main(tiny) == 0
+    assert benchmark.main([*TINY_BENCHMARK, "--no-fid", "--ours", "eager,fused", "--total-s", "0.001"]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"our Unet \(Part 2\)\s+eager\s+1\.67M", printed)  # each model keeps its first setting
     assert "not measured, to leave the FID run its time (--total-s): ours fused" in printed

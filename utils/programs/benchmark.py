@@ -88,8 +88,8 @@ def peer_available() -> bool:
 SETTING_FLAGS = ("eager", "fused", "cl", "compile", "graphs")
 
 
-def parse_setting(text: str, model: str) -> FitConfig:
-    """The speed-ups a setting such as "fused+graphs" names, as FitConfig fields over the default FitConfig."""
+def parse_setting(text: str, model: str, recipe: FitConfig = FitConfig()) -> FitConfig:
+    """`recipe` with the speed-ups a setting such as "fused+graphs" names, for `model` ("ours" or "peer")."""
     flags = set(text.split("+"))
     unknown = flags - set(SETTING_FLAGS)
     if unknown or not flags or ("eager" in flags and len(flags) > 1):
@@ -99,7 +99,7 @@ def parse_setting(text: str, model: str) -> FitConfig:
     if {"compile", "graphs"} <= flags:
         raise ValueError(f"setting {text!r}: compile or graphs, not both")
     mode = "reduce-overhead" if "graphs" in flags else "default" if "compile" in flags else None
-    return FitConfig(fused_blocks="fused" in flags, channels_last="cl" in flags, compile=mode)
+    return replace(recipe, fused_blocks="fused" in flags, channels_last="cl" in flags, compile=mode)
 
 
 @dataclass
@@ -235,16 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     impl = Implementation.load(args.impl)
-    settings = {
-        "ours": {s: parse_setting(s, "ours") for s in args.ours.split(",")},
-        "peer": {s: parse_setting(s, "peer") for s in args.peer.split(",")} if peer_available() else {},
-    }
-
     device = get_device(args.device)
     run = default_run(device, impl.UnetConfig)
     # The same recipe for both models: the device's default (bf16 and an EMA on CUDA), at the batch size asked for.
     config = replace(run.train, batch_size=args.batch_size, device=str(device))
     recipe = replace(run.fit, fused_blocks=False, channels_last=False, compile=None)
+    settings = {
+        "ours": {s: parse_setting(s, "ours", recipe) for s in args.ours.split(",")},
+        "peer": {s: parse_setting(s, "peer", recipe) for s in args.peer.split(",")} if peer_available() else {},
+    }
     run = replace(run, unet=impl.UnetConfig(), max_steps=args.sampling_steps)  # Part 2's default sizes, like the peer
     sample_batch = args.sample_batch or args.batch_size
 
@@ -268,12 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     # The models take turns (ours, peer, ours, ...), so that a run cut short for time still has each model's
     # settings in the same order, and the ratio of bests compares like with like.
     turns = itertools.zip_longest(*[[(name, *item) for item in its.items()] for name, its in settings.items() if its])
-    for model_name, text, speedups in (turn for row in turns for turn in row if turn is not None):
+    for model_name, text, extras in (turn for row in turns for turn in row if turn is not None):
         late = args.total_s is not None and time.perf_counter() - started > args.total_s * THROUGHPUT_SHARE
         if late and model_name in best:  # every model keeps its first setting, so a ratio can still be made
             skipped.append(f"{model_name} {text}")
             continue
-        extras = replace(recipe, **{f: getattr(speedups, f) for f in ("fused_blocks", "channels_last", "compile")})
         try:
             r = measure(
                 labels[model_name], text, build(model_name), impl, config, extras,
@@ -315,8 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             after_s = 2 * args.fid_n / rate + 30
             budget_s = max(0.0, min(budget_s, args.total_s - (time.perf_counter() - started) - after_s))
         setting = args.fid_setting or (best["ours"].setting if "ours" in best else "eager")
-        speedups = parse_setting(setting, "ours")
-        extras = replace(recipe, **{f: getattr(speedups, f) for f in ("fused_blocks", "channels_last", "compile")})
+        extras = parse_setting(setting, "ours", recipe)
         print(
             f"\nFMNIST-FID after {budget_s:g} s of training our Unet ({setting}; N = {args.fid_n}, "
             f"all {args.sampling_steps} sampling steps, {sample_batch} at once)",
