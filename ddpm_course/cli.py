@@ -3,38 +3,49 @@
 ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
 ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
 ddpm-course reference part4 [...]         faster samplers and guidance: train, ladder, sweep (see --help)
-ddpm-course run part1|part3|part4 --impl SPEC   the same runs with your code: --impl exercises, a file or a folder
-ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (exercises, solutions, a .py, a notebook)
+ddpm-course run part1|part3|part4 [--impl IMPL ...]   the same runs with your code (default: exercises/)
+ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (default: exercises/)
 ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
 ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
 ddpm-course bench [...]                   throughput and sample-quality benchmark (Part 3)
+
+IMPL is exercises, solutions, a folder of partN.py files or notebooks, one .py file or notebook (the part its name
+says), or partK=PATH to take Part K from PATH and every other part from the reference (repeatable):
+ddpm-course run part3 --impl part1=part1_gradients.ipynb     your notebook's Part 1, the reference Parts 2 and 3
 """
 
 import argparse
 import importlib
 import sys
+import traceback
 
 PROGRAMS = {"part1": "utils.programs.part1", "part3": "utils.programs.fashion", "part4": "utils.programs.guidance"}
 
 
+RUNS = {"reference": "run a part with the reference implementation", "run": "run a part with your implementation"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in RUNS:
+        return run_program(argv[0], argv[1:])
     parser = argparse.ArgumentParser(
         prog="ddpm-course",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n")[1],
+        epilog=__doc__.split("\n\n", 1)[1],
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, what in (
-        ("reference", "run a part with the reference implementation"),
-        ("run", "run a part with the implementation --impl names (default: exercises)"),
-    ):
-        command = commands.add_parser(name, help=what, add_help=False)
-        command.add_argument("part", choices=sorted(PROGRAMS))
-    grade = commands.add_parser("grade", help="grade one part")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, what in RUNS.items():
+        commands.add_parser(name, help=f"{what} (part1, part3 or part4; see `ddpm-course {name} --help`)")
+    grade = commands.add_parser("grade", help="grade one part", description="Run every grader of one part.")
     grade.add_argument("part", type=int, choices=[1, 2, 3, 4])
-    grade.add_argument("impl", nargs="?", default="exercises", help="exercises, solutions, or a .py / .ipynb path")
+    grade.add_argument(
+        "impl",
+        nargs="?",
+        default="exercises",
+        help="exercises (default), solutions, a folder, a .py file, a notebook, or partN=PATH",
+    )
     commands.add_parser("grade-class", help="grade a class's submissions", add_help=False)
     commands.add_parser("build", help="regenerate stubs and notebooks", add_help=False)
     commands.add_parser("bench", help="benchmark (Part 3)", add_help=False)
@@ -48,21 +59,42 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module("graders.grade_class").main(rest)
     if args.command == "bench":
         return importlib.import_module("utils.programs.benchmark").main(rest) or 0
-    if args.command == "grade":
-        from graders.run import grade_part
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from graders.run import grade_part
 
-        return grade_part(args.part, args.impl)
-    program = importlib.import_module(PROGRAMS[args.part])
-    if args.command == "reference":
-        rest = ["--impl", "solutions", *rest]
-    elif "--impl" not in rest:
-        rest = ["--impl", "exercises", *rest]
+    return grade_part(args.part, args.impl)
+
+
+def run_program(command: str, argv: list[str]) -> int:
+    """`ddpm-course run|reference PART ...`: the part's program, told its own name, so its --help is right."""
+    if not argv or argv[0] not in PROGRAMS:
+        parser = argparse.ArgumentParser(
+            prog=f"ddpm-course {command}",
+            description=f"{RUNS[command][0].upper()}{RUNS[command][1:]}: train, sample and write figures.",
+            epilog=f"`ddpm-course {command} PART --help` lists the options of one part.",
+        )
+        parser.add_argument("part", choices=sorted(PROGRAMS), help="which part's run")
+        parser.parse_args(argv[:1])  # --help, a missing or an unknown part: argparse says so and exits
+    part, rest = argv[0], argv[1:]
+    if command == "reference" and any(a == "--impl" or a.startswith("--impl=") for a in rest):
+        print(f"ddpm-course reference runs the reference; use `ddpm-course run {part} --impl ...`", file=sys.stderr)
+        return 2
+    program = importlib.import_module(PROGRAMS[part])
+    default = "solutions" if command == "reference" else "exercises"
+    from utils.impl import ImplError
+
     try:
-        return program.main(rest) or 0
-    except NotImplementedError as e:  # a stub the run needs: say which, not a traceback
+        return program.main(rest, default=default, prog=f"ddpm-course {command} {part}") or 0
+    except ImplError as e:  # a part that cannot load, or a stub: one line, not a traceback
+        print(f"stopped: {e}", file=sys.stderr)
+        return 2
+    except NotImplementedError as e:  # a stub the check before the run could not see: say which, not a traceback
+        raised = traceback.extract_tb(e.__traceback__)[-1]
         print(
-            f"stopped: {e or 'a step is not written yet'}. Fill it in (`ddpm-course grade N` shows what is left), "
-            f"or run the reference: ddpm-course reference {args.part}",
+            f"stopped: `{raised.name}` ({raised.filename}, line {raised.lineno}) is still the untouched stub"
+            f"{': ' + str(e) if str(e) else ''}. Fill it in (`ddpm-course grade N` shows what is left), or take "
+            "that part from the reference (--impl partN=solutions)",
             file=sys.stderr,
         )
         return 2

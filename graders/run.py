@@ -6,17 +6,21 @@ Works from an installed course as well as from a clone: it needs the graders and
 import importlib
 
 from graders.core import REGISTRY, GraderFailure, NotImplementedYet
-from utils.impl import load_impl
+from utils.impl import ImplError, choose_sources, load_part
 
 
 def grade_part(part: int, spec: str = "exercises") -> int:
-    """Print one line per step of Part `part` for the implementation `spec`; return 0 if every step passes."""
+    """Print one line per step of Part `part` for the implementation `spec` (any --impl value: see utils.impl);
+    return 0 if every step passes."""
     importlib.import_module(f"graders.part{part}")
     try:
-        module = load_impl(spec, part)
-    except Exception as e:  # a file that does not import is the first thing to fix, said plainly
-        print(f"could not load {spec} for Part {part}: {type(e).__name__}: {e}")
+        source = choose_sources(spec, [part])[part]
+        print(source)
+        module = load_part(source)
+    except ImplError as e:  # a file that does not import is the first thing to fix, said in one line
+        print(f"could not load: {e}")
         return 2
+    spec = source.shown()
     results = {}
     for step, check in REGISTRY[f"graders.part{part}"].items():
         if not hasattr(module, step):

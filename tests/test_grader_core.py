@@ -21,6 +21,7 @@ from graders.core import (
     grader,
     load_impl,
 )
+from utils.impl import ImplError
 
 
 def test_a_failure_shows_as_its_message_alone_in_ipython():
@@ -40,10 +41,10 @@ def test_load_impl_takes_a_file_outside_the_repo(tmp_path):
 
 
 def test_load_impl_says_what_it_accepts(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Give 'exercises', 'solutions', a .py file or a .ipynb notebook"):
+    with pytest.raises(ImplError, match="Give exercises, solutions, a folder, a .py file, a .ipynb notebook"):
         load_impl(str(tmp_path / "missing.py"), 1)
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(ValueError, match="expected a .py file or a .ipynb notebook"):
+    with pytest.raises(ImplError, match="expected a .py file or a .ipynb notebook"):
         load_impl(str(tmp_path / "notes.txt"), 1)
 
 

@@ -89,7 +89,7 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert f"implementation: {student}" in printed and "vs real-data floor" in printed
+    assert f"Part 1: {student}/part1.py (yours)" in printed and "vs real-data floor" in printed
     assert {"checkpoint.pt", "samples.png", "denoising.gif", "metrics.json"} <= {p.name for p in out.iterdir()}
     assert (
         main(

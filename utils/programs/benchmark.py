@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
-    parser.add_argument("--impl", default="solutions", help="whose Parts 1-3: solutions, exercises, or a folder")
+    parser.add_argument(
+        "--impl", action="append", help="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE"
+    )
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step, for both models")
     parser.add_argument("--ours", default="fused", help="our U-Net's settings to measure, comma-separated")

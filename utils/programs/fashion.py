@@ -6,10 +6,12 @@
     ddpm-course reference part3 --minutes 10         # train for a wall-clock budget instead of whole epochs
     ddpm-course reference part3 --resume runs/part3/checkpoint.pt --epochs 40
     ddpm-course reference part3 --checkpoint utils/weights/unet_fmnist_cpu.pt   # no training: sample and score
-    ddpm-course run part3 --impl exercises           # the same run with YOUR Parts 1, 2 and 3
+    ddpm-course run part3                            # the same run with YOUR Parts 1, 2 and 3 (exercises/)
+    ddpm-course run part3 --impl part1=part1_gradients.ipynb   # your notebook's Part 1, the reference Parts 2, 3
 
 Whose algorithm runs is a parameter, never an import: `Implementation` gathers the names the run needs from a Part 1,
-a Part 2 and a Part 3 (the reference's, yours in exercises/, or a folder of part1.py, part2.py, part3.py). The given
+a Part 2 and a Part 3, each from wherever --impl says (utils.impl: the reference, exercises/, a folder, a file or a
+notebook). The given
 machinery around them is the same for everyone: `utils.engine.training.fit` calls your `diffusion_loss`, checkpoints
 save and resume, the weight average and bf16 apply, and your `sample` and scores make the figures.
 
@@ -45,13 +47,20 @@ from utils.engine.training import bf16_autocast, fit
 from utils.figures.animation import denoising_gif
 from utils.figures.part3 import plot_score_vs_floor, show_samples_and_real
 from utils.figures.plotting import plot_denoising, plot_losses
-from utils.impl import gather, load_impl
+from utils.impl import gather, load_parts
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU: 3,476 steps of batch 64 in 20 minutes (about 3.7 epochs).
 SHIPPED_COMMAND = (
     "ddpm-course reference part3 --device cpu --threads 2 --minutes 20 --n-train 60000 "
     "--out runs/shipped --export utils/weights/unet_fmnist_cpu.pt"
+)
+
+
+FIGURES_NOTE = (
+    "samples.png: generated images beside real ones; denoising.png and .gif: Algorithm 2 from noise to image; "
+    "loss.png: the training loss by step; scores.png: FMNIST-FID beside the floor two real sets score at the same N "
+    "(the nearer, the better); metrics.json: every number above"
 )
 
 
@@ -72,35 +81,30 @@ class Implementation:
     fmnist_score: Callable
     real_floor: Callable
 
+    PARTS = {
+        "NoiseSchedule": 1,
+        "linear_schedule": 1,
+        "diffusion_loss": 1,
+        "sample": 1,
+        "Unet": 2,
+        "UnetConfig": 2,
+        "fmnist_fid": 3,
+        "fmnist_score": 3,
+        "real_floor": 3,
+    }
+
     @classmethod
     def of(cls, part1, part2, part3) -> "Implementation":
         """The names a run needs, taken from three modules (or any objects that have them)."""
         sources = {1: part1, 2: part2, 3: part3}
-        parts = {
-            "NoiseSchedule": 1,
-            "linear_schedule": 1,
-            "diffusion_loss": 1,
-            "sample": 1,
-            "Unet": 2,
-            "UnetConfig": 2,
-            "fmnist_fid": 3,
-            "fmnist_score": 3,
-            "real_floor": 3,
-        }
-        return gather(cls, {name: sources[part] for name, part in parts.items()})
+        return gather(cls, {name: sources[part] for name, part in cls.PARTS.items()})
 
     @classmethod
-    def load(cls, spec: str) -> "Implementation":
-        """`spec` is "solutions", "exercises", or a folder holding part1.py, part2.py and part3.py."""
-        if spec in ("solutions", "exercises"):
-            return cls.of(*(load_impl(spec, part) for part in (1, 2, 3)))
-        folder = Path(spec)
-        files = [folder / f"part{part}.py" for part in (1, 2, 3)]
-        if not folder.is_dir() or not all(f.is_file() for f in files):
-            raise FileNotFoundError(
-                f"--impl {spec}: expected solutions, exercises, or a folder with part1.py, part2.py and part3.py"
-            )
-        return cls.of(*(load_impl(str(f), part) for part, f in enumerate(files, start=1)))
+    def load(cls, values: str | list[str] | None, default: str = "solutions", show=print) -> "Implementation":
+        """The parts `values` name (--impl values: see utils.impl), each checked for what the run needs; `show`
+        is told first which file each part comes from."""
+        needs = {part: [n for n, p in cls.PARTS.items() if p == part] for part in (1, 2, 3)}
+        return cls.of(*load_parts(values, needs, default, show).values())
 
 
 @dataclass(frozen=True)
@@ -221,18 +225,23 @@ def save_figures(
         plt.close(figure)
 
 
-def main(argv: list[str] | None = None, impl: Implementation | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    impl: Implementation | None = None,
+    default: str = "solutions",
+    prog: str = "ddpm-course reference part3",
+) -> int:
     parser = argparse.ArgumentParser(
-        prog="ddpm-course reference part3",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
     parser.add_argument(
         "--impl",
-        default="solutions",
-        help="whose Parts 1-3 run: solutions (the reference), exercises (yours), or a folder with "
-        "part1.py, part2.py and part3.py",
+        action="append",
+        help=f"whose Parts 1-3 run: solutions, exercises, a folder, or partK=FILE for one part (a .py or a "
+        f"notebook; the other parts then come from the reference); repeatable (default: {default})",
     )
     parser.add_argument("--quick", action="store_true", help="a tiny run (512 images, small U-Net): a smoke test")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -257,8 +266,10 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
     matplotlib.use("Agg")
     if args.threads:
         torch.set_num_threads(args.threads)
-    label = args.impl if impl is None else "as given"
-    impl = impl if impl is not None else Implementation.load(args.impl)
+    if impl is None:
+        impl = Implementation.load(args.impl, default)
+    else:
+        print("Parts 1-3: the implementation passed to main()")
 
     device = get_device(args.device)
     run = default_run(device, impl.UnetConfig, quick=args.quick)
@@ -275,7 +286,7 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
         fit=replace(run.fit, resume_from=args.resume, checkpoint_path=str(out / "checkpoint.pt")),
     )
     out.mkdir(parents=True, exist_ok=True)
-    print(f"device: {device}; implementation: {label}; writing to {out}/")
+    print(f"device: {device}; writing to {out}/")
 
     began = time.perf_counter()
     train_images, _ = load_fashion_mnist("train")
@@ -344,7 +355,8 @@ def main(argv: list[str] | None = None, impl: Implementation | None = None) -> i
         **(metrics or {}),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))}")
+    print(f"wrote into {out}/: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    print(f"  {FIGURES_NOTE}")
     return 0
 
 

@@ -3,10 +3,12 @@
     ddpm-course reference part4 --train --minutes 25 --export runs/part4/cond.pt   # train (cosine schedule) and export
     ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, seconds
     ddpm-course reference part4 --sweep --n-eval 500     # guidance weight w vs FMNIST-FID and class accuracy
-    ddpm-course run part4 --impl exercises --ladder      # the same with YOUR Parts 1, 2, 3 and 4
+    ddpm-course run part4 --ladder                       # the same with YOUR Parts 1, 3 and 4 (exercises/)
+    ddpm-course run part4 --ladder --impl part4=my_part4.ipynb   # your notebook's Part 4, the reference 1 and 3
 
 Whose algorithm runs is a parameter, never an import (as in `utils.programs.fashion`): `GuidanceImplementation`
-gathers what the runs need from Parts 1-4. The ladder samples the shipped Part 3 checkpoint (linear schedule,
+gathers what the runs need from Parts 1, 3 and 4 (Part 2 comes in through Part 4's ConditionalUnet, which builds on
+the reference U-Net), each from wherever --impl says (utils.impl). The ladder samples the shipped Part 3 checkpoint (linear schedule,
 unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
 conditional one with guidance. Everything is written to --out as metrics.json and figures.
 """
@@ -36,7 +38,7 @@ from utils.engine.model import DiffusionModel
 from utils.engine.respacing import respaced
 from utils.engine.run_log import RunLog
 from utils.engine.training import fit
-from utils.impl import gather, load_impl
+from utils.impl import gather, load_parts
 from utils.programs.fashion import SHIPPED_CHECKPOINT as UNCONDITIONAL_CHECKPOINT
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cond_cpu.pt"
@@ -65,13 +67,21 @@ class GuidanceImplementation:
     @classmethod
     def of(cls, part1, part3, part4) -> "GuidanceImplementation":
         """The names the runs need, taken from three modules. Part 2 comes in through Part 4's ConditionalUnet."""
-        sources = {"NoiseSchedule": part1, "sample": part1, "fmnist_fid": part3, "real_floor": part3}
-        return gather(cls, {name: sources.get(name, part4) for name in cls.__dataclass_fields__})
+        sources = {1: part1, 3: part3, 4: part4}
+        return gather(cls, {name: sources[part] for name, part in cls.parts().items()})
 
     @classmethod
-    def load(cls, spec: str) -> "GuidanceImplementation":
-        """`spec` is "solutions" or "exercises"."""
-        return cls.of(*(load_impl(spec, part) for part in (1, 3, 4)))
+    def parts(cls) -> dict[str, int]:
+        """Each name the runs need, and the part it comes from."""
+        earlier = {"NoiseSchedule": 1, "sample": 1, "fmnist_fid": 3, "real_floor": 3}
+        return {name: earlier.get(name, 4) for name in cls.__dataclass_fields__}
+
+    @classmethod
+    def load(cls, values: str | list[str] | None, default: str = "solutions", show=print) -> "GuidanceImplementation":
+        """The parts `values` name (--impl values: see utils.impl), each checked for what the runs need; `show` is
+        told first which file each part comes from."""
+        needs = {part: [n for n, p in cls.parts().items() if p == part] for part in (1, 3, 4)}
+        return cls.of(*load_parts(values, needs, default, show).values())
 
 
 @dataclass(frozen=True)
@@ -254,14 +264,24 @@ def guidance_sweep(
     return rows
 
 
-def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    impl: GuidanceImplementation | None = None,
+    default: str = "solutions",
+    prog: str = "ddpm-course reference part4",
+) -> int:
     parser = argparse.ArgumentParser(
-        prog="ddpm-course reference part4",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument("--impl", default="solutions", help="whose Parts 1-4 run: solutions or exercises")
+    parser.add_argument(
+        "--impl",
+        action="append",
+        help=f"whose Parts 1, 3 and 4 run: solutions, exercises, a folder, or partK=FILE for one part (a .py or a "
+        f"notebook; the other parts then come from the reference); repeatable (default: {default})",
+    )
     parser.add_argument("--train", action="store_true", help="train a conditional U-Net (cosine schedule)")
     parser.add_argument("--ladder", action="store_true", help="score the sampler ladder")
     parser.add_argument("--sweep", action="store_true", help="score the guidance sweep")
@@ -294,11 +314,15 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
     matplotlib.use("Agg")
     if args.threads:
         torch.set_num_threads(args.threads)
-    impl = impl if impl is not None else GuidanceImplementation.load(args.impl)
+    if not (args.train or args.ladder or args.sweep):
+        parser.error("nothing to do: give --train, --ladder or --sweep (or several)")
+    impl = impl if impl is not None else GuidanceImplementation.load(args.impl, default)
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"device": str(device), "threads": torch.get_num_threads()}
+    doing = [what for what, asked in (("train", args.train), ("ladder", args.ladder), ("sweep", args.sweep)) if asked]
+    print(f"device: {device}; running {', '.join(doing)}{' (quick)' if args.quick else ''}; writing to {out}/")
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
 
     if args.train:
@@ -374,6 +398,10 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
                 f"accuracy on the asked class {row['accuracy']:.3f}, {row['seconds']:.1f} s"
             )
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(
+        f"wrote {out / 'metrics.json'} (every number above); FMNIST-FID is printed beside the floor two sets of real "
+        "images score at the same N: the nearer a sampler comes to it, the better its samples"
+    )
     plt.close("all")
     return 0
 

@@ -1,7 +1,11 @@
 """The Part 1 run in one command: train the MLP on color gradients, sample, and save the figures.
 
-ddpm-course reference part1 [--quick]          the reference Part 1
-ddpm-course run part1 --impl exercises          yours (or a .py file, or a notebook)
+    ddpm-course reference part1 [--quick]           the reference Part 1
+    ddpm-course run part1                           yours, in exercises/part1.py
+    ddpm-course run part1 --impl my_part1.ipynb     yours, from a notebook (or a .py file, or a folder)
+
+It writes into --out: samples.png (training images above generated ones), loss.png (the training loss by step) and
+denoising.png (four samples at steps of Algorithm 2, pure noise on the left, the images on the right).
 """
 
 import argparse
@@ -15,7 +19,7 @@ from utils.engine.pixels import normalize_img
 from utils.engine.run_log import RunLog
 from utils.engine.training import fit, mean_loss
 from utils.figures.plotting import plot_denoising, plot_losses, show_rows
-from utils.impl import load_impl
+from utils.impl import REFERENCE, load_impl, load_parts
 
 IMAGE_SHAPE = (3, 8, 8)
 
@@ -40,19 +44,44 @@ def run_part1(out_dir: Path, quick: bool = False, part1=None) -> Path:
     show_rows({"training images": trainset[:12], "generated": samples.clamp(-1, 1)}).savefig(out_dir / "samples.png")
     plot_losses(log.history).savefig(out_dir / "loss.png")
     plot_denoising(part1.sample(model, 4, return_all_steps=True).clamp(-1, 1)).savefig(out_dir / "denoising.png")
-    print(f"final loss {log.last('loss'):.4f}, eval loss {log.last('eval_loss'):.4f}")
-    print(f"wrote {out_dir / 'samples.png'}, {out_dir / 'loss.png'}, {out_dir / 'denoising.png'}")
+    print(
+        f"training loss {log.last('loss'):.4f} (the last minibatch, with the weights being trained); held-out loss "
+        f"{log.last('eval_loss'):.4f} (on {len(testset)} images, with the average of the weights that samples)"
+    )
+    if quick:  # 2 epochs are about 30 steps, and an average with decay 0.999 is then still mostly the random start
+        print(
+            "  (in a --quick run the average of the weights has seen too few steps to move far from its random "
+            "start, so its held-out loss is far above the training loss; the full run brings the two together)"
+        )
+    print(
+        f"wrote {out_dir / 'samples.png'} (training images above generated ones), {out_dir / 'loss.png'} (the "
+        f"training loss by step) and {out_dir / 'denoising.png'} (Algorithm 2 from noise, left, to images, right)"
+    )
     return out_dir / "samples.png"
 
 
-def main(argv: list[str] | None = None, impl: str = "solutions") -> int:
-    parser = argparse.ArgumentParser(prog="ddpm-course reference part1", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--impl", default=impl, help="solutions (the reference), exercises (yours), or a .py/.ipynb")
+NEEDS = ("NoiseSchedule", "linear_schedule", "TinyDiffuser", "TinyDiffuserConfig", "diffusion_loss", "sample")
+
+
+def main(argv: list[str] | None = None, default: str = REFERENCE, prog: str = "ddpm-course reference part1") -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.add_argument(
+        "--impl",
+        action="append",
+        help=f"whose Part 1 runs: solutions, exercises, a folder, a .py file or a notebook (default: {default})",
+    )
     parser.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
     parser.add_argument("--out", type=Path, default=Path("runs/part1"), help="where the figures go")
     options = parser.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")
-    run_part1(options.out, options.quick, load_impl(options.impl, 1))
+    parts = load_parts(options.impl, {1: NEEDS}, default)
+    print(
+        f"training the MLP on color gradients ({'quick' if options.quick else 'full'} run); writing to {options.out}/"
+    )
+    run_part1(options.out, options.quick, parts[1])
     return 0

@@ -264,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
     parser.add_argument("--models", default="ours", help="comma-separated: ours, ours+fused, peer")
-    parser.add_argument("--impl", default="solutions", help="whose Parts 1-3: solutions, exercises, or a folder")
+    parser.add_argument(
+        "--impl", action="append", help="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE"
+    )
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 3 warm-up steps)")
