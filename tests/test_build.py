@@ -7,6 +7,7 @@ import re
 import pytest
 
 from utils.authoring import build
+from utils.authoring.build import BEGIN, END, REPO_ROOT, parse_notebook_source
 
 
 def test_generated_files_are_in_sync_with_their_sources():
@@ -121,3 +122,24 @@ def test_outputs_alone_do_not_count_as_edits(tmp_path):
     notebook.write_text(json.dumps(nb))
     assert build.check(tmp_path) == []
     assert re.search('"text": "1\\\\n"', notebook.read_text())
+
+
+@pytest.mark.parametrize("source", sorted((REPO_ROOT / "notebook_src").glob("part*.md")), ids=lambda p: p.stem)
+def test_every_exercise_has_a_collapsed_hint_above_it(source):
+    items = parse_notebook_source(source.read_text())
+    exercises = [i for i, (kind, _) in enumerate(items) if kind == "exercise"]
+    assert exercises, f"{source.name} has no exercises"
+    without = [
+        items[i][1]
+        for i in exercises
+        if not (i > 0 and items[i - 1][0] == "markdown" and "<details><summary>Hint" in items[i - 1][1])
+    ]
+    assert not without, (
+        f"{source.name}: {len(without)} of {len(exercises)} exercises have no hint above them: {without}"
+    )
+
+
+def test_no_marker_lines_in_any_notebook():
+    for notebook in [*REPO_ROOT.glob("part*.ipynb"), *REPO_ROOT.glob("solutions/part*.ipynb")]:
+        text = notebook.read_text()
+        assert BEGIN not in text and END not in text, f"{notebook.name} shows a solution marker line"

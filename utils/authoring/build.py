@@ -97,6 +97,11 @@ def top_level_block(source: str, name: str) -> str:
     raise KeyError(f"no top-level function or class named {name!r}")
 
 
+def without_markers(source: str) -> str:
+    """`source` without its `# BEGIN SOLUTION` and `# END SOLUTION` lines: how a solution is shown to a reader."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in (BEGIN, END))
+
+
 def snake_case(name: str) -> str:
     """`NoiseSchedule` -> `noise_schedule`, `SiLU` -> `silu`: exercise names to grader and test names.
 
@@ -166,11 +171,11 @@ def notebook_cells(
         elif kind == "python":
             cells.append(Cell("code", content))
         elif kind == "given":
-            blocks = [top_level_block(solution_source, name) for name in content.split()]
+            blocks = [without_markers(top_level_block(solution_source, name)) for name in content.split()]
             cells.append(Cell("code", "\n\n\n".join(blocks), ("given",)))
         else:
             name = content
-            solution = top_level_block(solution_source, name)
+            solution = without_markers(top_level_block(solution_source, name))
             cells.append(Cell("code", solution if solved else top_level_block(stub_source, name), ("exercise",)))
             cells.append(Cell("code", f"grader.check_{snake_case(name)}({name})", ("check",)))
             if not solved:
