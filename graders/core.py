@@ -8,11 +8,14 @@ time_limit=...)`, default DEFAULT_TIME_LIMIT_S) is stopped and becomes `TimedOut
 code fails that step instead of hanging the notebook, pytest or a class's grading run.
 """
 
+import contextlib
 import functools
 import inspect
+import io
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -202,8 +205,10 @@ def expect_statistic(
 # The grader decorator
 
 
-def _student_frame(tb) -> str:
-    """The innermost traceback frame outside the graders and outside torch: where the student's code broke."""
+def _student_frame(tb, obj=None) -> str:
+    """Where the student's code broke: the innermost frame in the file `obj` (what was handed in) comes from, or else
+    the innermost one outside the graders and torch. When the error was raised further in, in given or reference
+    code, that place is named too, so that the student reads their own line first."""
     frames = [
         f
         for f in traceback.extract_tb(tb)
@@ -213,8 +218,28 @@ def _student_frame(tb) -> str:
     ]
     if not frames:
         return ""
-    f = frames[-1]
-    return f"\n  at {f.filename}:{f.lineno}, in {f.name}: {f.line or ''}".rstrip()
+    own_files = _files_of(obj)
+    own = [f for f in frames if f.filename in own_files]
+    f = own[-1] if own else frames[-1]
+    where = f"\n  at {f.filename}:{f.lineno}, in {f.name}: {f.line or ''}".rstrip()
+    if frames[-1] is not f:
+        inner = frames[-1]
+        where += f"\n  (raised inside given code: {_short(inner.filename)}:{inner.lineno}, in {inner.name})"
+    return where
+
+
+def _files_of(obj) -> set[str]:
+    """The source files of a function, or of every method of a class."""
+    functions = [obj] if callable(obj) and hasattr(obj, "__code__") else []
+    if isinstance(obj, type):
+        functions = [v for k, v in vars(obj).items() if hasattr(v, "__code__")]
+    functions = [inspect.unwrap(f) for f in functions]
+    return {f.__code__.co_filename for f in functions if hasattr(f, "__code__")}
+
+
+def _short(filename: str) -> str:
+    path = Path(filename)
+    return str(path.relative_to(REPO_ROOT)) if REPO_ROOT in path.resolve().parents else filename
 
 
 #: Every grader, by the module that defines it and then by step: REGISTRY["graders.part1"]["noise_img"]. The proofs of
@@ -222,12 +247,14 @@ def _student_frame(tb) -> str:
 REGISTRY: dict[str, dict[str, Callable]] = {}
 
 
-def grader(step: str, expects: str = "function", time_limit: float | None = None):
+def grader(step: str, expects: str = "function", time_limit: float | None = None, uses: tuple[str, ...] = ()):
     """Make `check(obj, ...)` a grader of `step`: clear messages, a pass line, and a stub reported as a stub.
 
     `expects` is "function" or "class": what the student hands in. Passing something else (the result of calling
     the function, say) fails at once with a message saying how to call the grader. `time_limit` is how many seconds
-    the whole check may take (default DEFAULT_TIME_LIMIT_S); past it the step fails with `TimedOut`.
+    the whole check may take (default DEFAULT_TIME_LIMIT_S); past it the step fails with `TimedOut`. `uses` names
+    earlier steps that `obj` calls by name: when this step fails, each of them that the student's own file defines
+    is checked, and the first that fails its own check is named, since this failure may only follow from it.
     """
     limit = DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit
 
@@ -244,7 +271,7 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
             except NotImplementedYet:
                 raise
             except GraderFailure as e:
-                raise GraderFailure(f"{step}: {e}").with_traceback(None) from None
+                raise GraderFailure(f"{step}: {e}{_earlier_failure(obj, uses, check)}").with_traceback(None) from None
             except NotImplementedError as e:
                 raise NotImplementedYet(
                     f"{step}: not implemented yet ({e or 'the stub raises NotImplementedError'}). "
@@ -252,8 +279,8 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
                 ) from None
             except Exception as e:  # the student's code broke: say where, without the graders' frames
                 raise GraderFailure(
-                    f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e.__traceback__)}"
-                    f"{_likely_crash_cause(e)}"
+                    f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e.__traceback__, obj)}"
+                    f"{_likely_crash_cause(e)}{_earlier_failure(obj, uses, check)}"
                 ) from None
             finally:
                 torch.random.set_rng_state(torch_state)
@@ -267,9 +294,42 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
     return decorate
 
 
+def _earlier_failure(obj, uses: tuple[str, ...], check: Callable) -> str:
+    """A line naming the first of the steps `uses` that the student's own code defines and that fails its own
+    check, or "" when they all pass (or none is the student's)."""
+    if not uses:
+        return ""
+    namespace = getattr(obj, "__globals__", None)
+    if namespace is None:  # a class: the module it was defined in
+        module = sys.modules.get(getattr(obj, "__module__", ""), None)
+        namespace = vars(module) if module is not None else {}
+    reference = sys.modules.get(f"solutions.{check.__module__.rpartition('.')[2]}")
+    checks = REGISTRY.get(check.__module__, {})
+    for name in uses:
+        earlier = namespace.get(name)
+        if earlier is None or name not in checks or earlier is getattr(reference, name, None):
+            continue
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                checks[name](earlier)
+        except GraderFailure as e:
+            first = str(e).splitlines()[0].removeprefix(f"{name}: ")
+            return (
+                f"\n  first: your `{name}`, which this step calls, fails its own check ({first}); fix `{name}` "
+                "first: this failure may only follow from it"
+            )
+    return ""
+
+
 def _likely_crash_cause(error: Exception) -> str:
     """The likely mistake behind a crash whose cause is not the line it happened on."""
     message = str(error)
+    if isinstance(error, IndexError) and "time steps run from 1 to T" in message:
+        return (
+            "\n  likely mistake: t out of range: t runs from 1 to T, both included (torch.randint(low, high) "
+            "excludes high: torch.randint(1, T + 1, ...)); the tables' index is t - 1, but the schedule's methods "
+            "take t itself"
+        )
     if isinstance(error, StopIteration):
         return (
             "\n  likely mistake: next(model.parameters()) on a model without parameters (the graders use one). "

@@ -6,6 +6,7 @@ standard errors), so any correct way of drawing the noise passes. Schedules with
 t show up clearly. Where a common mistake gives a recognisable answer, the failure names it.
 """
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,7 @@ from graders.core import (
     expect_statistic,
     expect_tensor,
     fail,
+    fmt,
     grader,
     n_params,
 )
@@ -390,18 +392,35 @@ def check_noise_schedule(NoiseSchedule) -> None:
         str(moved.alpha_bars.dtype),
         "the tables are not registered buffers",
     )
-    try:
-        on_meta = NoiseSchedule(torch.linspace(1e-4, 0.02, 4, device="meta"))
-    except Exception:  # some ops have no meta kernel; the device is then checked on the CPU only
-        on_meta = None
+    # The device check needs a device other than the CPU. A real meta tensor has no data, so a schedule whose tables
+    # go through Python or numpy values (.tolist(), .numpy()) cannot be built from one: it gets CPU betas that say
+    # they are on "meta" instead, so that `device=betas.device` and `.to(betas.device)` are followed and seen.
+    on_meta = None
+    for betas in (torch.linspace(1e-4, 0.02, 4, device="meta"), torch.linspace(1e-4, 0.02, 4).as_subclass(_OnMeta)):
+        try:
+            on_meta = NoiseSchedule(betas)
+            break
+        except Exception:  # noqa: BLE001 - an op without a meta kernel: try the next way, else check on the CPU only
+            continue
     if on_meta is not None:
-        expect(
-            on_meta.alpha_bars.device.type == "meta",
-            "NoiseSchedule(betas) should build its tables on the betas' device.",
-            "buffers on the betas' device",
-            f"buffers on {on_meta.alpha_bars.device}",
-            "the tables are made on the CPU: compute them from the betas (1 - betas, torch.cumprod), not from new tensors",
-        )
+        for table in ("betas", "alphas", "alpha_bars"):
+            device = getattr(on_meta, table).device
+            expect(
+                device.type == "meta",
+                f"NoiseSchedule(betas) should build its tables on the betas' device; {table} is not.",
+                "buffers on the betas' device (here the test device 'meta')",
+                f"{table} on {device}",
+                "the tables are made on the CPU: compute them from the betas with torch ops (1 - betas, "
+                "torch.cumprod), or pass device=betas.device to a tensor you make from Python or numpy values",
+            )
+
+
+class _OnMeta(torch.Tensor):
+    """CPU data that says it is on the meta device: lets the device check follow a schedule built through numpy."""
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("meta")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -671,7 +690,7 @@ class RecordingPredictor(DiffusionModel):
         return self.w * images + self.b[num_steps.long() - 1].reshape(-1, 1, 1, 1)
 
 
-@grader("diffusion_loss")
+@grader("diffusion_loss", uses=("noise_img",))
 def check_diffusion_loss(diffusion_loss) -> None:
     torch.manual_seed(0)
     schedule = schedule_with(BIG_BETAS)
@@ -711,6 +730,13 @@ def check_diffusion_loss(diffusion_loss) -> None:
     x_t, t = model.calls[0]
     expect_tensor(x_t, "the images given to the model", shape=tuple(x_0.shape), floating=True)
     expect_tensor(t, "the t given to the model", shape=(len(x_0),), floating=False)
+    expect(
+        t.unique().numel() > 1,
+        f"diffusion_loss gave every image of the batch the same t ({len(t)} images).",
+        "one t per image, drawn independently",
+        f"t = {int(t[0])} for all {len(t)} images",
+        "one t drawn for the whole batch: draw one per image, shape (batch size,), as noise_img does",
+    )
     expect(
         int(t.min()) >= 1 and int(t.max()) == T,
         f"t given to the model should run over {{1, ..., {T}}}.",
@@ -828,10 +854,11 @@ class _BatchSizes:
             self.sizes.append(args[0].shape[0])
 
 
-@grader("train", time_limit=300)  # trains a small model: minutes allowed, not seconds
+@grader("train", time_limit=300, uses=("diffusion_loss",))  # trains a small model: minutes allowed, not seconds
 def check_train(train) -> None:
     model, config, trainset, testset = train_setup()
     untrained = {k: v.clone() for k, v in model.state_dict().items()}
+    schedule = copy.deepcopy(model.noise_schedule)  # what the model was given; the error below is measured with it
     log = RunLog()
     trainset_before = trainset.clone()
     batches = _BatchSizes(model)
@@ -839,6 +866,15 @@ def check_train(train) -> None:
     batches.handle.remove()
     expect(
         isinstance(result, DiffusionModel), "train should return the trained model.", "the model", type(result).__name__
+    )
+    kept = result.noise_schedule
+    expect(
+        kept is not None and len(kept) == len(schedule) and torch.equal(kept.betas.cpu(), schedule.betas),
+        "train replaced the model's noise schedule: the model should come back with the schedule it was given.",
+        f"T = {len(schedule)}, betas {fmt(schedule.betas)}",
+        "no schedule" if kept is None else f"T = {len(kept)}, betas {fmt(kept.betas)}",
+        "a NoiseSchedule made inside train: the schedule belongs to the model, made once when the model is built "
+        "(train only reads model.noise_schedule, through diffusion_loss)",
     )
     expect(torch.equal(trainset, trainset_before), "train changed the training images it was given.")
     changed = any(not torch.equal(untrained[k], v.cpu()) for k, v in result.state_dict().items() if k in untrained)
@@ -894,6 +930,7 @@ def check_train(train) -> None:
         "train logged no reconstructions although a testset was given.",
         likely="call the given log_eval(model, testset, log, step, config) after each epoch",
     )
+    result.noise_schedule = schedule  # measured with the schedule the model was given, whatever train did
     error = _noise_prediction_error(result.cpu(), testset)
     if error > TRAIN_PASS_MSE:
         fail(
@@ -982,6 +1019,11 @@ class LinearNoisePredictor(DiffusionModel):
                 noise_var = beta
             if variant == "sigma = beta":
                 noise_var = beta**2 if t > 1 else 0.0
+            if variant == "no noise":
+                noise_var = 0.0
+            if variant == "alpha_bar(t - 1)":  # alpha_bars[t - 2]: at t = 1 Python's index -1 wraps to alpha_bar_T
+                k = beta / math.sqrt(1 - float(s.alpha_bars[t - 2]))
+                c, d = scale * (1 - k * a), -scale * k * b
             mean, var = c * mean + d, c * c * var + noise_var
             moments_.append((mean, var))
         return moments_
@@ -1036,6 +1078,10 @@ def check_sample(sample) -> None:
         "noise is added at t = 1 too: the last step returns the mean, without noise": "noise at t = 1",
         "the noise scale sigma_t is beta_t; it should be sqrt(beta_t) (sigma_t^2 = beta_t)": "sigma = beta",
         "the division by sqrt(alpha_t) is missing": "no division by sqrt(alpha_t)",
+        "no noise is added: Algorithm 2 adds sigma_t z, z ~ N(0, I), at every step but the last; without it every "
+        "sample falls onto the mean": "no noise",
+        "alpha_bar is looked up one step early, alpha_bar_{t-1}: the step from x_t uses alpha_bar_t, "
+        "schedule.alpha_bar(t)": "alpha_bar(t - 1)",
     }
     wrong_means = {desc: model.exact_moments(v)[-1][0] for desc, v in names.items()}
     wrong_vars = {desc: model.exact_moments(v)[-1][1] for desc, v in names.items()}

@@ -18,7 +18,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from graders.core import copy_weights, expect, expect_close, expect_tensor, fail, grader, n_params
+from graders.core import (
+    copy_weights,
+    expect,
+    expect_close,
+    expect_dtype,
+    expect_tensor,
+    fail,
+    grader,
+    n_params,
+)
 from solutions import part1
 from solutions import part2 as ref
 from utils.engine.configs import TrainConfig
@@ -399,6 +408,14 @@ def check_sinusoidal_position_embeddings(SinusoidalPositionEmbeddings) -> None:
     t = torch.tensor([1, 2, 3, 10, 50, 999, 1000])
     got = _call(f"SinusoidalPositionEmbeddings({size})(t)", embed, t)
     expect_tensor(got, f"SinusoidalPositionEmbeddings({size})(t) for t of shape (7,)", shape=(7, size), floating=True)
+    expect_dtype(
+        got,
+        torch.float32,
+        f"SinusoidalPositionEmbeddings({size})(t), for integer t, like the U-Net's float32 weights it feeds",
+        "the frequencies are float64 (a table made with numpy or math.* floats in a float64 tensor): the U-Net's "
+        "float32 layers then fail with a dtype error; make the table with torch (float32), or .float() it before "
+        "register_buffer",
+    )
     frequencies = expected_frequencies.double()
     mistakes = {
         "cosines first: put the sines in the first half, the cosines in the second": _embedding(
@@ -493,7 +510,7 @@ def check_swish(swish) -> None:
     )
 
 
-@grader("SiLU", expects="class")
+@grader("SiLU", expects="class", uses=("swish",))
 def check_silu(SiLU) -> None:
     module = SiLU()
     expect(
@@ -677,7 +694,7 @@ def check_self_attention(SelfAttention) -> None:
     )
 
 
-@grader("AttentionBlock", expects="class")
+@grader("AttentionBlock", expects="class", uses=("GroupNorm", "SelfAttention"))
 @single_threaded
 def check_attention_block(AttentionBlock) -> None:
     # Two heads, not the default four: a block that does not pass num_heads on to its attention shows here.
@@ -773,7 +790,7 @@ def _residual_mistakes(block: ref.ResidualBlock, x: Tensor, t_emb: Tensor) -> di
     }
 
 
-@grader("ResidualBlock", expects="class")
+@grader("ResidualBlock", expects="class", uses=("GroupNorm", "SiLU"))
 @single_threaded
 def check_residual_block(ResidualBlock) -> None:
     time_emb_dim, groups = 6, 2
@@ -855,7 +872,7 @@ def _expect_shape(value, what: str, shape: tuple, likely: str) -> Tensor:
     return value
 
 
-@grader("DownBlock", expects="class")
+@grader("DownBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"))
 @single_threaded
 def check_down_block(DownBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 4, 8, 6, 2
@@ -950,7 +967,7 @@ def check_down_block(DownBlock) -> None:
         )
 
 
-@grader("MidBlock", expects="class")
+@grader("MidBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"))
 @single_threaded
 def check_mid_block(MidBlock) -> None:
     channels, time_emb_dim, groups = 8, 6, 2
@@ -989,7 +1006,7 @@ def check_mid_block(MidBlock) -> None:
     )
 
 
-@grader("UpBlock", expects="class")
+@grader("UpBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"))
 @single_threaded
 def check_up_block(UpBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 8, 4, 6, 2
@@ -1063,7 +1080,12 @@ def check_up_block(UpBlock) -> None:
 # The U-Net
 
 
-@grader("Unet", expects="class", time_limit=120)  # the whole network, forward and backward
+@grader(
+    "Unet",
+    expects="class",
+    time_limit=120,
+    uses=("SinusoidalPositionEmbeddings", "DownBlock", "MidBlock", "UpBlock"),
+)  # the whole network, forward and backward
 @single_threaded
 def check_unet(Unet) -> None:
     # 1. the default model: a DiffusionModel of the reference's size, submodule by submodule

@@ -53,6 +53,11 @@ MISTAKES = [
     (grader.check_group_norm, v.GroupNormPerGroupAffine, "per channel \\(not per group\\)"),
     (grader.check_group_norm, v.GroupNormNoAffine, "never applied"),
     (grader.check_sinusoidal_position_embeddings, v.EmbeddingsCosFirst, "cosines first"),
+    (
+        grader.check_sinusoidal_position_embeddings,
+        v.EmbeddingsNumpy,
+        "(?s)should be torch.float32.*frequencies are float64",
+    ),
     (grader.check_sinusoidal_position_embeddings, v.EmbeddingsInterleaved, "interleaved"),
     (grader.check_sinusoidal_position_embeddings, v.EmbeddingsTransformerSpacing, "Transformer paper's spacing"),
     (grader.check_sinusoidal_position_embeddings, v.EmbeddingsBase1000, "base other than 10000"),

@@ -10,6 +10,7 @@ CORRECT = [
     (grader.check_cosine_schedule, ref.cosine_schedule),
     (grader.check_cosine_schedule, v.cosine_schedule_loop),
     (grader.check_cosine_schedule, v.cosine_schedule_numpy),
+    (grader.check_cosine_schedule, v.cosine_schedule_float32),
     (grader.check_predict_x0, ref.predict_x0),
     (grader.check_predict_x0, v.predict_x0_via_reconstruct),
     (grader.check_predict_x0, v.predict_x0_indexing),
@@ -34,6 +35,7 @@ CORRECT = [
 
 MISTAKES = [
     (grader.check_cosine_schedule, v.cosine_schedule_no_clip, "not clipped at 0.999"),
+    (grader.check_cosine_schedule, v.cosine_schedule_float16, "rounding: computed in float16"),
     (grader.check_cosine_schedule, v.cosine_schedule_no_offset, "offset s is missing"),
     (grader.check_cosine_schedule, v.cosine_schedule_unnormalized, "not normalized by f\\(0\\)"),
     (grader.check_cosine_schedule, v.cosine_schedule_shifted_ratio, "ratio is shifted by one step"),
@@ -46,6 +48,7 @@ MISTAKES = [
     (grader.check_ddim_step, v.ddim_step_noise_at_eta_0, "at eta = 0 a DDIM step adds no noise"),
     (grader.check_ddim_step, v.ddim_step_direction_ignores_sigma, "direction term ignores sigma"),
     (grader.check_ddim_step, v.ddim_step_alpha_bar_0_is_alpha_bar_1, "alpha_bar_0 = 1"),
+    (grader.check_ddim_step, v.ddim_step_alpha_bar_0_is_0, "(?s)returned NaN or inf.*0 \\* NaN is NaN"),
     (grader.check_ddim_sample, v.ddim_sample_ascending, "called at T first"),
     (grader.check_ddim_sample, v.ddim_sample_stops_at_tau_1, "one more step, to t_prev = 0"),
     (grader.check_ddim_sample, v.ddim_sample_previous_step, "t_prev is the previous entry tau_\\{i-1\\}"),
@@ -60,6 +63,7 @@ MISTAKES = [
     (grader.check_conditional_loss, v.conditional_loss_no_drop, "no label was dropped"),
     (grader.check_conditional_loss, v.conditional_loss_one_minus_p, "probability 1 - p_uncond"),
     (grader.check_conditional_loss, v.conditional_loss_against_x0, "compared with x_0"),
+    (grader.check_conditional_loss, v.conditional_loss_one_t, "(?s)same t.*one t drawn for the whole batch"),
     (grader.check_guided_eps, v.guided_eps_signs_swapped, "signs are swapped"),
     (grader.check_guided_eps, v.guided_eps_scale_convention, "guidance-scale convention"),
     (grader.check_guided_eps, v.guided_eps_two_calls, "call the model once, on a batch of 2B"),

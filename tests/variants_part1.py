@@ -5,6 +5,7 @@ Each mistake is the reference with one thing changed, named after what a student
 
 import dataclasses
 import math
+import types
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import part1 as ref
+from utils.engine.tensors import per_image
 
 # ----------------------------------------------------------------------------------------------------- linear_schedule
 
@@ -222,6 +224,28 @@ class NoiseScheduleOnCpu(ref.NoiseSchedule):
         )
 
 
+class NoiseScheduleNumpy(ref.NoiseSchedule):
+    """Correct: alpha_bar by numpy's cumprod, brought back to the betas' device."""
+
+    def __init__(self, betas):
+        nn.Module.__init__(self)
+        alpha_bars = np.cumprod(1 - betas.cpu().numpy())
+        self.register_buffer("betas", betas.clone())
+        self.register_buffer("alphas", 1 - betas)
+        self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=betas.dtype).to(betas.device))
+
+
+class NoiseScheduleNumpyOnCpu(ref.NoiseSchedule):
+    """alpha_bar by numpy's cumprod, left on the CPU: a real meta tensor cannot even build it."""
+
+    def __init__(self, betas):
+        nn.Module.__init__(self)
+        alpha_bars = np.cumprod(1 - betas.cpu().numpy())
+        self.register_buffer("betas", betas.clone())
+        self.register_buffer("alphas", 1 - betas)
+        self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=betas.dtype))
+
+
 class NoiseScheduleIgnoresBetas(ref.NoiseSchedule):
     """Builds the linear schedule of len(betas) steps whatever the betas."""
 
@@ -270,6 +294,22 @@ def noise_img_from_zero(img, noise_schedule, max_steps=None):
     noise = torch.randn_like(img)
     alpha_bar = noise_schedule.alpha_bars[t].view(-1, 1, 1, 1)
     return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def noise_img_from_zero_lookup(img, noise_schedule, max_steps=None):
+    """t from {0, ..., T - 1}, looked up through the schedule, whose own check stops t = 0 inside given code."""
+    max_steps = max_steps or len(noise_schedule)
+    t = torch.randint(0, max_steps, (img.shape[0],))
+    noise = torch.randn_like(img)
+    alpha_bar = per_image(noise_schedule.alpha_bar(t), img)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+def _with_own(function, **earlier):
+    """`function` as it runs in a student's file whose earlier steps are `earlier`: the names it calls rebound."""
+    rebound = types.FunctionType(function.__code__, {**function.__globals__, **earlier}, function.__name__)
+    rebound.__defaults__ = function.__defaults__
+    return rebound
 
 
 def noise_img_index_t(img, noise_schedule, max_steps=None):
@@ -461,6 +501,10 @@ def _loss_with(change: str):
             else model.noise_schedule
         )
         t, eps, x_t = ref.noise_img(x_0, schedule)
+        if change == "one t":  # one draw for the whole batch, noised by hand
+            t = torch.randint(1, len(schedule) + 1, (1,)).expand(len(x_0))
+            alpha_bar = per_image(schedule.alpha_bar(t), x_0)
+            x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
         prediction = model(x_0 if change == "clean input" else x_t, t)
         target = {"image": x_0, "noised": x_t}.get(change, eps)
         if change == "sum":
@@ -485,6 +529,7 @@ diffusion_loss_detached = _loss_with("detached")
 diffusion_loss_abs = _loss_with("abs")
 diffusion_loss_new_schedule = _loss_with("new schedule")
 diffusion_loss_clean_input = _loss_with("clean input")
+diffusion_loss_one_t = _loss_with("one t")
 
 
 # --------------------------------------------------------------------------------------------------------------- train
@@ -521,6 +566,8 @@ def _train_with(change: str = ""):
 
         log = log if log is not None else RunLog()
         torch.manual_seed(config.seed or 0)
+        if change == "new schedule":  # T = 1000, the paper's, instead of the model's own
+            model.noise_schedule = ref.NoiseSchedule(ref.linear_schedule(1000))
         lr = 1e-3 if change == "default lr" else config.lr
         optimizer = (torch.optim.SGD if change == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
         batch_size = 128 if change == "default batch size" else config.batch_size
@@ -551,6 +598,7 @@ train_no_loss_log = _train_with("no loss log")
 train_default_lr = _train_with("default lr")
 train_default_batch_size = _train_with("default batch size")
 train_default_epochs = _train_with("default epochs")
+train_new_schedule = _train_with("new schedule")
 
 
 # -------------------------------------------------------------------------------------------------------------- sample
@@ -586,11 +634,13 @@ def _sample_with(change: str):
             index = min(max(t, 1), T)
             eps = model(x, torch.full((n_samples,), t, dtype=torch.long))
             beta, alpha, alpha_bar = s.beta(index), s.alpha(index), s.alpha_bar(index)
+            if change == "alpha_bar(t - 1)":  # a table index one too low: at t = 1 it wraps to alpha_bar_T
+                alpha_bar = s.alpha_bars[index - 2]
             x = x - beta / torch.sqrt(1 - alpha_bar) * eps
             if change != "no division":
                 x = x / torch.sqrt(alpha)
             sigma = beta if change == "sigma = beta" else beta.sqrt()
-            if t > 1 or change == "noise at t = 1":
+            if (t > 1 or change == "noise at t = 1") and change != "no noise":
                 x = x + sigma * torch.randn_like(x)
             steps.append(x)
         if change == "reversed sequence":
@@ -610,6 +660,8 @@ sample_t_off_by_one = _sample_with("t off by one")
 sample_new_schedule = _sample_with("new schedule")
 sample_reversed_sequence = _sample_with("reversed sequence")
 sample_returns_list = _sample_with("list")
+sample_no_noise = _sample_with("no noise")
+sample_alpha_bar_previous = _sample_with("alpha_bar(t - 1)")
 
 
 def sample_with_grad(model, n_samples, return_all_steps=False):
@@ -657,3 +709,11 @@ def noise_img_float64_noise(img, noise_schedule, max_steps=None):
     noise = torch.from_numpy(np.random.default_rng().standard_normal(img.shape))
     alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
     return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+# ------------------------------------------------------------------------- a later step after a wrong earlier one
+
+# The reference diffusion_loss in a file whose noise_img draws t from {0, ..., T - 1}: it fails, and names noise_img.
+diffusion_loss_after_wrong_noise_img = _with_own(ref.diffusion_loss, noise_img=noise_img_from_zero_lookup)
+# The reference diffusion_loss in a file whose noise_img scales the noise wrongly: t is right, x_t is not.
+diffusion_loss_after_unscaled_noise_img = _with_own(ref.diffusion_loss, noise_img=noise_img_scaled_noise)

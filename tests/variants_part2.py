@@ -6,6 +6,7 @@ Each mistake is the reference with one thing changed, named after what a student
 import dataclasses
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -113,6 +114,19 @@ class GroupNormNoAffine(ref.GroupNorm):
 
 
 # ---------------------------------------------------------------------------------------- SinusoidalPositionEmbeddings
+
+
+class EmbeddingsNumpy(nn.Module):
+    """The table made with numpy, hence float64: right values, but float64 embeddings that break the U-Net."""
+
+    def __init__(self, embedding_size):
+        super().__init__()
+        half = embedding_size // 2
+        self.register_buffer("frequencies", torch.from_numpy(10000.0 ** (-np.arange(half) / (half - 1))))
+
+    def forward(self, num_steps):
+        angles = num_steps[:, None] * self.frequencies[None, :]
+        return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
 
 
 class EmbeddingsPow(nn.Module):

@@ -35,6 +35,20 @@ def cosine_schedule_numpy(max_steps, s=0.008):
     return torch.from_numpy(np.clip(1 - alpha_bar[1:] / alpha_bar[:-1], 0, 0.999)).float()
 
 
+def cosine_schedule_float32(max_steps, s=0.008):
+    """Correct: the reference's arithmetic in float32, which the docstring allows (beta_1 comes out 0.1% low)."""
+    t = torch.arange(max_steps + 1, dtype=torch.float32)
+    f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - (f / f[0])[1:] / (f / f[0])[:-1]).clamp(max=0.999)
+
+
+def cosine_schedule_float16(max_steps, s=0.008):
+    """float16 arithmetic: 1 - alpha_bar_1 / alpha_bar_0 rounds to a beta_1 several percent off."""
+    t = torch.arange(max_steps + 1, dtype=torch.float16)
+    f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[1:] / f[:-1]).clamp(max=0.999).float()
+
+
 def cosine_schedule_no_clip(max_steps, s=0.008):
     t = torch.arange(max_steps + 1, dtype=torch.float64)
     f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -147,6 +161,16 @@ def ddim_step_noise_at_eta_0(x_t, eps, t, t_prev, schedule, eta):
 
 def ddim_step_direction_ignores_sigma(x_t, eps, t, t_prev, schedule, eta):
     return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, eta), direction_sigma=False)
+
+
+def ddim_step_alpha_bar_0_is_0(x_t, eps, t, t_prev, schedule, eta):
+    """alpha_bar_0 taken as 0 ("all noise") instead of 1: sigma's 1 - alpha_bar_t / 0 is -inf, and at eta = 0 the
+    step is 0 * NaN."""
+    ab = schedule.alpha_bar(t)
+    ab_prev = schedule.alpha_bar(t_prev) if t_prev else torch.zeros(())
+    sigma = _sigma(ab, ab_prev, eta)
+    x0 = ref.predict_x0(x_t, eps, t, schedule)
+    return ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * torch.randn_like(x_t)
 
 
 def ddim_step_alpha_bar_0_is_alpha_bar_1(x_t, eps, t, t_prev, schedule, eta):
@@ -320,6 +344,16 @@ def conditional_loss_by_hand(model, x_0, labels, p_uncond=0.1):
     alpha_bar = model.noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
     x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
     return ((model(x_t, t, labels) - eps) ** 2).mean()
+
+
+def conditional_loss_one_t(model, x_0, labels, p_uncond=0.1):
+    """One t drawn for the whole batch."""
+    labels = ref.drop_labels(labels, p_uncond, model.config.num_classes)
+    t = torch.randint(1, len(model.noise_schedule) + 1, (1,)).expand(len(x_0))
+    eps = torch.randn_like(x_0)
+    alpha_bar = model.noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
+    return F.mse_loss(model(x_t, t, labels), eps)
 
 
 def conditional_loss_no_drop(model, x_0, labels, p_uncond=0.1):
