@@ -38,6 +38,10 @@ _PART_IN_NAME = re.compile(r"part(\d+)")
 class ImplError(Exception):
     """An implementation that cannot be used, said in one line: which part, which file, which function."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows: the line alone, as the graders' failures are shown, not a traceback."""
+        return [f"\x1b[31m{self}\x1b[0m"]
+
 
 @dataclass(frozen=True)
 class PartSource:
@@ -209,6 +213,18 @@ def load_parts(
     return {part: load_part(source, needs[part]) for part, source in sources.items()}
 
 
+def import_parts(values: str | Sequence[str] | None, names: dict[int, str], default: str = REFERENCE) -> list:
+    """The notebooks' switch line: the objects `names` lists (part -> space-separated names), in that order, from
+    the parts `values` names (see the module's docstring; default: the reference). Says first which file each part
+    comes from.
+
+        NoiseSchedule, sample, Unet = import_parts("part1=part1_gradients.ipynb", {1: "NoiseSchedule sample", 2: "Unet"})
+    """
+    needs = {part: listed.split() for part, listed in names.items()}
+    modules = load_parts(values, needs, default)
+    return [getattr(modules[part], name) for part, listed in needs.items() for name in listed]
+
+
 def _one_line(error: BaseException, source: PartSource) -> str:
     """`error` in one line, at the line of the part's own file where it was raised, when it was."""
     where = ""
@@ -319,11 +335,29 @@ def load_impl(spec: str, part: int) -> types.ModuleType:
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
+def _is_definition(node: ast.stmt) -> bool:
+    """An import, a function, a class, a constant (`IMPL = "solutions"`) or the switch line (`... = import_parts(...)`):
+    what a later exercise of the notebook may need, and nothing that trains or plots."""
+    if isinstance(node, _DEFINITIONS):
+        return True
+    if not isinstance(node, ast.Assign):
+        return False
+    value = node.value
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "import_parts":
+        return True
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return all(isinstance(target, ast.Name) for target in node.targets)
+
+
 def load_notebook_definitions(path: Path, module_name: str) -> types.ModuleType:
     """A module holding the imports, functions and classes a notebook defines, in cell order.
 
-    Each code cell is parsed and only its import, `def` and `class` statements run; everything else (training,
-    plotting, printing) is skipped, so grading a notebook takes seconds. IPython magics (`%`, `!`) are ignored.
+    Each code cell is parsed and only its import, `def` and `class` statements, constants and the switch line
+    (`import_parts`) run; everything else (training, plotting, printing) is skipped, so grading a notebook takes
+    seconds. IPython magics (`%`, `!`) are ignored.
     """
     import nbformat
 
@@ -341,7 +375,7 @@ def load_notebook_definitions(path: Path, module_name: str) -> types.ModuleType:
             tree = ast.parse(source)
         except SyntaxError as e:
             raise SyntaxError(f"{path.name}, code cell {index + 1}, line {e.lineno}: {e.msg}") from None
-        tree.body = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
+        tree.body = [node for node in tree.body if _is_definition(node)]
         if tree.body:
             module.__impl_trees__.append((f"code cell {index + 1}, ", tree))
             exec(compile(tree, f"{path.name} (cell {index + 1})", "exec"), module.__dict__)
