@@ -73,6 +73,8 @@ def test_every_import_an_exercise_uses_is_in_the_notebook():
             for node in ast.walk(ast.parse(code)):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     defined |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+                if isinstance(node, ast.Assign) and "import_parts" in ast.unparse(node.value):  # the switch line
+                    defined |= {n.id for target in node.targets for n in ast.walk(target) if isinstance(n, ast.Name)}
             assert used <= defined, f"{notebook_source.name} does not import {sorted(used - defined)}"
 
 

@@ -101,6 +101,9 @@ def test_the_command_line_stops_with_one_line(capsys):
         (["run", "part3", "--help"], "usage: ddpm-course run part3 "),
         (["reference", "part4", "--help"], "usage: ddpm-course reference part4 "),
         (["grade", "--help"], "usage: ddpm-course grade [-h]"),
+        (["grade-class", "--help"], "usage: ddpm-course grade-class [-h]"),
+        (["build", "--help"], "usage: ddpm-course build [-h]"),
+        (["bench", "--help"], "usage: ddpm-course bench [-h]"),
     ],
 )
 def test_help_at_every_level_names_the_command(argv, usage, capsys):

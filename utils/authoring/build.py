@@ -349,7 +349,7 @@ def build(root: Path = REPO_ROOT, force: bool = False) -> tuple[list[Path], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="ddpm-course build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report generated files that are out of sync")
     parser.add_argument("--force", action="store_true", help="also overwrite generated files edited by hand")
     args = parser.parse_args(argv)

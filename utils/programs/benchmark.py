@@ -206,7 +206,10 @@ def fid_after_budget(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+        prog="ddpm-course bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
     )
     parser.add_argument(
         "--impl", action="append", help="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE"
