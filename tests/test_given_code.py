@@ -107,11 +107,16 @@ def test_nan_loss_stops_training_with_a_clear_message():
         ref.train(tiny_model(), config, data)
 
 
-def test_reference_part1_run_writes_its_figures(tmp_path):
+def test_reference_part1_run_writes_its_figures(tmp_path, capsys):
     from ddpm_course.cli import main
 
     assert main(["reference", "part1", "--quick", "--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} >= {"samples.png", "loss.png", "denoising.png"}
+    printed = capsys.readouterr().out
+    # whose code, where it writes, and what its numbers and figures are, a quick run's large held-out loss included
+    assert printed.startswith("Part 1: solutions/part1.py (the reference)\n") and f"writing to {tmp_path}" in printed
+    assert "held-out loss" in printed and "too few steps to move far from its random start" in printed
+    assert "(training images above generated ones)" in printed
 
 
 def test_given_code_never_imports_the_exercises_the_reference_or_anything_above_it():
@@ -140,4 +145,6 @@ def test_running_a_part_on_untouched_stubs_names_the_missing_step(tmp_path, caps
     from ddpm_course.cli import main
 
     assert main(["run", "part1", "--quick", "--out", str(tmp_path)]) == 2
-    assert "linear_schedule is yours to write" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("stopped: Part 1 (exercises/part1.py, line ") and err.count("\n") == 1
+    assert "`linear_schedule` is still the untouched stub" in err

@@ -60,7 +60,14 @@ def run_part1(out_dir: Path, quick: bool = False, part1=None) -> Path:
     return out_dir / "samples.png"
 
 
-NEEDS = ("NoiseSchedule", "linear_schedule", "TinyDiffuser", "TinyDiffuserConfig", "diffusion_loss", "sample")
+NEEDS = (
+    "linear_schedule",
+    "NoiseSchedule",
+    "TinyDiffuserConfig",
+    "TinyDiffuser",
+    "diffusion_loss",
+    "sample",
+)  # run order
 
 
 def main(argv: list[str] | None = None, default: str = REFERENCE, prog: str = "ddpm-course reference part1") -> int:
