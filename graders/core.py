@@ -271,7 +271,7 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
             except NotImplementedYet:
                 raise
             except GraderFailure as e:
-                raise GraderFailure(f"{step}: {e}{_earlier_failure(obj, uses, check)}").with_traceback(None) from None
+                raise GraderFailure(f"{step}: {e}{_earlier_failure(obj, uses)}").with_traceback(None) from None
             except NotImplementedError as e:
                 raise NotImplementedYet(
                     f"{step}: not implemented yet ({e or 'the stub raises NotImplementedError'}). "
@@ -280,7 +280,7 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
             except Exception as e:  # the student's code broke: say where, without the graders' frames
                 raise GraderFailure(
                     f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e.__traceback__, obj)}"
-                    f"{_likely_crash_cause(e)}{_earlier_failure(obj, uses, check)}"
+                    f"{_likely_crash_cause(e)}{_earlier_failure(obj, uses)}"
                 ) from None
             finally:
                 torch.random.set_rng_state(torch_state)
@@ -294,7 +294,7 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
     return decorate
 
 
-def _earlier_failure(obj, uses: tuple[str, ...], check: Callable) -> str:
+def _earlier_failure(obj, uses: tuple[str, ...]) -> str:
     """A line naming the first of the steps `uses` that the student's own code defines and that fails its own
     check, or "" when they all pass (or none is the student's)."""
     if not uses:
@@ -303,20 +303,24 @@ def _earlier_failure(obj, uses: tuple[str, ...], check: Callable) -> str:
     if namespace is None:  # a class: the module it was defined in
         module = sys.modules.get(getattr(obj, "__module__", ""), None)
         namespace = vars(module) if module is not None else {}
-    reference = sys.modules.get(f"solutions.{check.__module__.rpartition('.')[2]}")
-    checks = REGISTRY.get(check.__module__, {})
     for name in uses:
         earlier = namespace.get(name)
-        if earlier is None or name not in checks or earlier is getattr(reference, name, None):
+        # the step's grader and reference, in whichever part it belongs to (Part 4's loss calls Part 1's noise_img)
+        owner = next((module for module, steps in REGISTRY.items() if name in steps), None)
+        reference = sys.modules.get(f"solutions.{(owner or '').rpartition('.')[2]}")
+        if earlier is None or owner is None or earlier is getattr(reference, name, None):
             continue
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                checks[name](earlier)
+                REGISTRY[owner][name](earlier)
         except GraderFailure as e:
-            first = str(e).splitlines()[0].removeprefix(f"{name}: ")
+            lines = str(e).splitlines()
+            first = lines[0].removeprefix(f"{name}: ").rstrip(".")
+            likely = [line.strip().removeprefix("likely mistake: ") for line in lines if "likely mistake:" in line]
             return (
-                f"\n  first: your `{name}`, which this step calls, fails its own check ({first}); fix `{name}` "
-                "first: this failure may only follow from it"
+                f"\n  first: your `{name}`, which this step calls, fails its own check ({first}"
+                f"{'; likely mistake: ' + likely[0] if likely else ''}); fix `{name}` first: this failure may only "
+                "follow from it"
             )
     return ""
 

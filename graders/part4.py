@@ -679,7 +679,7 @@ class _RecordingConditional(DiffusionModel):
         return self.w * (images + labels.reshape(-1, 1, 1, 1) / 10) + self.c[num_steps.long() - 1].reshape(-1, 1, 1, 1)
 
 
-@grader("conditional_loss", uses=("drop_labels",))
+@grader("conditional_loss", uses=("drop_labels", "noise_img"))
 def check_conditional_loss(conditional_loss) -> None:
     torch.manual_seed(0)
     schedule = schedule_with(BIG_BETAS)

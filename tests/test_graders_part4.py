@@ -48,6 +48,11 @@ MISTAKES = [
     (grader.check_ddim_step, v.ddim_step_noise_at_eta_0, "at eta = 0 a DDIM step adds no noise"),
     (grader.check_ddim_step, v.ddim_step_direction_ignores_sigma, "direction term ignores sigma"),
     (grader.check_ddim_step, v.ddim_step_alpha_bar_0_is_alpha_bar_1, "alpha_bar_0 = 1"),
+    (
+        grader.check_ddim_step,
+        v.ddim_step_after_wrong_predict_x0,
+        "(?s)first: your `predict_x0`, which this step calls, fails its own check \\(.*added, not subtracted",
+    ),
     (grader.check_ddim_step, v.ddim_step_alpha_bar_0_is_0, "(?s)returned NaN or inf.*0 \\* NaN is NaN"),
     (grader.check_ddim_sample, v.ddim_sample_ascending, "called at T first"),
     (grader.check_ddim_sample, v.ddim_sample_stops_at_tau_1, "one more step, to t_prev = 0"),
@@ -64,6 +69,16 @@ MISTAKES = [
     (grader.check_conditional_loss, v.conditional_loss_one_minus_p, "probability 1 - p_uncond"),
     (grader.check_conditional_loss, v.conditional_loss_against_x0, "compared with x_0"),
     (grader.check_conditional_loss, v.conditional_loss_one_t, "(?s)same t.*one t drawn for the whole batch"),
+    (
+        grader.check_conditional_loss,
+        v.conditional_loss_after_wrong_drop_labels,
+        "(?s)no label was dropped.*first: your `drop_labels`, which this step calls, fails its own check",
+    ),
+    (
+        grader.check_conditional_loss,
+        v.conditional_loss_after_wrong_noise_img,
+        "(?s)first: your `noise_img`, which this step calls, fails its own check",
+    ),
     (grader.check_guided_eps, v.guided_eps_signs_swapped, "signs are swapped"),
     (grader.check_guided_eps, v.guided_eps_scale_convention, "guidance-scale convention"),
     (grader.check_guided_eps, v.guided_eps_two_calls, "call the model once, on a batch of 2B"),

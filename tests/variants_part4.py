@@ -4,6 +4,7 @@ Each mistake is the reference with one thing changed, named after what a student
 """
 
 import math
+import types
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 
 from solutions import part1
 from solutions import part4 as ref
+from tests import variants_part1 as v1
 from utils.engine.respacing import spaced_steps
 
 # ----------------------------------------------------------------------------------------------------- cosine_schedule
@@ -409,3 +411,24 @@ def guided_eps_label_zero(model, x_t, num_steps, labels, w):
     both = model(torch.cat([x_t, x_t]), torch.cat([num_steps, num_steps]), torch.cat([labels, 0 * labels]))
     eps_c, eps_u = both.chunk(2)
     return (1 + w) * eps_c - w * eps_u
+
+
+# ------------------------------------------------------------------------- a later step after a wrong earlier one
+
+
+def _with_own(function, **earlier):
+    """`function` as it runs in a student's file whose earlier steps are `earlier`: the names it calls rebound."""
+    rebound = types.FunctionType(function.__code__, {**function.__globals__, **earlier}, function.__name__)
+    rebound.__defaults__ = function.__defaults__
+    return rebound
+
+
+def _drop_labels_never(labels, p, no_label):
+    return labels.clone()
+
+
+# The reference conditional_loss in a notebook whose drop_labels never drops, or whose Part 1 noise_img is wrong.
+conditional_loss_after_wrong_drop_labels = _with_own(ref.conditional_loss, drop_labels=_drop_labels_never)
+conditional_loss_after_wrong_noise_img = _with_own(ref.conditional_loss, noise_img=v1.noise_img_scaled_noise)
+# The reference ddim_step in a notebook whose predict_x0 adds the noise term instead of subtracting it.
+ddim_step_after_wrong_predict_x0 = _with_own(ref.ddim_step, predict_x0=predict_x0_sign)
