@@ -55,7 +55,8 @@ def test_a_folder_gives_the_parts_it_holds(tmp_path):
         (["part2=solutions"], (1, 3, 4), "this run uses Parts 1, 3, 4, not Part 2"),
         ([str(STUDENT.parent / "missing.py")], (1,), "no such file or folder"),
         (["exercises", "solutions"], (1, 2), "names all parts twice"),
-        ([str(REPO / "conftest.py")], (1, 2), "which part does it hold"),
+        ([str(REPO / "conftest.py")], (1, 2), "which part does it hold\\? Its name does not say"),
+        ([str(REPO / "solutions" / "part2.py")], (1, 3, 4), "Its name says Part 2, which this run does not use"),
         ([str(REPO / "utils")], (1, 2), "holds none of the parts"),
     ],
 )

@@ -152,8 +152,11 @@ def choose_sources(
         path = _check_exists(base)
         part = parts[0] if len(parts) == 1 else _part_of_name(path)
         if part not in parts:
+            said = (
+                "Its name does not say" if part is None else f"Its name says Part {part}, which this run does not use"
+            )
             raise ImplError(
-                f"--impl {base}: which part does it hold? Its name does not say; give --impl partK={base} "
+                f"--impl {base}: which part does it hold? {said}; give --impl partK={base} "
                 f"(this run uses Parts {', '.join(map(str, parts))})"
             )
         if part in overrides:
