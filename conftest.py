@@ -19,7 +19,8 @@ def pytest_addoption(parser):
         "--impl",
         default="exercises",
         help="what to grade: 'exercises' (your exercises/partN.py, the default), 'solutions' (the reference), "
-        "or a path to a .py file or a .ipynb notebook anywhere",
+        "a folder, a path to a .py file or a .ipynb notebook anywhere, or partK=PATH (the other parts' tests then "
+        "grade the reference); several values separated by commas (see utils/impl.py)",
     )
 
 
