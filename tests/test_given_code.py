@@ -107,16 +107,17 @@ def test_nan_loss_stops_training_with_a_clear_message():
         ref.train(tiny_model(), config, data)
 
 
-def test_reference_part1_run_writes_its_figures(tmp_path, capsys):
+def test_reference_part1_run_writes_its_figures_and_scores_its_samples(tmp_path, capsys):
     from ddpm_course.cli import main
 
     assert main(["reference", "part1", "--quick", "--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.iterdir()} >= {"samples.png", "loss.png", "denoising.png"}
     printed = capsys.readouterr().out
-    # whose code, where it writes, and what its numbers and figures are, a quick run's large held-out loss included
+    # whose code, where it writes, and what its numbers and figures are
     assert printed.startswith("Part 1: solutions/part1.py (the reference)\n") and f"writing to {tmp_path}" in printed
-    assert "held-out loss" in printed and "too few steps to move far from its random start" in printed
-    assert "(training images above generated ones)" in printed
+    assert "held-out loss" in printed and "(training images above generated ones)" in printed
+    assert "alpha_bar_T = 2.0e-05" in printed  # the schedule reaches noise
+    assert "500 samples vs 200 real: gradient-fit residual" in printed and "color vs real: pixel_sd" in printed
 
 
 def test_given_code_never_imports_the_exercises_the_reference_or_anything_above_it():
@@ -148,3 +149,79 @@ def test_running_a_part_on_untouched_stubs_names_the_missing_step(tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("stopped: Part 1 (exercises/part1.py, line ") and err.count("\n") == 1
     assert "`linear_schedule` is still the untouched stub" in err
+
+
+def test_gradient_fit_residual_is_zero_on_gradients_and_sees_noise_and_disagreeing_channels():
+    from utils.datasets.images import gradient_fit_residual
+
+    real = normalize_img(gradient_images(64, (3, 8, 8), seed=0))
+    assert gradient_fit_residual(real).max() < 1e-6
+    noisy = gradient_fit_residual(real + 0.1 * torch.randn_like(real))
+    assert 0.07 < noisy.mean() < 0.1  # the noise minus what the fitted ramps absorb
+    # each channel a perfect ramp, but along its own direction: not one of the course's gradients
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 8), torch.linspace(-1, 1, 8), indexing="ij")
+    crossed = torch.stack([0.5 * xs, 0.5 * ys, 0.5 * (xs - ys) / 2])[None]
+    assert gradient_fit_residual(crossed).item() > 0.05
+
+
+def test_gradient_fit_residual_agrees_with_the_shared_meter():
+    """The course's own residual is the metric of ../shared/measure/part1_residual.py (its "course" fit)."""
+    import importlib.util
+    from pathlib import Path
+
+    from utils.datasets.images import color_stats, gradient_fit_residual
+
+    meter_path = Path(__file__).resolve().parents[2] / "shared" / "measure" / "part1_residual.py"
+    if not meter_path.exists():
+        pytest.skip(f"no shared meter at {meter_path}")
+    spec = importlib.util.spec_from_file_location("part1_residual", meter_path)
+    meter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(meter)
+    torch.manual_seed(0)
+    images = normalize_img(gradient_images(200, (3, 8, 8), seed=2)) * 0.7 + 0.2 * torch.randn(200, 3, 8, 8)
+    assert torch.allclose(gradient_fit_residual(images), meter.gradient_fit_residual(images, "course"), atol=1e-9)
+    ours, theirs = color_stats(images), meter.color_stats(images)
+    assert ours.keys() == theirs.keys() and all(abs(ours[k] - theirs[k]) < 1e-6 for k in ours)
+
+
+def test_color_ratios_see_washed_out_samples():
+    from utils.datasets.images import color_ratios
+
+    real = normalize_img(gradient_images(500, (3, 8, 8), seed=0))
+    assert all(abs(r - 1) < 1e-6 for r in color_ratios(real, real).values())
+    pale = color_ratios(0.5 * real, real)  # every image pulled halfway to mid-grey
+    assert all(abs(r - 0.5) < 0.02 for r in pale.values()), pale
+    other_half = color_ratios(real[:250], real[250:])
+    assert all(abs(r - 1) < 0.1 for r in other_half.values()), other_half
+
+
+def test_check_reaches_noise_stops_a_schedule_that_ends_short_of_noise_and_says_why():
+    from utils.engine.model import check_reaches_noise
+    from utils.programs.part1 import Part1Recipe
+
+    recipe = Part1Recipe()
+    assert check_reaches_noise(ref.NoiseSchedule(recipe.betas(ref))) < 1e-4
+    assert check_reaches_noise(ref.NoiseSchedule(ref.linear_schedule(1000))) < 1e-4
+    with pytest.raises(ValueError, match=r"alpha_bar_T = 0\.364 \(T = 100\).*60% of the image.*washed out"):
+        check_reaches_noise(ref.NoiseSchedule(ref.linear_schedule(100)))
+
+
+def test_the_step_size_cooldown_falls_linearly_to_zero_over_its_share_of_the_run():
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from utils.engine.configs import FitConfig
+    from utils.engine.training import cooldown_factor, fit
+
+    assert [cooldown_factor(p, 0.5) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
+    with pytest.raises(ValueError, match="fraction of the run"):
+        cooldown_factor(0.1, 0.0)
+    seen = []  # the step size of every optimizer step fit takes
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    data = normalize_img(gradient_images(64, (3, 4, 5), seed=0))
+    config = TrainConfig(epochs=4, lr=1e-3, batch_size=16, device="cpu")
+    try:
+        fit(tiny_model(), ref.diffusion_loss, data, config, FitConfig(lr_cooldown=0.5, progress=False))
+    finally:
+        hook.remove()
+    assert seen[:8] == [1e-3] * 8 and seen[-1] == pytest.approx(1e-3 / 8)
+    assert all(a >= b for a, b in zip(seen, seen[1:]))

@@ -23,3 +23,68 @@ def gradient_images(n_images: int, img_size: tuple[int, int, int] = (3, 16, 16),
     hi = along.amax(dim=(1, 2), keepdim=True)
     along = rearrange((along - lo) / (hi - lo), "n h w -> n 1 h w")
     return start + (end - start) * along
+
+
+# How good are generated gradients? Two questions, each with its own numbers: is each sample a gradient at all
+# (the fit residual), and does the set of samples hold as much color as the data (the color ratios). A model can
+# pass the first and fail the second: clean gradients, all washed out towards the mean color.
+
+
+def gradient_fit_residual(images: Tensor) -> Tensor:
+    """Per image, the RMS distance (over C*H*W values, in [-1, 1]) to the closest member of `gradient_images`' family.
+
+    The family in [-1, 1]: every channel is a_c + b_c * g(h, w), one ramp g along a direction shared by the channels.
+    Least squares over every affine ramp per channel gives a (C, 2) matrix of slopes; one shared direction means that
+    matrix has rank 1, and the closest rank-1 matrix costs the smaller singular value squared (Eckart-Young).
+
+    Args:
+        images: (N, C, H, W), clamped to [-1, 1] first (as the figures show them); H and W at least 2.
+    Returns:
+        float64 tensor of shape (N,); real gradients score 0 up to rounding.
+    """
+    x = images.detach().to("cpu", torch.float64).clamp(-1, 1)
+    n_images, channels, height, width = x.shape
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, height, dtype=torch.float64),
+        torch.linspace(-1, 1, width, dtype=torch.float64),
+        indexing="ij",
+    )
+    basis, _ = torch.linalg.qr(torch.stack([torch.ones_like(xs), xs, ys]).flatten(1).T)  # (H*W, 3), orthonormal
+    pixels = rearrange(x, "n c h w -> n c (h w)")
+    coefficients = pixels @ basis  # (N, C, 3): the constant, then the two slopes
+    squared = (pixels - coefficients @ basis.T).pow(2).sum(dim=(1, 2))
+    if channels > 1:
+        squared = squared + torch.linalg.svdvals(coefficients[..., 1:])[:, -1].pow(2)
+    return (squared / (channels * height * width)).sqrt()
+
+
+def color_stats(images: Tensor) -> dict[str, float]:
+    """Four measures of how much color a set of images (N, C, H, W) in [-1, 1] holds (clamped to [-1, 1] first).
+
+    pixel_sd: the standard deviation of all values; saturation: per pixel, the largest channel minus the smallest,
+    averaged; color_spread: how much the images' mean colors differ (the standard deviation across images, averaged
+    over channels); contrast: how much each image varies inside itself (its standard deviation over pixels, averaged).
+    """
+    x = images.detach().to("cpu", torch.float32).clamp(-1, 1)
+    return {
+        "pixel_sd": x.std().item(),
+        "saturation": (x.amax(dim=1) - x.amin(dim=1)).mean().item(),
+        "color_spread": x.mean(dim=(2, 3)).std(dim=0).mean().item(),
+        "contrast": x.std(dim=(2, 3)).mean().item(),
+    }
+
+
+def color_ratios(generated: Tensor, real: Tensor) -> dict[str, float]:
+    """`color_stats` of generated images over those of real ones: 1.0 is as colorful as the data, 0.5 half as."""
+    ours, theirs = color_stats(generated), color_stats(real)
+    return {name: ours[name] / theirs[name] for name in ours}
+
+
+def describe_gradient_samples(generated: Tensor, real: Tensor) -> str:
+    """One line on generated gradients against real ones: N, the fit residual (and the real images' own), the ratios."""
+    ratios = color_ratios(generated, real)
+    return (
+        f"{len(generated)} samples vs {len(real)} real: gradient-fit residual "
+        f"{gradient_fit_residual(generated).mean().item():.4f} (real {gradient_fit_residual(real).mean().item():.4f}); "
+        "color vs real: " + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
+    )

@@ -30,6 +30,7 @@ class FitConfig:
 
     mixed_precision: bool = False  # bf16 autocast on a CUDA GPU: faster convolutions, loss kept in float32
     ema_decay: float | None = None  # e.g. 0.999: keep an average of the weights and return the averaged model
+    lr_cooldown: float | None = None  # e.g. 0.3: over the last 30% of the run the step size falls linearly to 0
     checkpoint_path: str | None = None  # save model, schedule, configs and optimizer here after every epoch
     resume_from: str | None = None  # a checkpoint to continue from: its weights, optimizer, average and step count
     minutes: float | None = None  # train for this wall-clock budget instead of TrainConfig.epochs

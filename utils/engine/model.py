@@ -51,3 +51,22 @@ class DiffusionModel(nn.Module, ABC):
                 f"{type(self).__name__}(config, NoiseSchedule(linear_schedule(T)))"
             )
         return self.noise_schedule
+
+
+# What the sampler assumes of a schedule: Algorithm 2 starts from x_T ~ N(0, I), which is q(x_T) only if nothing of
+# the image is left after T steps. sqrt(1e-3) is about 3% of the image against noise of standard deviation 1; the
+# paper's linear schedule with T = 1000 reaches 4e-5, Part 4's cosine schedule 2e-9.
+MAX_ALPHA_BAR_T = 1e-3
+
+
+def check_reaches_noise(noise_schedule: nn.Module, bound: float = MAX_ALPHA_BAR_T) -> float:
+    """Return alpha_bar_T of `noise_schedule`, or raise ValueError if it is above `bound`, saying why that matters."""
+    alpha_bar_T = noise_schedule.alpha_bar(len(noise_schedule)).item()
+    if alpha_bar_T > bound:
+        raise ValueError(
+            f"this schedule does not reach noise: alpha_bar_T = {alpha_bar_T:.3g} (T = {len(noise_schedule)}), above "
+            f"{bound:g}, so x_T still holds {alpha_bar_T**0.5:.0%} of the image. Sampling starts from pure noise "
+            f"N(0, I), which such a model never saw at t = T: its samples come out washed out, towards the mean "
+            f"image. Make the betas larger (for T steps, about 1000 / T times the paper's) or T longer."
+        )
+    return alpha_bar_T

@@ -46,6 +46,19 @@ def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.Abst
     return contextlib.nullcontext()
 
 
+def cooldown_factor(progress: float, cooldown: float) -> float:
+    """The factor on the step size when a fraction `progress` of the run is done: 1, then falling linearly to 0 over
+    the last `cooldown` of the run (a "warmup-stable-decay" schedule without the warmup).
+
+    Both ways of quieting the last steps' jitter average many noisy steps: the weight average keeps the steps and
+    averages their weights, the cooldown makes the steps themselves small. Averaging the weights of a network that is
+    still moving shrinks what it outputs (Part 1 measures it: washed-out colors); a cooldown does not.
+    """
+    if not 0.0 < cooldown <= 1.0:
+        raise ValueError(f"the cooldown is a fraction of the run, in (0, 1]; got {cooldown}")
+    return max(0.0, min(1.0, (1.0 - progress) / cooldown))
+
+
 def weight_average(model: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of `model`'s parameters, w_avg <- decay * w_avg + (1 - decay) * w.
 
@@ -90,7 +103,7 @@ def fit(
         loss_fn: your Part 1 `diffusion_loss(model, x_0)`: a minibatch's scalar loss, with gradients.
         trainset: images (N, C, H, W) in [-1, 1], on any device; moved to the training device once.
         config: epochs, learning rate, batch size, device, seed and logging, as for Part 1's `train`.
-        extras: EMA, bf16, checkpoints, resume, a time budget, speed-ups (`FitConfig`).
+        extras: EMA, a step-size cooldown, bf16, checkpoints, resume, a time budget, speed-ups (`FitConfig`).
         log: where the losses go; a new RunLog(config) if None.
         labels: class labels (N,), one per image of `trainset`, for a class-conditional model: then each step calls
             `loss_fn(model, x_0, y)` with the minibatch's labels y (Part 4's `conditional_loss`, say).
@@ -123,10 +136,24 @@ def fit(
     epoch, step = 0, 0
     if extras.resume_from:
         epoch, step = resume_training(extras.resume_from, model, optimizer, ema, log)
-    deadline = time.monotonic() + 60 * extras.minutes if extras.minutes is not None else None
+    start = time.monotonic()
+    deadline = start + 60 * extras.minutes if extras.minutes is not None else None
     # A compiled step is compiled for one batch shape: a smaller last batch would compile it again.
     drop_last = extras.compile is not None and len(trainset) >= config.batch_size
     per_epoch = len(trainset) // config.batch_size if drop_last else n_batches(len(trainset), config.batch_size)
+
+    def set_step_size() -> None:
+        # By hand, not with a torch LR scheduler: a time budget's progress is measured in seconds, not steps, and
+        # a resumed run picks up at its own step.
+        if extras.lr_cooldown is None:
+            return
+        if deadline is not None:
+            progress = (time.monotonic() - start) / (deadline - start)
+        else:
+            progress = step / (config.epochs * per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * cooldown_factor(progress, extras.lr_cooldown)
+
     progress = tqdm(
         total=None if deadline else config.epochs * per_epoch, initial=step, disable=not extras.progress, unit="step"
     )
@@ -143,6 +170,7 @@ def fit(
     while not out_of_time and (deadline is not None or epoch < config.epochs):
         for batch in minibatches(trainset, config.batch_size, shuffle=True, labels=labels, drop_last=drop_last):
             # 3. Algorithm 1, lines 2-5: your loss, in bf16 on a GPU if asked
+            set_step_size()
             with bf16_autocast(device, extras.mixed_precision):
                 loss = loss_fn(model, batch) if labels is None else loss_fn(model, *batch)
             optimizer.zero_grad(set_to_none=True)

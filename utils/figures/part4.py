@@ -1,29 +1,12 @@
-"""Part 4's figures: two schedules side by side, the sampler ladder, a class grid and the guidance sweep."""
+"""Part 4's figures: the sampler ladder, a class grid and the guidance sweep (schedules side by side: `plotting`)."""
 
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
-import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from utils.figures.plotting import image_grid
-
-
-def plot_schedules(alpha_bars: dict[str, Tensor]) -> Figure:
-    """alpha_bar_t (left) and log SNR = log(alpha_bar_t / (1 - alpha_bar_t)) (right) against t / T, one line each."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
-    for name, table in alpha_bars.items():
-        table = table.double().cpu()
-        t = torch.arange(1, len(table) + 1) / len(table)
-        left.plot(t, table, label=name)
-        right.plot(t, torch.log(table / (1 - table)), label=name)
-    left.set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title=r"how much of $x_0$ survives: $\bar\alpha_t$")
-    right.set(xlabel="t / T", ylabel="log SNR", title=r"log SNR$_t$ = log($\bar\alpha_t$ / (1 - $\bar\alpha_t$))")
-    right.axhline(0, color="grey", lw=0.5)
-    left.legend()
-    figure.tight_layout()
-    return figure
 
 
 def plot_ladder(ladders: dict[str, list[dict]], floor: float, n: int) -> Figure:

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from einops import rearrange
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from utils.engine.pixels import denormalize_img
@@ -87,6 +88,22 @@ def plot_schedule(betas: Tensor, title: str = "The noise schedule"):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_schedules(alpha_bars: dict[str, Tensor]) -> Figure:
+    """alpha_bar_t (left) and log SNR = log(alpha_bar_t / (1 - alpha_bar_t)) (right) against t / T, one line each."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for name, table in alpha_bars.items():
+        table = table.double().cpu()
+        t = torch.arange(1, len(table) + 1) / len(table)
+        left.plot(t, table, label=name)
+        right.plot(t, torch.log(table / (1 - table)), label=name)
+    left.set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title=r"how much of $x_0$ survives: $\bar\alpha_t$")
+    right.set(xlabel="t / T", ylabel="log SNR", title=r"log SNR$_t$ = log($\bar\alpha_t$ / (1 - $\bar\alpha_t$))")
+    right.axhline(0, color="grey", lw=0.5)
+    left.legend()
+    figure.tight_layout()
+    return figure
 
 
 def plot_losses(history: dict[str, list[tuple[int, float]]], smooth: int = 20, title: str = "Training loss"):
