@@ -1,14 +1,16 @@
 """The Part 4 runs in one command: train a class-conditional U-Net, then score samplers and guidance on it.
 
     ddpm-course reference part4 --train --minutes 25 --export runs/part4/cond.pt   # train (cosine schedule) and export
-    ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, seconds
-    ddpm-course reference part4 --sweep --n-eval 500     # guidance weight w vs FMNIST-FID and class accuracy
+    ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, KID, s
+    ddpm-course reference part4 --sweep --sweep-n 500    # guidance weight w vs FMNIST-FID, KID and class accuracy
     ddpm-course run part4 --impl exercises --ladder      # the same with YOUR Parts 1, 2, 3 and 4
 
 Whose algorithm runs is a parameter, never an import (as in `utils.programs.fashion`): `GuidanceImplementation`
 gathers what the runs need from Parts 1-4. The ladder samples the shipped Part 3 checkpoint (linear schedule,
 unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
-conditional one with guidance. Everything is written to --out as metrics.json and figures.
+conditional one with guidance. Every score goes through `utils.datasets.scoring.Scoring` (one reference, one floor,
+each score with its spread) and every rung and weight is paired (the same x_T and noise). Everything is written to
+--out: metrics.json, and tables.md, the README's tables with the command, N, device and load that made them.
 """
 
 import argparse
@@ -278,7 +280,8 @@ def markdown_tables(summary: dict) -> str:
     the command, N, the device, torch's threads and the machine's load average before and after."""
     load = summary["load_average"]
     lines = [
-        f"Measured by `{summary['command']}` on {summary['device']} ({summary['threads']} torch thread(s), load "
+        f"Measured by `{summary['command']}` on {summary['device']} ({summary.get('cpus', '?')} cores, "
+        f"{summary['threads']} torch thread(s), load "
         f"average {load[0]:.1f} before and {load[1]:.1f} after). Each score ± its sd: FMNIST-FID over bootstrap "
         "resamples of the samples, KID its standard error from {kid_subsets} subsets; the floor is the mean ± sd over {floor_draws} sets "
         "of N held-out real test images scored like the samples against the same reference (the first N test "
@@ -372,6 +375,7 @@ def main(argv: list[str] | None = None, impl: GuidanceImplementation | None = No
         "threads": torch.get_num_threads(),
         "command": "ddpm-course reference part4 " + shlex.join(sys.argv[1:] if argv is None else argv),
     }
+    summary["cpus"] = os.cpu_count()
     load_before = os.getloadavg()[0]
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
 
