@@ -4,9 +4,10 @@ Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by 
 to a Local Nash Equilibrium" (NeurIPS 2017), which defines the Fréchet Inception Distance (FID) with the closed form
 of Dowson and Landau (1982) for the Fréchet distance between two Gaussians; and Salimans, Goodfellow, Zaremba, Cheung,
 Radford and Chen, "Improved Techniques for Training GANs" (NeurIPS 2016), section 4, which defines the Inception
-Score (IS); and Bińkowski, Sutherland, Arbel and Gretton, "Demystifying MMD GANs" (ICLR 2018), section 4, which
-defines the Kernel Inception Distance (KID). All three are computed here with the small classifier of `utils/datasets/classifier.py`, trained on FashionMNIST,
-instead of Inception-v3: "FMNIST-FID", "FMNIST-KID" and the "FMNIST score".
+Score (IS); and Bińkowski, Sutherland, Arbel and Gretton, "Demystifying MMD GANs" (ICLR 2018), which defines the
+Kernel Inception Distance (KID). All three are computed here with the small classifier of
+`utils/datasets/classifier.py`, trained on FashionMNIST, instead of Inception-v3: "FMNIST-FID", "FMNIST-KID" and the
+"FMNIST score".
 
 Symbols and their names here:
 
@@ -113,7 +114,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def kernel_inception_distance(features_a, features_b, n_subsets: int = 4) -> tuple[float, float]:
-    """KID between two sets of features and its standard error: Bińkowski et al. (2018), section 4 and appendix.
+    """KID between two sets of features and its standard error, as defined by Bińkowski et al. (2018).
 
     The squared maximum mean discrepancy under the cubic polynomial kernel k(x, y) = (x . y / D + 1)^3, estimated
     without bias on each of S = n_subsets subsets of m rows from each set:

@@ -131,3 +131,20 @@ def test_the_guidance_weights_start_from_the_same_x_T():
     first_w, second_w = model.x_T[:2], model.x_T[2:]
     assert len(first_w) == len(second_w) == 2
     assert all(torch.equal(a, b) for a, b in zip(first_w, second_w))
+
+
+def test_the_readme_tables_quote_their_command_n_device_load_and_intervals():
+    from utils.programs.guidance import markdown_tables
+
+    scores = {"n": 64, "fmnist_fid": 40.0, "fmnist_fid_sd": 3.0, "kid": 2.5, "kid_se": 0.5}
+    scores |= {"floor": 31.0, "floor_sd": 5.7, "kid_floor": 0.04, "kid_floor_sd": 2.26}
+    rung = {"sampler": "DDIM", "steps": 20, "eta": 0.0, "seconds": 9.6, **scores}
+    weight = {"w": 3.0, "steps": 20, "accuracy": 0.79, "accuracy_se": 0.03, "seconds": 30.0, **scores}
+    summary = {"command": "ddpm-course reference part4 --ladder --sweep", "device": "cpu", "cpus": 2, "threads": 1}
+    summary |= {"load_average": [4.0, 6.5], "ladder": {"linear": [rung]}, "sweep": [weight]}
+    tables = markdown_tables(summary)
+    assert "`ddpm-course reference part4 --ladder --sweep` on cpu (2 cores, 1 torch thread(s)" in tables
+    assert "load average 4.0 before and 6.5 after" in tables
+    assert "Ladder, linear, N = 64: floor FMNIST-FID 31.0 ± 5.7, KID 0.04 ± 2.26." in tables
+    assert "| DDIM | 20 | 0.0 | 40.0 ± 3.0 | 2.50 ± 0.50 | 10 |" in tables
+    assert "| 3.0 | 0.79 ± 0.03 | 40.0 ± 3.0 | 2.50 ± 0.50 | 30 |" in tables

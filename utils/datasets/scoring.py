@@ -78,7 +78,8 @@ class Scoring:
         if not 2 * config.kid_subsets <= n <= len(real) // 2:
             raise ValueError(
                 f"N = {n} images per set: the reference and the floor's draws need N <= {len(real) // 2} (half the "
-                f"{len(real)} held-out images) and KID's {config.kid_subsets} subsets need N >= {2 * config.kid_subsets}"
+                f"{len(real)} held-out images) and KID's {config.kid_subsets} subsets need "
+                f"N >= {2 * config.kid_subsets}"
             )
         self.metrics, self.n, self.config = metrics, n, config
         self.classifier = (classifier if classifier is not None else load_classifier()).eval()

@@ -278,16 +278,15 @@ def guidance_sweep(
 def markdown_tables(summary: dict) -> str:
     """The ladder and the sweep of a run's summary as the README's Markdown tables, headed by how they were measured:
     the command, N, the device, torch's threads and the machine's load average before and after."""
-    load = summary["load_average"]
+    load, protocol = summary["load_average"], ProtocolConfig()
     lines = [
         f"Measured by `{summary['command']}` on {summary['device']} ({summary.get('cpus', '?')} cores, "
         f"{summary['threads']} torch thread(s), load "
         f"average {load[0]:.1f} before and {load[1]:.1f} after). Each score ± its sd: FMNIST-FID over bootstrap "
-        "resamples of the samples, KID its standard error from {kid_subsets} subsets; the floor is the mean ± sd over {floor_draws} sets "
-        "of N held-out real test images scored like the samples against the same reference (the first N test "
-        "images). Every rung and every weight starts from the same x_T and noise stream.".format(
-            **ProtocolConfig().__dict__
-        ),
+        f"resamples of the samples, KID its standard error from {protocol.kid_subsets} subsets; the floor is the mean "
+        f"± sd over {protocol.floor_draws} sets of N held-out real test images scored like the samples against the "
+        "same reference (the first N test images). Every rung and every weight starts from the same x_T and noise "
+        "stream.",
         "",
     ]
 
