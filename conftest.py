@@ -7,6 +7,9 @@ import os
 import pytest
 
 os.environ.setdefault("IS_CI", "1")
+# One BLAS thread, set before numpy loads its BLAS: on a CPU shared with other jobs, OpenBLAS's threads spin waiting
+# for each other, and a 128 x 128 matrix square root (every FMNIST-FID) takes seconds instead of milliseconds.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # nbval's kernels are new processes started in solutions/: put this checkout first on their path, so that they test
 # the code under test and not whichever copy of the course is installed.
 os.environ["PYTHONPATH"] = os.pathsep.join(

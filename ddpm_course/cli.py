@@ -16,7 +16,12 @@ ddpm-course run part3 --impl part1=part1_gradients.ipynb     your notebook's Par
 
 import argparse
 import importlib
+import os
 import sys
+
+# The scores' matrix square roots are 128 x 128: one BLAS thread does them in milliseconds, while a thread per core
+# fighting a busy machine (or torch's own threads) takes seconds. Set before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import traceback
 
 PROGRAMS = {"part1": "utils.programs.part1", "part3": "utils.programs.fashion", "part4": "utils.programs.guidance"}

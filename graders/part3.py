@@ -1,4 +1,5 @@
-"""Graders for Part 3: the feature statistics, the Fréchet distance and the Inception Score's formula.
+"""Graders for Part 3: the feature statistics, the Fréchet distance, the Kernel Inception Distance and the Inception
+Score's formula.
 
 Each `check_<step>` takes your function and compares it with the reference in `solutions/part3.py`, on small inputs
 whose answers are known in closed form (diagonal and commuting covariances, hand-made probability tables) and on
@@ -14,7 +15,7 @@ import scipy.linalg
 import torch
 from torch import Tensor, nn
 
-from graders.core import expect, expect_close, fail, fmt, grader
+from graders.core import expect, expect_close, expect_statistic, fail, fmt, grader, sampling_tolerance
 from solutions import part3 as ref
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -456,6 +457,184 @@ def check_frechet_distance(frechet_distance) -> None:
         rtol=1e-5,
         likely="keep the real part of sqrtm's result; if you go through eigenvalues, clip "
         "the tiny negative ones that rounding makes at 0",
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _kid_parts(a: Tensor, b: Tensor, n_subsets: int, degree: int = 3, scale: float | None = None) -> dict[str, Tensor]:
+    """The per-subset sums KID is made of, for the reference and for the mistakes: each (S,), float64."""
+    a, b = a.double(), b.double()
+    d = a.shape[1]
+    scale = d if scale is None else scale
+    m = min(len(a), len(b)) // n_subsets
+    a, b = a[: n_subsets * m].reshape(n_subsets, m, d), b[: n_subsets * m].reshape(n_subsets, m, d)
+
+    def kernel(x, y):
+        return (x @ y.transpose(1, 2) / scale + 1) ** degree
+
+    k_aa, k_bb, k_ab = kernel(a, a), kernel(b, b), kernel(a, b)
+    diagonal = k_aa.diagonal(dim1=1, dim2=2).sum(1) + k_bb.diagonal(dim1=1, dim2=2).sum(1)
+    return {
+        "m": torch.tensor(float(m)),
+        "within": k_aa.sum((1, 2)) + k_bb.sum((1, 2)),  # both within-set sums, diagonals included
+        "diagonal": diagonal,
+        "across": k_ab.sum((1, 2)),
+        "across_diagonal": k_ab.diagonal(dim1=1, dim2=2).sum(1),
+    }
+
+
+def _unbiased(parts: dict[str, Tensor]) -> Tensor:
+    m = parts["m"]
+    return (parts["within"] - parts["diagonal"]) / (m * (m - 1)) - 2 * parts["across"] / m**2
+
+
+def _kid_value_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float]:
+    """What common mistakes give for KID's value (the mean over subsets) on these features."""
+    parts = _kid_parts(a, b, n_subsets)
+    m = parts["m"]
+    d = a.shape[1]
+    interleaved = _kid_parts(
+        torch.cat([a[s : n_subsets * int(m) : n_subsets] for s in range(n_subsets)]),
+        torch.cat([b[s : n_subsets * int(m) : n_subsets] for s in range(n_subsets)]),
+        n_subsets,
+    )
+    whole = _kid_parts(a[: n_subsets * int(m)], b[: n_subsets * int(m)], 1)
+    values = {
+        "the biased estimate: the within-set sums keep their diagonal k(a_i, a_i), which is what biases MMD^2 "
+        "upwards. Leave the i = j terms out and divide by m(m - 1)": (parts["within"] - 2 * parts["across"]) / m**2,
+        "the diagonal is left out but the within-set sums are still divided by m^2, not m(m - 1)": (
+            parts["within"] - parts["diagonal"] - 2 * parts["across"]
+        )
+        / m**2,
+        "the cross term leaves out its diagonal too: k(a_i, b_i) pairs two different images, so the cross sum "
+        "keeps all m^2 pairs": (parts["within"] - parts["diagonal"]) / (m * (m - 1))
+        - 2 * (parts["across"] - parts["across_diagonal"]) / (m * (m - 1)),
+        "the cross term is missing its factor 2": (parts["within"] - parts["diagonal"]) / (m * (m - 1))
+        - parts["across"] / m**2,
+        "the kernel is squared, not cubed: k(x, y) = (x . y / D + 1)^3": _unbiased(
+            _kid_parts(a, b, n_subsets, degree=2)
+        ),
+        "the kernel has no 1/D: k(x, y) = (x . y / D + 1)^3, with D the feature size": _unbiased(
+            _kid_parts(a, b, n_subsets, scale=1.0)
+        ),
+        "the kernel divides by sqrt(D), not D: k(x, y) = (x . y / D + 1)^3": _unbiased(
+            _kid_parts(a, b, n_subsets, scale=d**0.5)
+        ),
+        "the subsets are interleaved (rows s, s + S, s + 2S, ...): subset s holds the consecutive rows s*m to "
+        "(s+1)*m - 1": _unbiased(interleaved),
+        "one estimate on all S*m rows instead of the mean of S estimates on disjoint subsets of m rows": _unbiased(
+            whole
+        ),
+    }
+    return {k: float(v.mean()) for k, v in values.items()}
+
+
+def _kid_error_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float]:
+    """What common mistakes give for KID's standard error on these features."""
+    mmd2 = _unbiased(_kid_parts(a, b, n_subsets))
+    root = n_subsets**0.5
+    return {
+        "the standard deviation of the S estimates is not their mean's standard error: divide it by sqrt(S)": float(
+            mmd2.std()
+        ),
+        "the standard deviation divides by S; the standard error uses the sample standard deviation, divided by "
+        "S - 1 (torch's std, or np.std with ddof=1), over sqrt(S)": float(mmd2.std(correction=0) / root),
+        "the variance is not the standard error: take its square root (sd / sqrt(S))": float(mmd2.var() / root),
+        "the standard error is sd / sqrt(S), not sd / S": float(mmd2.std() / n_subsets),
+    }
+
+
+def _check_kid(kernel_inception_distance, a, b, n_subsets: int, what: str, known: tuple | None = None) -> None:
+    """Call the student's KID on (a, b), check that it left them alone and returned two floats, then compare both
+    with the reference (or with `known`), naming a known mistake when the values match one."""
+    before = [x.clone() if isinstance(x, Tensor) else x.copy() for x in (a, b)]
+    result = kernel_inception_distance(a, b, n_subsets)
+    for name, old, new in zip(("features_a", "features_b"), before, (a, b)):
+        same = old.equal(new) if isinstance(old, Tensor) else np.array_equal(old, new)
+        expect(same, f"kernel_inception_distance changed its argument {name} in place.")
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(
+            "kernel_inception_distance should return two things.",
+            "(kid, standard_error)",
+            f"{type(result).__name__}: {result!r:.80}",
+        )
+    kid = _as_real_float(result[0], f"{what}: the KID")
+    error = _as_real_float(result[1], f"{what}: the standard error")
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    expected_kid, expected_error = known if known is not None else ref.kernel_inception_distance(a, b, n_subsets)
+    expect_close(
+        _scalar(kid),
+        _scalar(expected_kid),
+        f"{what}: the KID",
+        atol=1e-8,
+        rtol=1e-6,
+        likely="in float64, KID is the mean over the S subsets of 1/(m(m-1)) sum_{i != j} k(a_i, a_j) + 1/(m(m-1)) "
+        "sum_{i != j} k(b_i, b_j) - 2/m^2 sum_{i, j} k(a_i, b_j), k(x, y) = (x . y / D + 1)^3, where subset s "
+        "holds the consecutive rows s*m to (s+1)*m - 1 of each set (not rows drawn at random)",
+        mistakes={k: _scalar(v) for k, v in _kid_value_mistakes(a, b, n_subsets).items()},
+    )
+    expect_close(
+        _scalar(error),
+        _scalar(expected_error),
+        f"{what}: the standard error",
+        atol=1e-8,
+        rtol=1e-6,
+        likely="the standard error is the sample standard deviation of the S subset estimates over sqrt(S)",
+        mistakes={k: _scalar(v) for k, v in _kid_error_mistakes(a, b, n_subsets).items()},
+    )
+
+
+@grader("kernel_inception_distance")
+def check_kernel_inception_distance(kernel_inception_distance) -> None:
+    # 1. Known by hand. D = 2, S = 2 subsets of m = 2 rows: a = ((1, 0), (0, 1)) twice, b = 0. Across the two rows of
+    #    a subset k = (0 / 2 + 1)^3 = 1, and every k involving b is 1, so MMD^2_u = 1 + 1 - 2 = 0 in each subset:
+    #    KID 0, standard error 0. (Keeping the diagonal k(a_i, a_i) = (1/2 + 1)^3 = 3.375 gives (2 * 3.375 + 2) / 4
+    #    + 1 - 2 = 1.1875.)
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    _check_kid(
+        kernel_inception_distance,
+        a,
+        torch.zeros(4, 2, dtype=torch.float64),
+        2,
+        "KID of ((1, 0), (0, 1), (1, 0), (0, 1)) against four zero vectors, 2 subsets, known to be 0 ± 0",
+        known=(0.0, 0.0),
+    )
+    # 2. Random features as a classifier gives them (float32, a non-zero mean, D = 6), 4 subsets: the reference
+    #    decides, value and standard error.
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 6, generator=generator) + 0.5
+    b = 1.3 * torch.randn(40, 6, generator=generator)
+    _check_kid(kernel_inception_distance, a, b, 4, "KID of two sets of 40 random 6-dimensional features, 4 subsets")
+    # 3. Unequal sizes and numpy arrays: m = min(43, 37) // 5 = 7 rows per subset; the rest are left out.
+    a = np.random.default_rng(1).normal(size=(43, 5))
+    b = np.random.default_rng(2).normal(loc=0.3, size=(37, 5))
+    _check_kid(
+        kernel_inception_distance,
+        a,
+        b,
+        5,
+        "KID of 43 and 37 features (numpy arrays), 5 subsets of m = 7 rows",
+    )
+    # 4. Two samples of one distribution: unbiased, the mean of many KIDs is 0 within its sampling error.
+    values = [
+        _as_real_float(
+            kernel_inception_distance(
+                torch.randn(24, 4, generator=generator), torch.randn(24, 4, generator=generator), 3
+            )[0],
+            "KID of two samples of one Gaussian",
+        )
+        for _ in range(200)
+    ]
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    expect_statistic(
+        mean,
+        0.0,
+        sampling_tolerance(sd, len(values), sigmas=5),
+        "the mean KID of 200 pairs of samples of one Gaussian (24 draws each, 3 subsets), 0 for an unbiased estimate",
+        likely="the within-set sums must leave out their diagonal k(a_i, a_i) and divide by m(m - 1): the "
+        "diagonal alone biases the estimate upwards",
     )
 
 

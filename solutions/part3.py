@@ -4,8 +4,10 @@ Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by 
 to a Local Nash Equilibrium" (NeurIPS 2017), which defines the Fréchet Inception Distance (FID) with the closed form
 of Dowson and Landau (1982) for the Fréchet distance between two Gaussians; and Salimans, Goodfellow, Zaremba, Cheung,
 Radford and Chen, "Improved Techniques for Training GANs" (NeurIPS 2016), section 4, which defines the Inception
-Score (IS). Both are computed here with the small classifier of `utils/datasets/classifier.py`, trained on FashionMNIST,
-instead of Inception-v3: "FMNIST-FID" and the "FMNIST score".
+Score (IS); and Bińkowski, Sutherland, Arbel and Gretton, "Demystifying MMD GANs" (ICLR 2018), which defines the
+Kernel Inception Distance (KID). All three are computed here with the small classifier of
+`utils/datasets/classifier.py`, trained on FashionMNIST, instead of Inception-v3: "FMNIST-FID", "FMNIST-KID" and the
+"FMNIST score".
 
 Symbols and their names here:
 
@@ -15,17 +17,18 @@ Symbols and their names here:
     p(y | x)        softmax of the classifier's logits for image x: one row of `probs`
     p(y)            the marginal class distribution, the mean of p(y | x) over the images
     IS              exp(E_x KL(p(y | x) || p(y))): inception_score
+    k(x, y)         the cubic polynomial kernel (x . y / D + 1)^3 on two feature vectors
+    MMD^2_u         the unbiased estimate of the squared maximum mean discrepancy under k: KID, per subset
 """
 
 import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from einops import einsum, reduce
+from einops import einsum, rearrange, reduce
 from torch import Tensor, nn
 
 from utils.datasets.classifier import load_classifier
-from utils.datasets.fashion_mnist import load_fashion_mnist
 
 # Added to both covariances' diagonals only when the matrix square root of their product fails outright. It shifts
 # the distance by about sqrt(offset) per missing direction, so it must stay a last resort, not a habit.
@@ -110,6 +113,51 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     # END SOLUTION
 
 
+def kernel_inception_distance(features_a, features_b, n_subsets: int = 4) -> tuple[float, float]:
+    """KID between two sets of features and its standard error, as defined by Bińkowski et al. (2018).
+
+    The squared maximum mean discrepancy under the cubic polynomial kernel k(x, y) = (x . y / D + 1)^3, estimated
+    without bias on each of S = n_subsets subsets of m rows from each set:
+
+        MMD^2_u = 1/(m(m-1)) sum_{i != j} k(a_i, a_j) + 1/(m(m-1)) sum_{i != j} k(b_i, b_j) - 2/m^2 sum_{i, j} k(a_i, b_j)
+
+    The diagonal terms k(a_i, a_i) are left out of the first two sums: keeping them is what biases the estimate
+    upwards. KID is the mean of the S estimates, and its standard error sd / sqrt(S), with the sample standard
+    deviation (divided by S - 1). The subsets are disjoint blocks, so that the S estimates are independent:
+    m = min(N_a, N_b) // S, subset s holds rows s*m to (s+1)*m - 1 of each set, and the rows left over are unused.
+    Unlike FID, the estimate has expectation 0 for two samples of one distribution, at any m.
+
+    Args:
+        features_a: shape (N_a, D), the classifier features of one set (a tensor or an array; used in float64).
+        features_b: shape (N_b, D), those of the other set.
+        n_subsets: S >= 2, the number of subsets; m = min(N_a, N_b) // S must be at least 2.
+    Returns:
+        (kid, standard_error), two Python floats. KID can come out slightly negative when the sets match.
+    """
+    # BEGIN SOLUTION
+    a = torch.as_tensor(features_a).detach().cpu().double()
+    b = torch.as_tensor(features_b).detach().cpu().double()
+    d = a.shape[1]
+    m = min(len(a), len(b)) // n_subsets
+    if n_subsets < 2 or m < 2:
+        raise ValueError(f"need n_subsets >= 2 subsets of at least 2 rows; got {n_subsets} of {m}")
+    # 1. S disjoint blocks of m rows from each set: (S, m, D).
+    a = rearrange(a[: n_subsets * m], "(s m) d -> s m d", s=n_subsets)
+    b = rearrange(b[: n_subsets * m], "(s m) d -> s m d", s=n_subsets)
+
+    # 2. The kernel between every pair of rows of a block, (S, m, m). Dividing by D keeps x . y near 1 whatever D.
+    def kernel(x: Tensor, y: Tensor) -> Tensor:
+        return (einsum(x, y, "s i d, s j d -> s i j") / d + 1) ** 3
+
+    def mean_off_diagonal(k: Tensor) -> Tensor:
+        return (k.sum(dim=(1, 2)) - k.diagonal(dim1=1, dim2=2).sum(dim=1)) / (m * (m - 1))
+
+    # 3. One unbiased MMD^2 per subset, (S,); then their mean and its standard error.
+    mmd2 = mean_off_diagonal(kernel(a, a)) + mean_off_diagonal(kernel(b, b)) - 2 * kernel(a, b).mean(dim=(1, 2))
+    return float(mmd2.mean()), float(mmd2.std(correction=1) / n_subsets**0.5)
+    # END SOLUTION
+
+
 def inception_score(probs) -> float:
     """The Inception Score's formula on a table of class probabilities (Salimans et al. 2016, section 4).
 
@@ -141,8 +189,9 @@ def inception_score(probs) -> float:
 def fmnist_fid(images_a: Tensor, images_b: Tensor, classifier: nn.Module | None = None, batch_size: int = 256) -> float:
     """FMNIST-FID between two sets of images, each (N, 1, 28, 28) in [-1, 1]: lower is closer; 0 for equal statistics.
 
-    The Fréchet distance between the Gaussians fitted to the classifier's features of each set. Compare it only with
-    scores computed at the same N, next to `real_floor(N)`: the estimate is biased upwards at small N.
+    The Fréchet distance between the Gaussians fitted to the classifier's features of each set. The estimate is biased
+    upwards at small N: the scores the course reports go through `utils.datasets.scoring.Scoring`, which compares
+    every set with the same real reference at the same N, beside a floor of real images scored the same way.
     """
     classifier = classifier if classifier is not None else load_classifier()
     mu_a, sigma_a = feature_statistics(classifier, images_a, batch_size)
@@ -164,19 +213,3 @@ def fmnist_score(images: Tensor, classifier: nn.Module | None = None, batch_size
             [F.softmax(classifier(batch.to(device)).double(), dim=1).cpu() for batch in images.split(batch_size)]
         )
     return inception_score(probs)
-
-
-def real_floor(n: int, classifier: nn.Module | None = None, seed: int = 0) -> float:
-    """FMNIST-FID between n random training images and n random test images: what real data scores at this n.
-
-    Two samples of the same distribution still differ, and FID's estimate is biased upwards by an amount that shrinks
-    with n, so a model's FMNIST-FID at n samples means something only next to this floor at the same n.
-    """
-    train_images, _ = load_fashion_mnist("train")
-    test_images, _ = load_fashion_mnist("test")
-    if not 2 <= n <= len(test_images):
-        raise ValueError(f"n must be between 2 and {len(test_images)} (the size of the test set); got {n}")
-    generator = torch.Generator().manual_seed(seed)
-    from_train = train_images[torch.randperm(len(train_images), generator=generator)[:n]]
-    from_test = test_images[torch.randperm(len(test_images), generator=generator)[:n]]
-    return fmnist_fid(from_train, from_test, classifier)

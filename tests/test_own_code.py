@@ -89,7 +89,7 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert f"Part 1: {student}/part1.py (yours)" in printed and "vs real-data floor" in printed
+    assert f"Part 1: {student}/part1.py (yours)" in printed and "(floor " in printed and "FMNIST-KID" in printed
     assert {"checkpoint.pt", "samples.png", "denoising.gif", "metrics.json"} <= {p.name for p in out.iterdir()}
     assert (
         main(
@@ -123,18 +123,29 @@ def _run(unet):
 
 
 def test_scores_come_from_the_implementation(student):
-    """evaluate() calls the implementation's own fmnist_fid, not a fixed one."""
+    """evaluate() scores with the implementation's own Part 3 functions, not fixed ones."""
     impl = Implementation.load(str(student))
-    calls = []
+    calls = {"feature_statistics": 0, "frechet_distance": 0, "kernel_inception_distance": 0}
+
+    def counted(name, value):
+        def function(*args):
+            calls[name] += 1
+            return value
+
+        return function
+
     fake = replace(
         impl,
-        fmnist_fid=lambda a, b, c: calls.append(len(a)) or 1.0,
-        real_floor=lambda n, c: 0.5,
+        feature_statistics=counted("feature_statistics", (torch.zeros(3), torch.eye(3))),
+        frechet_distance=counted("frechet_distance", 1.0),
+        kernel_inception_distance=counted("kernel_inception_distance", (0.25, 0.125)),
         fmnist_score=lambda a, c: 2.0,
     )
     from utils.datasets.classifier import WEIGHTS_PATH
 
     if not WEIGHTS_PATH.is_file():
         pytest.skip("no classifier weights")
-    scores = evaluate(torch.zeros(4, 1, 28, 28), torch.zeros(4, 1, 28, 28), fake)
-    assert calls == [4] and scores["fmnist_fid"] == 1.0 and scores["floor"] == 0.5
+    scores = evaluate(torch.zeros(8, 1, 28, 28), torch.zeros(16, 1, 28, 28), fake)
+    assert scores["fmnist_fid"] == 1.0 and scores["floor"] == 1.0 and scores["kid"] == 0.25
+    assert scores["kid_se"] == 0.125 and scores["fmnist_score"] == 2.0
+    assert all(count > 0 for count in calls.values()), calls

@@ -12,5 +12,9 @@ def test_frechet_distance(part3):
     grader.check_frechet_distance(implementation_of(part3, "frechet_distance"))
 
 
+def test_kernel_inception_distance(part3):
+    grader.check_kernel_inception_distance(implementation_of(part3, "kernel_inception_distance"))
+
+
 def test_inception_score(part3):
     grader.check_inception_score(implementation_of(part3, "inception_score"))

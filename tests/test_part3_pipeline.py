@@ -256,8 +256,14 @@ def test_score_plot_shows_the_floor():
     from utils.figures.part3 import plot_score_vs_floor
     from utils.figures.plotting import image_grid
 
-    fig = plot_score_vs_floor({"ours": 3.0}, 1.0, n=64)
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1].startswith("real vs real")
+    row = {"n": 64, "fmnist_fid": 3.0, "fmnist_fid_sd": 0.5, "floor": 1.0, "floor_sd": 0.2}
+    row |= {"kid": 0.1, "kid_se": 0.05, "kid_floor": 0.0, "kid_floor_sd": 0.04}
+    fig = plot_score_vs_floor({"ours": row})
+    for ax, metric in zip(fig.axes, ("FMNIST-FID", "FMNIST-KID")):
+        assert [t.get_text() for t in ax.get_xticklabels()][-1].startswith("real vs real")
+        assert metric in ax.get_title() and "N = 64" in ax.get_title()
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["3.00 ± 0.50", "1.00 ± 0.20"]
     assert image_grid(torch.zeros(5, 1, 4, 4), n_columns=3, padding=1).shape == (9, 14)
 
 
@@ -294,7 +300,9 @@ def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data
     assert metrics["device"] == "cpu" and metrics["final_loss"] > 0
     if score:
         assert "scores.png" in written and metrics["fmnist_fid"] > 0 and metrics["floor"] > 0
-        assert "vs real-data floor" in capsys.readouterr().out
+        assert metrics["n"] == 16 and metrics["floor_sd"] > 0 and metrics["fmnist_fid_sd"] > 0 and metrics["kid_se"] > 0
+        printed = capsys.readouterr().out
+        assert "(floor " in printed and "FMNIST-KID" in printed and "N = 16" in printed
     # no training: sample and draw from the checkpoint just written
     again = tmp_path / "again"
     assert (
@@ -342,4 +350,5 @@ def test_benchmark_scores_after_a_tiny_budget(tmp_path, fashion_data, capsys, mo
     assert benchmark.main([*TINY_BENCHMARK, *budget]) == 0
     assert {"checkpoint.pt", "samples.png"} <= {p.name for p in (tmp_path / "bench").iterdir()}
     printed = capsys.readouterr().out
-    assert "FMNIST-FID after 0 s" in printed and "floor" in printed and "mean confidence" in printed
+    assert "FMNIST-FID after 0 s" in printed and "(floor " in printed and "FMNIST-KID" in printed
+    assert "mean confidence" in printed

@@ -220,6 +220,147 @@ def frechet_distance_always_offset(mu1, sigma1, mu2, sigma2):
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# kernel_inception_distance: correct alternatives
+
+
+def kid_loops(features_a, features_b, n_subsets=4):
+    """Plain Python loops over subsets and pairs, numpy float64, ddof=1."""
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    d = a.shape[1]
+    m = min(len(a), len(b)) // n_subsets
+
+    def k(x, y):
+        return (x @ y / d + 1) ** 3
+
+    estimates = []
+    for s in range(n_subsets):
+        x, y = a[s * m : (s + 1) * m], b[s * m : (s + 1) * m]
+        within_x = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j)
+        within_y = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
+        across = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
+        estimates.append(within_x / (m * (m - 1)) + within_y / (m * (m - 1)) - 2 * across / m**2)
+    return float(np.mean(estimates)), float(np.std(estimates, ddof=1) / np.sqrt(n_subsets))
+
+
+def kid_numpy_masked(features_a, features_b, n_subsets=4):
+    """numpy, one kernel matrix per subset, the diagonal removed with a mask; the mean of the off-diagonal entries."""
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    d = a.shape[1]
+    m = min(len(a), len(b)) // n_subsets
+    off = ~np.eye(m, dtype=bool)
+    estimates = []
+    for s in range(n_subsets):
+        x, y = a[s * m : (s + 1) * m], b[s * m : (s + 1) * m]
+        k_xx, k_yy, k_xy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        estimates.append(k_xx[off].mean() + k_yy[off].mean() - 2 * k_xy.mean())
+    estimates = np.array(estimates)
+    return float(estimates.mean()), float(estimates.std(ddof=1) / np.sqrt(n_subsets))
+
+
+def kid_one_kernel_matrix(features_a, features_b, n_subsets=4):
+    """torch: one kernel matrix over all rows of both sets, cut into the subsets' blocks afterwards."""
+    a, b = torch.as_tensor(features_a).double(), torch.as_tensor(features_b).double()
+    m = min(len(a), len(b)) // n_subsets
+    a, b = a[: n_subsets * m], b[: n_subsets * m]
+    both = torch.cat([a, b])
+    kernel = (both @ both.T / a.shape[1] + 1) ** 3
+    n = n_subsets * m
+    estimates = []
+    for s in range(n_subsets):
+        i = slice(s * m, (s + 1) * m)
+        j = slice(n + s * m, n + (s + 1) * m)
+        k_aa, k_bb, k_ab = kernel[i, i], kernel[j, j], kernel[i, j]
+        within = (k_aa.sum() - k_aa.trace() + k_bb.sum() - k_bb.trace()) / (m * (m - 1))
+        estimates.append(within - 2 * k_ab.mean())
+    estimates = torch.stack(estimates)
+    return estimates.mean().item(), (estimates.std() / n_subsets**0.5).item()
+
+
+# kernel_inception_distance: mistakes
+
+
+def _kid_from(a, b, n_subsets, degree=3, scale=None, keep_diagonal=False, cross_off_diagonal=False, error="se"):
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    d = a.shape[1]
+    m = min(len(a), len(b)) // n_subsets
+    a = a[: n_subsets * m].reshape(n_subsets, m, d)
+    b = b[: n_subsets * m].reshape(n_subsets, m, d)
+    scale = d if scale is None else scale
+
+    def kernel(x, y):
+        return (x @ y.transpose(1, 2) / scale + 1) ** degree
+
+    def within(k):
+        if keep_diagonal:
+            return k.mean((1, 2))
+        return (k.sum((1, 2)) - k.diagonal(dim1=1, dim2=2).sum(1)) / (m * (m - 1))
+
+    k_ab = kernel(a, b)
+    across = within(k_ab) if cross_off_diagonal else k_ab.mean((1, 2))
+    mmd2 = within(kernel(a, a)) + within(kernel(b, b)) - 2 * across
+    spread = {
+        "se": mmd2.std() / n_subsets**0.5,
+        "std": mmd2.std(),
+        "ddof0": mmd2.std(correction=0) / n_subsets**0.5,
+        "variance": mmd2.var() / n_subsets**0.5,
+    }[error]
+    return mmd2.mean().item(), spread.item()
+
+
+def kid_biased(features_a, features_b, n_subsets=4):
+    # keeps k(a_i, a_i) in the within-set means: the V-statistic, biased upwards
+    return _kid_from(features_a, features_b, n_subsets, keep_diagonal=True)
+
+
+def kid_degree_two(features_a, features_b, n_subsets=4):
+    # a quadratic kernel instead of the cubic one
+    return _kid_from(features_a, features_b, n_subsets, degree=2)
+
+
+def kid_no_scale(features_a, features_b, n_subsets=4):
+    # (x . y + 1)^3: the 1/D is missing
+    return _kid_from(features_a, features_b, n_subsets, scale=1.0)
+
+
+def kid_sqrt_scale(features_a, features_b, n_subsets=4):
+    # (x . y / sqrt(D) + 1)^3, the attention habit
+    a = torch.as_tensor(features_a)
+    return _kid_from(features_a, features_b, n_subsets, scale=a.shape[1] ** 0.5)
+
+
+def kid_cross_off_diagonal(features_a, features_b, n_subsets=4):
+    # drops k(a_i, b_i) from the cross term as well
+    return _kid_from(features_a, features_b, n_subsets, cross_off_diagonal=True)
+
+
+def kid_std(features_a, features_b, n_subsets=4):
+    # reports the standard deviation of the subset estimates, not the standard error of their mean
+    return _kid_from(features_a, features_b, n_subsets, error="std")
+
+
+def kid_ddof0(features_a, features_b, n_subsets=4):
+    # np.std's default: divides by S, not S - 1
+    return _kid_from(features_a, features_b, n_subsets, error="ddof0")
+
+
+def kid_interleaved(features_a, features_b, n_subsets=4):
+    # subset s takes rows s, s + S, s + 2S, ... instead of a block of consecutive rows
+    a, b = torch.as_tensor(features_a), torch.as_tensor(features_b)
+    m = min(len(a), len(b)) // n_subsets
+    a = torch.cat([a[s : n_subsets * m : n_subsets] for s in range(n_subsets)])
+    b = torch.cat([b[s : n_subsets * m : n_subsets] for s in range(n_subsets)])
+    return _kid_from(a, b, n_subsets)
+
+
+def kid_random_subsets(features_a, features_b, n_subsets=4):
+    # Bińkowski et al.'s code draws each subset at random: another estimate, not the blocks the docstring asks for
+    a, b = torch.as_tensor(features_a), torch.as_tensor(features_b)
+    m = min(len(a), len(b)) // n_subsets
+    order = torch.randperm(n_subsets * m)
+    return _kid_from(a[order], b[order], n_subsets)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # inception_score: correct alternatives
 
 

@@ -90,6 +90,15 @@ def load_classifier(device: str | torch.device | None = None, path: str | Path =
 
 
 @torch.no_grad()
+def classifier_features(classifier: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """`classifier.features` of `images` (N, 1, 28, 28) in [-1, 1], in eval mode, a batch at a time: (N, D) float64 on
+    the CPU. What KID compares; FID's statistics of the same features are Part 3's `feature_statistics`."""
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    return torch.cat([classifier.features(batch.to(device)).double().cpu() for batch in images.split(batch_size)])
+
+
+@torch.no_grad()
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
     """Fraction of `images` (N, 1, 28, 28) whose most likely class under `model` is their label (N,)."""
     was_training = model.training

@@ -28,19 +28,47 @@ def show_samples_and_real(samples: Tensor, real: Tensor, n: int = 64) -> Figure:
     return fig
 
 
-def plot_score_vs_floor(scores: dict[str, float], floor: float, n: int, metric: str = "FMNIST-FID") -> Figure:
-    """Bars for each score in `scores` beside the real-vs-real floor measured at the same sample count `n`.
+def plot_score_vs_floor(scores: dict[str, dict]) -> Figure:
+    """FMNIST-FID (left) and FMNIST-KID (right) of each scored set beside the real-vs-real floor, each with its spread.
 
-    FID estimated from n images is biased upwards, so even two sets of real images score above 0; a model can only be
-    judged against that floor, never against 0.
+    `scores` maps a name to a row of `utils.datasets.scoring.Scoring.score` (all at the same N, against the same
+    reference). Error bars: ± the FID's bootstrap sd and the KID's standard error; for the floor, ± the sd over its
+    draws of real images. FID from N images is biased upwards, so even real images score above 0: judge a model
+    against the floor, never against 0. KID is unbiased: the floor sits near 0 at any N.
     """
+    rows = list(scores.values())
+    n = rows[0]["n"]
     names = list(scores) + ["real vs real\n(floor)"]
-    values = list(scores.values()) + [floor]
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.5))
-    bars = ax.bar(names, values, color=[f"C{i}" for i in range(len(scores))] + ["gray"])
-    ax.bar_label(bars, fmt="%.2f")
-    ax.set_ylabel(f"{metric} (lower is better)")
-    ax.set_title(f"{metric} at N = {n} images")
-    ax.margins(y=0.15)
+    colors = [f"C{i}" for i in range(len(scores))] + ["gray"]
+    fig, axes = plt.subplots(1, 2, figsize=(2.6 * len(names) + 2, 3.5))
+    panels = (
+        ("FMNIST-FID", "fmnist_fid", "fmnist_fid_sd", "floor", "floor_sd"),
+        ("FMNIST-KID", "kid", "kid_se", "kid_floor", "kid_floor_sd"),
+    )
+    for ax, (metric, value, spread, floor, floor_spread) in zip(axes, panels):
+        values = [row[value] for row in rows] + [rows[0][floor]]
+        errors = [row[spread] for row in rows] + [rows[0][floor_spread]]
+        bars = ax.bar(names, values, yerr=errors, capsize=4, color=colors)
+        ax.bar_label(bars, labels=[f"{v:.2f} ± {e:.2f}" for v, e in zip(values, errors)], fontsize=8)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_ylabel(f"{metric} (lower is better)")
+        ax.set_title(f"{metric} at N = {n} images")
+        ax.margins(y=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def plot_floor_against_n(sizes: list[int], floors: list[dict]) -> Figure:
+    """The real-vs-real floor of FMNIST-FID (left) and FMNIST-KID (right) against N, each ± its sd over draws.
+
+    `floors[i]` is `Scoring(..., n=sizes[i]).floor`. FID's floor falls with N (its bias); KID's stays about 0.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    panels = (("FMNIST-FID", "floor", "floor_sd"), ("FMNIST-KID", "kid_floor", "kid_floor_sd"))
+    for ax, (metric, value, spread) in zip(axes, panels):
+        ax.errorbar(sizes, [f[value] for f in floors], yerr=[f[spread] for f in floors], marker="o", capsize=3)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set(xscale="log", xlabel="N (images per set)", ylabel=f"{metric}, real vs real (mean ± sd)")
+        ax.set_title(f"{metric} of real images against real images")
     fig.tight_layout()
     return fig

@@ -9,10 +9,17 @@ from torch import Tensor
 from utils.figures.plotting import image_grid
 
 
-def plot_ladder(ladders: dict[str, list[dict]], floor: float, n: int) -> Figure:
-    """FMNIST-FID against the number of model calls, one line per (model, sampler), with the real-data floor.
+def _floor_band(ax, row: dict, label: str = "real vs real (floor)") -> None:
+    """The floor of a scored row as a dashed line at its mean and a grey band of ± its sd."""
+    ax.axhline(row["floor"], color="black", ls="--", lw=1, label=f"{label}, N = {row['n']}: mean ± sd")
+    ax.axhspan(row["floor"] - row["floor_sd"], row["floor"] + row["floor_sd"], color="gray", alpha=0.2)
 
-    Each row of a ladder is a dict with "sampler", "eta", "model_calls", "fmnist_fid" (as `sampler_ladder` makes).
+
+def plot_ladder(ladders: dict[str, list[dict]]) -> Figure:
+    """FMNIST-FID ± its sd against the number of model calls, one line per (model, sampler), with the floor's band.
+
+    Each row of a ladder is a dict as `sampler_ladder` makes it ("sampler", "eta", "model_calls", and the scores of
+    `Scoring.score`); all rows are scored at one N against one reference, so they share one floor.
     """
     figure, ax = plt.subplots(figsize=(7.5, 4.2))
     markers = {"DDPM": "s", "DDIM eta=0": "o", "DDIM eta=1": "^"}
@@ -23,19 +30,21 @@ def plot_ladder(ladders: dict[str, list[dict]], floor: float, n: int) -> Figure:
             groups.setdefault(key, []).append(row)
         for key, group in groups.items():
             group = sorted(group, key=lambda r: r["model_calls"])
-            ax.plot(
+            ax.errorbar(
                 [r["model_calls"] for r in group],
                 [r["fmnist_fid"] for r in group],
+                yerr=[r["fmnist_fid_sd"] for r in group],
                 marker=markers.get(key, "x"),
+                capsize=3,
                 label=f"{model_name}: {key}",
             )
-    ax.axhline(floor, color="black", ls="--", lw=1, label=f"real vs real (floor), N = {n}")
+    first = next(iter(ladders.values()))[0]
+    _floor_band(ax, first)
     ax.set(
         xscale="log",
-        yscale="log",
         xlabel="model calls per image (sampling steps)",
-        ylabel="FMNIST-FID",
-        title=f"The sampler ladder: quality against cost (N = {n})",
+        ylabel="FMNIST-FID ± sd",
+        title=f"The sampler ladder: quality against cost (N = {first['n']}, paired rungs)",
     )
     ax.legend(fontsize=7)
     figure.tight_layout()
@@ -55,11 +64,17 @@ def show_class_grid(samples: Tensor, class_names: Sequence[str], per_class: int)
 
 
 def plot_guidance_sweep(rows: list[dict]) -> Figure:
-    """FMNIST-FID against the classifier's accuracy on the requested class, one point per guidance weight w."""
+    """FMNIST-FID ± its sd against the classifier's accuracy on the requested class ± its standard error, one point
+    per guidance weight w, with the floor's band."""
     figure, ax = plt.subplots(figsize=(6.5, 4))
-    accuracy = [r["accuracy"] for r in rows]
-    fid = [r["fmnist_fid"] for r in rows]
-    ax.plot(accuracy, fid, marker="o")
+    ax.errorbar(
+        [r["accuracy"] for r in rows],
+        [r["fmnist_fid"] for r in rows],
+        xerr=[r["accuracy_se"] for r in rows],
+        yerr=[r["fmnist_fid_sd"] for r in rows],
+        marker="o",
+        capsize=3,
+    )
     for row in rows:
         ax.annotate(
             f"w = {row['w']:g}",
@@ -68,11 +83,11 @@ def plot_guidance_sweep(rows: list[dict]) -> Figure:
             xytext=(4, 4),
             fontsize=8,
         )
-    ax.axhline(rows[0]["floor"], color="black", ls="--", lw=1, label=f"real vs real (floor), N = {rows[0]['n']}")
+    _floor_band(ax, rows[0])
     ax.set(
         xlabel="classifier's accuracy on the requested class",
-        ylabel="FMNIST-FID",
-        title="Guidance: class fidelity against diversity",
+        ylabel="FMNIST-FID ± sd",
+        title="Guidance: class fidelity against diversity (paired weights)",
     )
     ax.legend(fontsize=8)
     figure.tight_layout()

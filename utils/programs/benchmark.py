@@ -24,7 +24,8 @@ Each model is measured in each of its settings, a `+`-joined set of the speed-up
 and the ratio compares each model's best. Training images/s are timed after warm-up steps (compilation, cuDNN
 autotuning, allocator growth) with the device synchronized; sampling images/s are for all T steps, timed over
 `--timed-steps` of them (every step costs the same network call). FMNIST-FID, after `--budget-s` seconds of training
-in our best setting and sampling with all T steps, is printed beside its real-vs-real floor at the same N.
+in our best setting and sampling with all T steps, is printed with FMNIST-KID, each with its spread, beside the
+real-data floor at the same N (the protocol of `utils.datasets.scoring`).
 """
 
 import argparse
@@ -38,6 +39,7 @@ import torch
 
 from utils import get_device
 from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.datasets.scoring import PROTOCOL_NOTE, describe
 from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.model import DiffusionModel
 from utils.engine.respacing import respaced
@@ -329,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             build("ours"), impl, config, extras, budget_s, args.fid_n, sample_batch, args.n_train, out
         )
         print(
-            f"FMNIST-FID {scores['fmnist_fid']:8.3f}   floor {scores['floor']:.3f}   "
-            f"ratio {scores['fmnist_fid'] / scores['floor']:.2f}   mean confidence {scores['mean_confidence']:.2f}\n"
+            f"{describe(scores)}; mean confidence {scores['mean_confidence']:.2f}\n({PROTOCOL_NOTE.format(**scores)})\n"
             f"trained {scores['train_seconds']:.0f} s; sampled {args.fid_n} images x {args.sampling_steps} steps "
             f"in {scores['sample_seconds']:.1f} s; samples in {out / 'samples.png'}"
         )

@@ -16,7 +16,8 @@ machinery around them is the same for everyone: `utils.engine.training.fit` call
 save and resume, the weight average and bf16 apply, and your `sample` and scores make the figures.
 
 It writes into --out: checkpoint.pt, samples.png (generated beside real), denoising.png and denoising.gif, loss.png,
-scores.png and metrics.json. FMNIST-FID is always printed beside its real-vs-real floor at the same N.
+scores.png and metrics.json. FMNIST-FID and FMNIST-KID are always printed with their spread, beside the real-data
+floor measured against the same reference at the same N (`utils.datasets.scoring`).
 """
 
 import argparse
@@ -37,6 +38,7 @@ from utils import get_device
 from utils.datasets.classifier import WEIGHTS_PATH as CLASSIFIER_WEIGHTS
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, Scoring, describe
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
 from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.model import DiffusionModel
@@ -77,9 +79,10 @@ class Implementation:
     sample: Callable
     Unet: type  # Part 2
     UnetConfig: type
-    fmnist_fid: Callable  # Part 3
+    feature_statistics: Callable  # Part 3
+    frechet_distance: Callable
+    kernel_inception_distance: Callable
     fmnist_score: Callable
-    real_floor: Callable
 
     PARTS = {
         "NoiseSchedule": 1,
@@ -88,9 +91,10 @@ class Implementation:
         "sample": 1,
         "Unet": 2,
         "UnetConfig": 2,
-        "fmnist_fid": 3,
+        "feature_statistics": 3,
+        "frechet_distance": 3,
+        "kernel_inception_distance": 3,
         "fmnist_score": 3,
-        "real_floor": 3,
     }
 
     @classmethod
@@ -117,7 +121,7 @@ class FashionRun:
     fit: FitConfig = FitConfig()  # the long-run extras: EMA, bf16, checkpoints, a time budget
     n_train: int | None = None  # use only the first n training images (None: all 60,000)
     sampling_steps: int | None = None  # sample in this many respaced steps (None: all T steps, as in the paper)
-    n_eval: int = 2048  # samples scored by FMNIST-FID, beside the floor at the same N
+    n_eval: int = 2048  # samples scored by FMNIST-FID and KID, beside the floor at the same N
     sample_batch: int = 512  # images sampled at once (memory)
 
 
@@ -183,17 +187,15 @@ def sample_many(
 
 
 def evaluate(samples: Tensor, real: Tensor, impl: Implementation, classifier=None) -> dict[str, float]:
-    """FMNIST-FID of `samples` against as many `real` test images, its floor, the FMNIST score and the classifier's
-    mean confidence on the samples (how sure it is that each sample is some piece of clothing)."""
+    """The scores of `samples` under the course's protocol (`Scoring`: FMNIST-FID and KID against the first N `real`
+    test images, with their spreads and the floor of held-out real images at the same N), the FMNIST score and the
+    classifier's mean confidence on the samples (how sure it is that each sample is some piece of clothing)."""
     classifier = (classifier if classifier is not None else load_classifier()).eval()
-    n = len(samples)
     device = next(classifier.parameters()).device
     with torch.no_grad():
         probs = torch.cat([classifier(batch.to(device)).softmax(dim=1).cpu() for batch in samples.split(256)])
     return {
-        "n": n,
-        "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier),
-        "floor": impl.real_floor(n, classifier),
+        **Scoring(Metrics.of(impl), real, len(samples), classifier).score(samples),
         "fmnist_score": impl.fmnist_score(samples, classifier),
         "mean_confidence": probs.max(dim=1).values.mean().item(),
     }
@@ -217,9 +219,7 @@ def save_figures(
     if history.get("loss"):
         figures["loss.png"] = plot_losses(history)
     if metrics is not None:
-        figures["scores.png"] = plot_score_vs_floor(
-            {"our U-Net": metrics["fmnist_fid"]}, metrics["floor"], metrics["n"]
-        )
+        figures["scores.png"] = plot_score_vs_floor({"our U-Net": metrics})
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=100)
         plt.close(figure)
@@ -339,10 +339,10 @@ def main(
         )
     elif not args.no_score:
         metrics = evaluate(samples, test_images, impl)
+        print(describe(metrics))
+        print(f"({PROTOCOL_NOTE.format(**metrics)})")
         print(
-            f"FMNIST-FID {metrics['fmnist_fid']:.3f} vs real-data floor {metrics['floor']:.3f} at N = {metrics['n']} "
-            f"(ratio {metrics['fmnist_fid'] / metrics['floor']:.2f}); FMNIST score {metrics['fmnist_score']:.2f}; "
-            f"classifier's mean confidence {metrics['mean_confidence']:.2f}"
+            f"FMNIST score {metrics['fmnist_score']:.2f}; classifier's mean confidence {metrics['mean_confidence']:.2f}"
         )
     save_figures(out, model, impl.sample, samples, test_images, history, metrics, run.sampling_steps)
     summary = {

@@ -1,8 +1,8 @@
 """The Part 4 runs in one command: train a class-conditional U-Net, then score samplers and guidance on it.
 
     ddpm-course reference part4 --train --minutes 25 --export runs/part4/cond.pt   # train (cosine schedule) and export
-    ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, seconds
-    ddpm-course reference part4 --sweep --n-eval 500     # guidance weight w vs FMNIST-FID and class accuracy
+    ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, KID, s
+    ddpm-course reference part4 --sweep --sweep-n 500     # guidance weight w vs FMNIST-FID, KID and class accuracy
     ddpm-course run part4 --ladder                       # the same with YOUR Parts 1, 3 and 4 (exercises/)
     ddpm-course run part4 --ladder --impl part4=my_part4.ipynb   # your notebook's Part 4, the reference 1 and 3
 
@@ -10,11 +10,15 @@ Whose algorithm runs is a parameter, never an import (as in `utils.programs.fash
 gathers what the runs need from Parts 1, 3 and 4 (Part 2 comes in through Part 4's ConditionalUnet, which builds on
 the reference U-Net), each from wherever --impl says (utils.impl). The ladder samples the shipped Part 3 checkpoint (linear schedule,
 unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
-conditional one with guidance. Everything is written to --out as metrics.json and figures.
+conditional one with guidance. Every score goes through `utils.datasets.scoring.Scoring` (one reference, one floor,
+each score with its spread) and every rung and weight is paired (the same x_T and noise). Everything is written to
+--out: metrics.json, and tables.md, the README's tables with the command, N, device and load that made them.
 """
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +34,7 @@ from torch import Tensor
 from utils import get_device
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
 from utils.engine.clipping import ClippedPrediction
 from utils.engine.configs import FitConfig, TrainConfig
@@ -55,8 +60,9 @@ class GuidanceImplementation:
 
     NoiseSchedule: type  # Part 1
     sample: Callable
-    fmnist_fid: Callable  # Part 3
-    real_floor: Callable
+    feature_statistics: Callable  # Part 3
+    frechet_distance: Callable
+    kernel_inception_distance: Callable
     cosine_schedule: Callable  # Part 4
     ddim_sample: Callable
     ConditionalUnet: type
@@ -73,7 +79,7 @@ class GuidanceImplementation:
     @classmethod
     def parts(cls) -> dict[str, int]:
         """Each name the runs need, and the part it comes from."""
-        earlier = {"NoiseSchedule": 1, "sample": 1, "fmnist_fid": 3, "real_floor": 3}
+        earlier = {"NoiseSchedule": 1, "sample": 1, **dict.fromkeys(Metrics.__dataclass_fields__, 3)}
         return {name: earlier.get(name, 4) for name in cls.__dataclass_fields__}
 
     @classmethod
@@ -135,11 +141,19 @@ def train_conditional(
 
 
 @torch.no_grad()
-def sample_in_batches(draw: Callable[[int, int], Tensor], n: int, batch_size: int) -> Tensor:
-    """`draw(start, size)` for consecutive batches covering n samples, gathered on the CPU and clamped to [-1, 1]."""
-    return torch.cat(
-        [draw(start, min(batch_size, n - start)).float().cpu() for start in range(0, n, batch_size)]
-    ).clamp(-1, 1)
+def sample_in_batches(draw: Callable[[int, int], Tensor], n: int, batch_size: int, seed: int = 0) -> Tensor:
+    """`draw(start, size)` for consecutive batches covering n samples, gathered on the CPU and clamped to [-1, 1].
+
+    Pairing: torch's random generators are seeded with `seed + start` before each batch, so two settings sampled
+    with the same seed and batch size start every batch from the same x_T (a sampler's first draw) and the same
+    stream of noise after it, whatever the other setting drew before. Differences between them are then the
+    sampler's, not the draw's.
+    """
+    batches = []
+    for start in range(0, n, batch_size):
+        torch.manual_seed(seed + start)
+        batches.append(draw(start, min(batch_size, n - start)).float().cpu())
+    return torch.cat(batches).clamp(-1, 1)
 
 
 def ladder_settings(quick: bool = False) -> list[tuple[str, int | None, float | None]]:
@@ -161,27 +175,28 @@ def sampler_ladder(
     seed: int = 0,
     clip_x0: bool = True,
     on_row: Callable[[dict], None] | None = None,
+    scoring: Scoring | None = None,
 ) -> list[dict]:
-    """FMNIST-FID and wall time of `n` samples from `model` for each (sampler, steps, eta) of `settings`.
+    """FMNIST-FID, KID and wall time of `n` samples from `model` for each (sampler, steps, eta) of `settings`.
 
-    DDPM runs Part 1's `sample` (through `respaced` when steps < T); DDIM runs Part 4's `ddim_sample`. Each setting
-    starts from the same seed. The floor (real vs real at the same n) goes with each row. With `clip_x0` (the
-    default) every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`). `on_row` is
-    called with each row as soon as it is measured (to print progress).
+    DDPM runs Part 1's `sample` (through `respaced` when steps < T); DDIM runs Part 4's `ddim_sample`. The rungs are
+    paired: every one samples its batches from the same seeds (`sample_in_batches`), so all start from the same x_T
+    and, where stochastic, the same noise stream. Every rung is scored by one `Scoring` (the same reference, the same
+    floor, each score with its spread; pass `scoring` to share one across models). With `clip_x0` (the default)
+    every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`). `on_row` is called with
+    each row as soon as it is measured (to print progress).
     """
-    classifier = classifier if classifier is not None else load_classifier()
+    scoring = scoring if scoring is not None else Scoring(Metrics.of(impl), real, n, classifier)
     model = ClippedPrediction(model) if clip_x0 else model
     T = len(model.schedule())
-    floor = impl.real_floor(n, classifier)
     rows = []
     for sampler, steps, eta in settings:
-        torch.manual_seed(seed)
         began = time.perf_counter()
         if sampler == "DDPM":
             draw = partial(_ddpm_batch, respaced(model, steps), impl.sample)
         else:
             draw = partial(_ddim_batch, model, impl.ddim_sample, steps, eta)
-        samples = sample_in_batches(draw, n, batch_size)
+        samples = sample_in_batches(draw, n, batch_size, seed)
         seconds = time.perf_counter() - began
         rows.append(
             {
@@ -189,9 +204,7 @@ def sampler_ladder(
                 "steps": steps or T,
                 "eta": eta,
                 "model_calls": steps or T,
-                "n": n,
-                "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier),
-                "floor": floor,
+                **scoring.score(samples),
                 "seconds": seconds,
             }
         )
@@ -232,36 +245,94 @@ def guidance_sweep(
     steps: int,
     classifier=None,
     seed: int = 0,
+    scoring: Scoring | None = None,
 ) -> list[dict]:
-    """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by FMNIST-FID
-    against real test images and by the classifier's accuracy on the class each sample was asked for.
-    Guided samples cost two model evaluations per step (one batched call of 2B)."""
+    """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by `Scoring`
+    (FMNIST-FID and KID with their spreads, beside the floor) and by the classifier's accuracy on the class each
+    sample was asked for, with its binomial standard error. The weights are paired: sample i starts from the same
+    x_T at every w (DDIM at eta = 0 draws nothing else). Guided samples cost two model evaluations per step (one
+    batched call of 2B)."""
     classifier = (classifier if classifier is not None else load_classifier()).eval()
     device = next(classifier.parameters()).device
     labels = torch.arange(n) % model.config.num_classes
-    floor = impl.real_floor(n, classifier)
+    scoring = scoring if scoring is not None else Scoring(Metrics.of(impl), real, n, classifier)
+    x_T = torch.randn(n, *model.image_shape, generator=torch.Generator().manual_seed(seed))
     rows = []
     for w in weights:
-        torch.manual_seed(seed)
         began = time.perf_counter()
         samples = sample_in_batches(
-            lambda start, size, w=w: guided_sample(model, impl, labels[start : start + size], w, steps), n, batch_size
+            lambda start, size, w=w: guided_sample(
+                model, impl, labels[start : start + size], w, steps, x_T=x_T[start : start + size]
+            ),
+            n,
+            batch_size,
+            seed,
         )
         seconds = time.perf_counter() - began
         with torch.no_grad():
             predicted = torch.cat([classifier(b.to(device)).argmax(dim=1).cpu() for b in samples.split(256)])
+        accuracy = (predicted == labels).float().mean().item()
         rows.append(
             {
                 "w": w,
-                "n": n,
                 "steps": steps,
-                "fmnist_fid": impl.fmnist_fid(samples, real[:n], classifier),
-                "floor": floor,
-                "accuracy": (predicted == labels).float().mean().item(),
+                **scoring.score(samples),
+                "accuracy": accuracy,
+                "accuracy_se": (accuracy * (1 - accuracy) / n) ** 0.5,
                 "seconds": seconds,
             }
         )
     return rows
+
+
+def markdown_tables(summary: dict) -> str:
+    """The ladder and the sweep of a run's summary as the README's Markdown tables, headed by how they were measured:
+    the command, N, the device, torch's threads and the machine's load average before and after."""
+    load, protocol = summary["load_average"], ProtocolConfig()
+    lines = [
+        f"Measured by `{summary['command']}` on {summary['device']} ({summary.get('cpus', '?')} cores, "
+        f"{summary['threads']} torch thread(s), load "
+        f"average {load[0]:.1f} before and {load[1]:.1f} after). Each score ± its sd: FMNIST-FID over bootstrap "
+        f"resamples of the samples, KID its standard error from {protocol.kid_subsets} subsets; the floor is the mean "
+        f"± sd over {protocol.floor_draws} sets of N held-out real test images scored like the samples against the "
+        "same reference (the first N test images). Every rung and every weight starts from the same x_T and noise "
+        "stream.",
+        "",
+    ]
+
+    def pm(row: dict, value: str, spread: str) -> str:
+        return f"{row[value]:.1f} ± {row[spread]:.1f}"
+
+    for name, rows in summary.get("ladder", {}).items():
+        lines += [
+            f"Ladder, {name}, N = {rows[0]['n']}: floor FMNIST-FID {pm(rows[0], 'floor', 'floor_sd')}, "
+            f"KID {rows[0]['kid_floor']:.2f} ± {rows[0]['kid_floor_sd']:.2f}.",
+            "",
+            "| sampler | steps (model calls) | eta | FMNIST-FID | FMNIST-KID | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['sampler']} | {r['steps']} | {'-' if r['eta'] is None else r['eta']} | "
+            f"{pm(r, 'fmnist_fid', 'fmnist_fid_sd')} | {r['kid']:.2f} ± {r['kid_se']:.2f} | {r['seconds']:.0f} |"
+            for r in rows
+        ]
+        lines.append("")
+    if summary.get("sweep"):
+        rows = summary["sweep"]
+        lines += [
+            f"Guidance sweep, DDIM with {rows[0]['steps']} steps, eta = 0, N = {rows[0]['n']} "
+            f"({rows[0]['n'] // 10} per class): floor FMNIST-FID {pm(rows[0], 'floor', 'floor_sd')}, "
+            f"KID {rows[0]['kid_floor']:.2f} ± {rows[0]['kid_floor_sd']:.2f}.",
+            "",
+            "| w | accuracy on the requested class | FMNIST-FID | FMNIST-KID | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['w']} | {r['accuracy']:.2f} ± {r['accuracy_se']:.2f} | {pm(r, 'fmnist_fid', 'fmnist_fid_sd')} | "
+            f"{r['kid']:.2f} ± {r['kid_se']:.2f} | {r['seconds']:.0f} |"
+            for r in rows
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main(
@@ -320,7 +391,13 @@ def main(
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"device": str(device), "threads": torch.get_num_threads()}
+    summary: dict = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "command": f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv),
+    }
+    summary["cpus"] = os.cpu_count()
+    load_before = os.getloadavg()[0]
     doing = [what for what, asked in (("train", args.train), ("ladder", args.ladder), ("sweep", args.sweep)) if asked]
     print(f"device: {device}; running {', '.join(doing)}{' (quick)' if args.quick else ''}; writing to {out}/")
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
@@ -363,6 +440,7 @@ def main(
         ).model
     if args.ladder:
         settings = ladder_settings(args.quick)
+        scoring = Scoring(Metrics.of(impl), real, args.n_eval, classifier)
         models = {
             "linear schedule (Part 3's checkpoint)": load_checkpoint(
                 UNCONDITIONAL_CHECKPOINT, device, schedule_class=impl.NoiseSchedule
@@ -383,10 +461,11 @@ def main(
                 [s for s in settings if full or s[1] is not None],
                 classifier,
                 on_row=lambda row, name=name: print(
-                    f"{name:40s} {row['sampler']} {row['steps']:5d} steps eta {row['eta']}: FMNIST-FID "
-                    f"{row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}) in {row['seconds']:.1f} s",
+                    f"{name:40s} {row['sampler']} {row['steps']:5d} steps eta {row['eta']}: {describe(row)}; "
+                    f"{row['seconds']:.1f} s",
                     flush=True,
                 ),
+                scoring=scoring,
             )
     if args.sweep:
         weights = [0.0, 1.0, 3.0] if args.quick else [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
@@ -394,9 +473,14 @@ def main(
         summary["sweep"] = rows
         for row in rows:
             print(
-                f"w = {row['w']:4.1f}: FMNIST-FID {row['fmnist_fid']:.3f} (floor {row['floor']:.3f}, N = {row['n']}), "
-                f"accuracy on the asked class {row['accuracy']:.3f}, {row['seconds']:.1f} s"
+                f"w = {row['w']:4.1f}: {describe(row)}; accuracy on the asked class {row['accuracy']:.3f} ± "
+                f"{row['accuracy_se']:.3f}; {row['seconds']:.1f} s"
             )
+    if args.ladder or args.sweep:
+        summary["load_average"] = [load_before, os.getloadavg()[0]]
+        print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
+        (out / "tables.md").write_text(markdown_tables(summary))
+        print(f"tables for the README in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     print(
         f"wrote {out / 'metrics.json'} (every number above); FMNIST-FID is printed beside the floor two sets of real "
