@@ -223,7 +223,7 @@ class TinyDiffuser(DiffusionModel):
     The model still predicts the noise, so the loss (eq. 14) and the sampler (Algorithm 2) are the paper's: given x_t
     and t, eq. 4 ties eps and x_0 one to one, and a guess of either is a guess of both. Guessing x_0 is what a small
     MLP does well: near t = 1 the noise in x_t is a faint residue that must be scaled up by 1 / sqrt(1 - alpha_bar_t),
-    a gain of up to 100 that changes with t, and here the formula applies that gain instead of the network.
+    a gain that changes with t (up to 100 with the paper's betas), and here the formula applies it, not the network.
     Far too small for real images, and enough for color gradients, which differ only in two colors and an angle.
 
     Args:

@@ -116,7 +116,7 @@ def test_reference_part1_run_writes_its_figures_and_scores_its_samples(tmp_path,
     # whose code, where it writes, and what its numbers and figures are
     assert printed.startswith("Part 1: solutions/part1.py (the reference)\n") and f"writing to {tmp_path}" in printed
     assert "held-out loss" in printed and "(training images above generated ones)" in printed
-    assert "alpha_bar_T = 2.0e-05" in printed  # the schedule reaches noise
+    assert "alpha_bar_T = 1.7e-05" in printed  # the schedule reaches noise
     assert "500 samples vs 200 real: gradient-fit residual" in printed and "color vs real: pixel_sd" in printed
 
 
