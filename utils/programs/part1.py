@@ -93,11 +93,13 @@ def run_part1(
         "clean; color: the samples' spread of values, saturation, mean colors and contrast over the held-out "
         "images', 1.0 as colorful as the data, below 0.9 washed out)"
     )
+    alpha_bar_1 = schedule.alpha_bar(1).item()
+    weight_at_1 = alpha_bar_1 / (1 - alpha_bar_1)  # eq. 4 turns an error in x_0 into one in the noise
     last_epoch = [value for _, value in log.history["loss"][-math.ceil(len(trainset) / recipe.batch_size) :]]
     print(
         f"loss over the last epoch {sum(last_epoch) / len(last_epoch):.4f}, held-out loss {log.last('eval_loss'):.4f} "
-        f"(on {len(testset)} images; both swing with the t's drawn: near t = 1 an error in the guessed image counts "
-        "up to 1000 times over)"
+        f"(on {len(testset)} images; both swing with the t's drawn: at t = 1 an error in the guessed image counts "
+        f"{weight_at_1:.0f} times over)"
     )
     print(
         f"wrote {out_dir / 'samples.png'} (training images above generated ones), {out_dir / 'loss.png'} (the "
