@@ -25,6 +25,7 @@ from graders.core import (
     fmt,
     grader,
     n_params,
+    sampling_tolerance,
 )
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images
@@ -146,7 +147,7 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
         expect_statistic(
             slope,
             math.sqrt(alpha_bar),
-            6 * math.sqrt((1 - alpha_bar) / n),
+            sampling_tolerance(math.sqrt(1 - alpha_bar), n),
             f"{what}: how much of x_0 is left, the factor sqrt(alpha_bar_n) in front of x_0, is off.",
             "x_n = sqrt(alpha_bar_n) x_0 + sqrt(1 - alpha_bar_n) eps, with alpha_bar_n the product of the first n alphas",
             mistakes={
@@ -165,7 +166,7 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
         expect_statistic(
             mean,
             0.0,
-            6 * math.sqrt((1 - alpha_bar) / n),
+            sampling_tolerance(math.sqrt(1 - alpha_bar), n),
             f"{what}: the noise should have mean 0.",
             "torch.rand draws from U(0, 1), mean 0.5: Gaussian noise is torch.randn / randn_like",
         )
@@ -1092,7 +1093,7 @@ def check_sample(sample) -> None:
     expect_statistic(
         mean,
         exact[-1][0],
-        6 * math.sqrt(exact[-1][1] / count),
+        sampling_tolerance(math.sqrt(exact[-1][1]), count),
         "the mean of the samples x_0 differs from what Algorithm 2 gives for the grader's model.",
         "x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z",
         mistakes=wrong_means,
@@ -1139,7 +1140,7 @@ def check_sample(sample) -> None:
         expect_statistic(
             emp_mean,
             m,
-            6 * math.sqrt(v / count),
+            sampling_tolerance(math.sqrt(v), count),
             f"the mean of steps[{i}] (x_{t}) is off.",
             "steps[i] is x_{T - i}: x_T first, then one entry per denoising step",
         )

@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graders.core import copy_weights, expect, expect_close, expect_statistic, expect_tensor, grader
+from graders.core import (
+    copy_weights,
+    expect,
+    expect_close,
+    expect_statistic,
+    expect_tensor,
+    grader,
+    sampling_tolerance,
+)
 from graders.part1 import BIG_BETAS, LinearNoisePredictor, moments, schedule_with, var_tolerance
 from solutions import part1
 from solutions import part4 as ref
@@ -269,7 +277,7 @@ def check_ddim_step(ddim_step) -> None:
             got.mean(dim=0),
             mean[0],
             f"ddim_step(..., t={t}, t_prev={t_prev}, eta={eta}), the mean over {n} draws",
-            atol=6 * math.sqrt(var / n) + 1e-6,
+            atol=sampling_tolerance(math.sqrt(var), n) + 1e-6,
             rtol=0,
             likely="with eta > 0 the direction term shrinks: sqrt(1 - alpha_bar_prev - sigma^2) eps",
             mistakes={
@@ -293,7 +301,7 @@ def check_ddim_step(ddim_step) -> None:
         got.mean(dim=0),
         ddpm_mean[0],
         "ddim_step(..., t=4, t_prev=3, eta=1.0), the mean: DDPM's eq. 11",
-        atol=6 * math.sqrt(ddpm_var / n) + 1e-6,
+        atol=sampling_tolerance(math.sqrt(ddpm_var), n) + 1e-6,
         rtol=0,
     )
 
@@ -413,7 +421,7 @@ def check_ddim_sample(ddim_sample) -> None:
     expect_statistic(
         mean,
         ddpm_mean,
-        6 * math.sqrt(exact_var / count),
+        sampling_tolerance(math.sqrt(exact_var), count),
         f"ddim_sample(model, n, steps=T={T}, eta=1.0): the mean of the samples should be that of Part 1's "
         "sample (Algorithm 2) on the same model.",
         likely="with every step and eta = 1, each DDIM step has DDPM's mean",
@@ -442,7 +450,7 @@ def check_ddim_sample(ddim_sample) -> None:
     expect_statistic(
         mean,
         exact_mean,
-        6 * math.sqrt(exact_var / count),
+        sampling_tolerance(math.sqrt(exact_var), count),
         "ddim_sample(model, n, steps=4, eta=0.5): the mean of the samples is off.",
         mistakes={what: m for what, (m, _) in mistakes.items()},
         likely="t_prev is the previous entry of the subsequence (tau_{i-1}), and tau_0 = 0",
@@ -520,7 +528,7 @@ def check_drop_labels(drop_labels) -> None:
     expect_statistic(
         frac,
         p,
-        6 * math.sqrt(p * (1 - p) / n),
+        sampling_tolerance(math.sqrt(p * (1 - p)), n),
         f"drop_labels(labels, p={p}): the fraction of labels dropped should be p.",
         likely="drop where torch.rand(...) < p",
         mistakes={"labels are dropped with probability 1 - p: drop where rand < p, keep where rand >= p": 1 - p},
@@ -718,7 +726,7 @@ def check_conditional_loss(conditional_loss) -> None:
     expect_statistic(
         frac,
         0.25,
-        6 * math.sqrt(0.25 * 0.75 / n),
+        sampling_tolerance(math.sqrt(0.25 * 0.75), n),
         "the fraction of labels given to the model as 'no label' should be p_uncond.",
         likely="labels = drop_labels(labels, p_uncond, model.config.num_classes)",
         mistakes={
