@@ -81,10 +81,16 @@ def color_ratios(generated: Tensor, real: Tensor) -> dict[str, float]:
 
 
 def describe_gradient_samples(generated: Tensor, real: Tensor) -> str:
-    """One line on generated gradients against real ones: N, the fit residual (and the real images' own), the ratios."""
+    """One line on generated gradients against real ones: N; the fit residual with its standard error, beside the real
+    images' own; the color ratios, beside their floor: the ratios of one half of the real images to the other."""
+    residuals = gradient_fit_residual(generated)
+    stderr = residuals.std().item() / len(residuals) ** 0.5
     ratios = color_ratios(generated, real)
+    half = len(real) // 2
+    floor = color_ratios(real[:half], real[half:]).values()
     return (
-        f"{len(generated)} samples vs {len(real)} real: gradient-fit residual "
-        f"{gradient_fit_residual(generated).mean().item():.4f} (real {gradient_fit_residual(real).mean().item():.4f}); "
-        "color vs real: " + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
+        f"{len(generated)} samples vs {len(real)} real: gradient-fit residual {residuals.mean().item():.4f} "
+        f"± {stderr:.4f} (real {gradient_fit_residual(real).mean().item():.4f}); color vs real: "
+        + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
+        + f" (one half of the real images vs the other: {min(floor):.2f} to {max(floor):.2f})"
     )
