@@ -148,11 +148,11 @@ def fit(
         if extras.lr_cooldown is None:
             return
         if deadline is not None:
-            progress = (time.monotonic() - start) / (deadline - start)
+            done = (time.monotonic() - start) / (deadline - start)
         else:
-            progress = step / (config.epochs * per_epoch)
+            done = step / (config.epochs * per_epoch)
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * cooldown_factor(progress, extras.lr_cooldown)
+            group["lr"] = config.lr * cooldown_factor(done, extras.lr_cooldown)
 
     progress = tqdm(
         total=None if deadline else config.epochs * per_epoch, initial=step, disable=not extras.progress, unit="step"
