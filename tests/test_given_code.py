@@ -225,3 +225,21 @@ def test_the_step_size_cooldown_falls_linearly_to_zero_over_its_share_of_the_run
         hook.remove()
     assert seen[:8] == [1e-3] * 8 and seen[-1] == pytest.approx(1e-3 / 8)
     assert all(a >= b for a, b in zip(seen, seen[1:]))
+
+
+def test_the_cooldown_follows_a_time_budget_by_the_clock():
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from utils.engine.configs import FitConfig
+    from utils.engine.training import fit
+
+    seen = []
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    data = normalize_img(gradient_images(64, (3, 4, 5), seed=0))
+    config = TrainConfig(epochs=1, lr=1e-3, batch_size=16, device="cpu")
+    try:
+        fit(tiny_model(), ref.diffusion_loss, data, config, FitConfig(minutes=0.01, lr_cooldown=1.0, progress=False))
+    finally:
+        hook.remove()
+    assert len(seen) > 4 and seen[0] == pytest.approx(1e-3, rel=0.05) and seen[-1] < 0.5e-3
+    assert all(a >= b for a, b in zip(seen, seen[1:]))
