@@ -156,7 +156,7 @@ def default_run(device: torch.device, unet_config: type, quick: bool = False) ->
     return FashionRun(
         unet=unet_config(channels=16, attention_levels=(2,)),
         train=TrainConfig(epochs=1, lr=1e-3, batch_size=64, device=str(device)),
-        fit=FitConfig(ema_decay=0.995),
+        fit=FitConfig(ema_decay=0.999, lr_cooldown=0.3),
         n_train=10_000,
         sampling_steps=250,
         n_eval=256,
