@@ -163,3 +163,17 @@ def test_fit_trains_the_conditional_model_with_the_partial_loss():
         labels=torch.tensor([0, 1] * 4),
     )
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_the_ladder_takes_its_numbers_of_steps():
+    from utils.programs.guidance import ladder_settings
+
+    settings = ladder_settings(steps=(10, 50))
+    assert settings == [
+        ("DDIM", 10, 0.0),
+        ("DDIM", 50, 0.0),
+        ("DDIM", 10, 1.0),
+        ("DDIM", 50, 1.0),
+        ("DDPM", 50, None),
+        ("DDPM", None, None),
+    ]
