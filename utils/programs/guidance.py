@@ -361,6 +361,7 @@ def main(
     parser.add_argument("--sweep", action="store_true", help="score the guidance sweep")
     parser.add_argument("--quick", action="store_true", help="tiny runs: a smoke test")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--epochs", type=int, default=None, help="passes over the training set (overrides --minutes)")
     parser.add_argument("--minutes", type=float, default=None, help="train for this wall-clock budget")
     parser.add_argument("--n-train", type=int, default=None, help="use only this many training images")
     parser.add_argument("--n-eval", type=int, default=256, help="samples per setting scored by FMNIST-FID")
@@ -414,9 +415,11 @@ def main(
         run = default_run(device, impl.ConditionalUnetConfig, quick=args.quick)
         if args.minutes is not None:
             run = replace(run, fit=replace(run.fit, minutes=args.minutes))
+        if args.epochs is not None:
+            run = replace(run, train=replace(run.train, epochs=args.epochs), fit=replace(run.fit, minutes=None))
         run = replace(
             run,
-            n_train=args.n_train or (None if args.minutes else run.n_train),
+            n_train=args.n_train or (None if args.minutes or args.epochs else run.n_train),
             fit=replace(run.fit, checkpoint_path=str(out / "checkpoint.pt")),
         )
         images, labels = load_fashion_mnist("train")
