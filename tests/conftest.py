@@ -58,3 +58,9 @@ def pytest_runtest_makereport(item, call):
 def part4(request):
     """The Part 4 module being graded."""
     return _impl(request, 4)
+
+
+@pytest.fixture(scope="session")
+def part5(request):
+    """The Part 5 module being graded."""
+    return _impl(request, 5)

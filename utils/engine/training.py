@@ -111,7 +111,6 @@ def fit(
         The trained model; with an EMA, holding the averaged weights.
     """
     trainset = check_images(trainset, "trainset")
-    model.schedule()  # fail now, not after the first epoch, if there is none
     own_log = log is None
     log = RunLog(config) if own_log else log
     # 1. seed, and the model, its schedule and the data on one device

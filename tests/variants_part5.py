@@ -1,0 +1,368 @@
+"""Other ways to write each Part 5 step: correct ones the graders must accept, and common mistakes they must catch."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from solutions import part2
+from solutions import part5 as ref
+from utils.engine.tensors import per_image
+
+# ------------------------------------------------------------------------------------------------------ pf_ode_drift
+
+
+def pf_ode_drift_eps(model, z, sigma):
+    """Correct: (z - D) / sigma simplified to eps_theta itself."""
+    t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
+    return model(z / math.sqrt(1 + sigma**2), t)
+
+
+def pf_ode_drift_alpha_bar(model, z, sigma):
+    """Correct: through sqrt(alpha_bar) = 1 / sqrt(1 + sigma^2) and Part 4's x0_hat."""
+    sqrt_alpha_bar = (1 + sigma**2) ** -0.5
+    x_t = sqrt_alpha_bar * z
+    t = ref.sigma_to_t(model.noise_schedule, sigma) * torch.ones(len(z))
+    eps = model(x_t, t)
+    x0_hat = (x_t - math.sqrt(1 - sqrt_alpha_bar**2) * eps) / sqrt_alpha_bar
+    return (z - x0_hat) / sigma
+
+
+def pf_ode_drift_no_one_over_sigma(model, z, sigma):
+    t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
+    denoised = z - sigma * model(z / math.sqrt(1 + sigma**2), t)
+    return z - denoised
+
+
+def pf_ode_drift_sign(model, z, sigma):
+    t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
+    denoised = z - sigma * model(z / math.sqrt(1 + sigma**2), t)
+    return (denoised - z) / sigma
+
+
+def pf_ode_drift_feeds_z(model, z, sigma):
+    t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
+    return model(z, t)
+
+
+def pf_ode_drift_sigma_as_t(model, z, sigma):
+    return model(z / math.sqrt(1 + sigma**2), torch.full((z.shape[0],), sigma))
+
+
+def pf_ode_drift_rounded_t(model, z, sigma):
+    t = torch.full((z.shape[0],), round(ref.sigma_to_t(model.noise_schedule, sigma)))
+    return model(z / math.sqrt(1 + sigma**2), t)
+
+
+# ----------------------------------------------------------------------------------------------------- karras_sigmas
+
+
+def karras_sigmas_loop(n, sigma_min, sigma_max, rho=7.0):
+    """Correct: a Python loop in float32."""
+    values = []
+    for i in range(n):
+        values.append((sigma_max ** (1 / rho) + i / (n - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho)
+    return torch.tensor(values + [0.0], dtype=torch.float32)
+
+
+def karras_sigmas_numpy(n, sigma_min, sigma_max, rho=7.0):
+    """Correct: numpy's linspace between the two ends in sigma^(1/rho)."""
+    return torch.from_numpy(np.append(np.linspace(sigma_max ** (1 / rho), sigma_min ** (1 / rho), n) ** rho, 0.0))
+
+
+def karras_sigmas_no_rho(n, sigma_min, sigma_max, rho=7.0):
+    return torch.cat(
+        [torch.linspace(sigma_max, sigma_min, n, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)]
+    )
+
+
+def karras_sigmas_no_zero(n, sigma_min, sigma_max, rho=7.0):
+    return ref.karras_sigmas(n, sigma_min, sigma_max, rho)[:-1]
+
+
+def karras_sigmas_rising(n, sigma_min, sigma_max, rho=7.0):
+    return torch.cat(
+        [ref.karras_sigmas(n, sigma_min, sigma_max, rho)[:-1].flip(0), torch.zeros(1, dtype=torch.float64)]
+    )
+
+
+def karras_sigmas_over_n(n, sigma_min, sigma_max, rho=7.0):
+    i = torch.arange(n, dtype=torch.float64)
+    sigmas = (sigma_max ** (1 / rho) + i / n * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
+
+
+# --------------------------------------------------------------------------------------------------------- heun_step
+
+
+def heun_step_trapezoid(drift, x, s, s_next):
+    """Correct: written as Euler's step plus half the change of slope."""
+    h = s_next - s
+    d = drift(x, s)
+    x_euler = x + h * d
+    if s_next == 0:
+        return x_euler
+    return x_euler + h / 2 * (drift(x_euler, s_next) - d)
+
+
+def heun_step_euler_only(drift, x, s, s_next):
+    return x + (s_next - s) * drift(x, s)
+
+
+def heun_step_no_last_euler(drift, x, s, s_next):
+    d = drift(x, s)
+    x_next = x + (s_next - s) * d
+    return x + (s_next - s) * (d + drift(x_next, s_next)) / 2
+
+
+def heun_step_slope_at_x(drift, x, s, s_next):
+    d = drift(x, s)
+    if s_next == 0:
+        return x + (s_next - s) * d
+    return x + (s_next - s) * (d + drift(x, s_next)) / 2
+
+
+def heun_step_slope_at_s(drift, x, s, s_next):
+    d = drift(x, s)
+    x_next = x + (s_next - s) * d
+    if s_next == 0:
+        return x_next
+    return x + (s_next - s) * (d + drift(x_next, s)) / 2
+
+
+def heun_step_second_slope_only(drift, x, s, s_next):
+    d = drift(x, s)
+    x_next = x + (s_next - s) * d
+    if s_next == 0:
+        return x_next
+    return x + (s_next - s) * drift(x_next, s_next)
+
+
+# -------------------------------------------------------------------------------------------------- flow_interpolate
+
+
+def flow_interpolate_lerp(x_0, eps, s):
+    """Correct: torch.lerp."""
+    return torch.lerp(x_0, eps, s.reshape(-1, 1, 1, 1)), eps - x_0
+
+
+def flow_interpolate_einsum(x_0, eps, s):
+    """Correct: per-image scaling by einsum."""
+    return x_0 + torch.einsum("b,bchw->bchw", s, eps - x_0), eps - x_0
+
+
+def flow_interpolate_reversed(x_0, eps, s):
+    s = per_image(s, x_0)
+    return s * x_0 + (1 - s) * eps, eps - x_0
+
+
+def flow_interpolate_vp(x_0, eps, s):
+    s = per_image(s, x_0)
+    return (1 - s).sqrt() * x_0 + s.sqrt() * eps, eps - x_0
+
+
+def flow_interpolate_velocity_sign(x_0, eps, s):
+    s = per_image(s, x_0)
+    return (1 - s) * x_0 + s * eps, x_0 - eps
+
+
+def flow_interpolate_eps_target(x_0, eps, s):
+    s = per_image(s, x_0)
+    return (1 - s) * x_0 + s * eps, eps
+
+
+def flow_interpolate_x0_target(x_0, eps, s):
+    s = per_image(s, x_0)
+    return (1 - s) * x_0 + s * eps, x_0
+
+
+def flow_interpolate_scaled_velocity(x_0, eps, s):
+    s = per_image(s, x_0)
+    return (1 - s) * x_0 + s * eps, s * (eps - x_0)
+
+
+# ------------------------------------------------------------------------------------------------ flow_matching_loss
+
+
+def flow_matching_loss_by_hand(model, x_0):
+    """Correct: the interpolation and the mean written out, s from torch.empty().uniform_()."""
+    s = torch.empty(len(x_0)).uniform_(0, 1)
+    eps = torch.randn(x_0.shape)
+    x_s = x_0 + s.reshape(-1, 1, 1, 1) * (eps - x_0)
+    return ((model(x_s, s) - (eps - x_0)) ** 2).mean()
+
+
+def flow_matching_loss_numpy_rng(model, x_0):
+    """Correct: s and eps from numpy's generator."""
+    rng = np.random.default_rng(torch.randint(0, 2**31, ()).item())
+    s = torch.from_numpy(rng.random(len(x_0))).float()
+    eps = torch.from_numpy(rng.standard_normal(tuple(x_0.shape))).float()
+    x_s, velocity = ref.flow_interpolate(x_0, eps, s)
+    return F.mse_loss(model(x_s, s), velocity)
+
+
+def _loss_with(model, x_0, s, eps=None, target="velocity"):
+    eps = torch.randn_like(x_0) if eps is None else eps
+    x_s, velocity = ref.flow_interpolate(x_0, eps, s.clamp(0, 1) if target != "raw_s" else s)
+    wanted = {"velocity": velocity, "eps": eps, "minus": -velocity, "x_0": x_0, "raw_s": velocity}[target]
+    return F.mse_loss(model(x_s, s), wanted)
+
+
+def flow_matching_loss_randn_s(model, x_0):
+    return _loss_with(model, x_0, torch.randn(len(x_0)), target="raw_s")
+
+
+def flow_matching_loss_one_s(model, x_0):
+    return _loss_with(model, x_0, torch.rand(1).expand(len(x_0)))
+
+
+def flow_matching_loss_logit_normal(model, x_0):
+    return _loss_with(model, x_0, torch.sigmoid(torch.randn(len(x_0))))
+
+
+def flow_matching_loss_scaled_s(model, x_0):
+    s = torch.rand(len(x_0))
+    x_s, velocity = ref.flow_interpolate(x_0, torch.randn_like(x_0), s)
+    return F.mse_loss(model(x_s, s * ref.FLOW_TIME_SCALE), velocity)
+
+
+def flow_matching_loss_eps_target(model, x_0):
+    return _loss_with(model, x_0, torch.rand(len(x_0)), target="eps")
+
+
+def flow_matching_loss_velocity_sign(model, x_0):
+    return _loss_with(model, x_0, torch.rand(len(x_0)), target="minus")
+
+
+def flow_matching_loss_reversed(model, x_0):
+    s = torch.rand(len(x_0))
+    eps = torch.randn_like(x_0)
+    x_s = per_image(s, x_0) * x_0 + (1 - per_image(s, x_0)) * eps
+    return F.mse_loss(model(x_s, s), eps - x_0)
+
+
+def flow_matching_loss_uniform_noise(model, x_0):
+    return _loss_with(model, x_0, torch.rand(len(x_0)), eps=torch.rand_like(x_0) * 2 - 1)
+
+
+def flow_matching_loss_summed(model, x_0):
+    s = torch.rand(len(x_0))
+    x_s, velocity = ref.flow_interpolate(x_0, torch.randn_like(x_0), s)
+    return ((model(x_s, s) - velocity) ** 2).sum()
+
+
+# ------------------------------------------------------------------------------------------------------- flow_sample
+
+
+@torch.no_grad()
+def flow_sample_loop_index(model, n_samples, steps, method="euler", x_1=None):
+    """Correct: step size 1/steps, counting i up; Heun written out."""
+    x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
+    h = 1 / steps
+    for i in range(steps):
+        s, s_next = 1 - i * h, 1 - (i + 1) * h
+        v = model(x, torch.full((len(x),), s))
+        if method == "heun" and i < steps - 1:
+            v_end = model(x - h * v, torch.full((len(x),), s_next))
+            v = (v + v_end) / 2
+        x = x - h * v
+    return x
+
+
+def _flow_loop(model, x, times, method, sign=1.0):
+    for s, s_next in zip(times[:-1], times[1:]):
+        v = lambda y, u: model(y, torch.full((len(y),), u))  # noqa: E731
+        if method == "heun":
+            x = ref.heun_step(v, x, s, s_next)
+        else:
+            x = x + sign * (s_next - s) * v(x, s)
+    return x
+
+
+@torch.no_grad()
+def flow_sample_forward_time(model, n_samples, steps, method="euler", x_1=None):
+    x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
+    return _flow_loop(model, x, torch.linspace(0, 1, steps + 1).tolist(), method)
+
+
+@torch.no_grad()
+def flow_sample_step_sign(model, n_samples, steps, method="euler", x_1=None):
+    x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
+    return _flow_loop(model, x, torch.linspace(1, 0, steps + 1).tolist(), "euler", sign=-1.0)
+
+
+@torch.no_grad()
+def flow_sample_always_euler(model, n_samples, steps, method="euler", x_1=None):
+    x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
+    return _flow_loop(model, x, torch.linspace(1, 0, steps + 1).tolist(), "euler")
+
+
+@torch.no_grad()
+def flow_sample_extra_step(model, n_samples, steps, method="euler", x_1=None):
+    x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
+    return _flow_loop(model, x, torch.linspace(1, 0, steps + 2).tolist(), method)
+
+
+# ---------------------------------------------------------------------------------------------------------- FlowUnet
+
+
+class FlowUnetTimesT(part2.Unet):
+    """Correct: the scale written as a multiplication inside the call."""
+
+    def forward(self, images, s):
+        return super().forward(images, 1000.0 * s)
+
+
+class FlowUnetUnscaled(part2.Unet):
+    def forward(self, images, s):
+        return super().forward(images, s)
+
+
+class FlowUnetRounded(part2.Unet):
+    def forward(self, images, s):
+        return super().forward(images, (s * ref.FLOW_TIME_SCALE).round())
+
+
+class FlowUnetWithSchedule(ref.FlowUnet):
+    def __init__(self, config, noise_schedule=None):
+        from solutions.part1 import NoiseSchedule, linear_schedule
+
+        super().__init__(config, NoiseSchedule(linear_schedule(1000)))
+
+
+def heun_step_rk2(drift, x, s, s_next):
+    """Correct: as the two-stage Runge-Kutta method with weights (1/2, 1/2), the times as tensors."""
+    h = torch.tensor(s_next, dtype=torch.float64) - torch.tensor(s, dtype=torch.float64)
+    k1 = drift(x, s)
+    if s_next == 0:
+        return x + h.item() * k1
+    k2 = drift(x + h.item() * k1, s_next)
+    return x + h.item() * (0.5 * k1 + 0.5 * k2)
+
+
+@torch.no_grad()
+def flow_sample_float32_times(model, n_samples, steps, method="euler", x_1=None):
+    """Correct: the times as a float32 tensor, Heun through the reference heun_step, Euler as heun_step's first half."""
+    x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
+    times = torch.linspace(1, 0, steps + 1)
+    for s, s_next in zip(times[:-1], times[1:]):
+        velocity = lambda y, u: model(y, u * torch.ones(len(y)))  # noqa: E731
+        if method == "heun":
+            x = ref.heun_step(velocity, x, s.item(), s_next.item())
+        else:
+            x = x - (s - s_next).item() * velocity(x, s.item())
+    return x
+
+
+class _Scale(torch.nn.Module):
+    def forward(self, s):
+        return s * 1000
+
+
+class FlowUnetScaledEmbedding(part2.Unet):
+    """Correct: the scale put in front of the time MLP once, in __init__."""
+
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
+        self.time_mlp = torch.nn.Sequential(_Scale(), *self.time_mlp)
