@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from utils import get_device
-from utils.engine.configs import TrainConfig
 from utils.engine.model import DiffusionModel
+from utils.engine.training import TrainConfig
 
 FORMAT_VERSION = 1
 SCHEDULE_PREFIX = "noise_schedule."
@@ -99,7 +99,7 @@ def save_checkpoint(
     Returns:
         The path written.
     """
-    schedule = model.schedule()
+    schedule = model.noise_schedule
     config = getattr(model, "config", None)
     weights = _weights_of(model, half)
     state = {
@@ -171,16 +171,6 @@ def load_checkpoint(
     return Checkpoint(model=model, train_config=train_config, epoch=state["epoch"], history=history)
 
 
-def load_model(
-    path: str | Path,
-    device: str | torch.device | None = None,
-    model_class: type | None = None,
-    schedule_class: type | None = None,
-) -> DiffusionModel:
-    """The model alone of `load_checkpoint`."""
-    return load_checkpoint(path, device, model_class, schedule_class).model
-
-
 def export_for_sampling(source: str | Path, destination: str | Path, half: bool = True) -> Path:
     """A small copy of a checkpoint that can sample but not resume: averaged weights (if any), float16 by default,
     no optimizer state. This is how `utils/weights/unet_fmnist_cpu.pt` was made from its training checkpoint."""
@@ -225,7 +215,7 @@ def resume_training(
             "sampling only). Save checkpoints to resume from with FitConfig(checkpoint_path=...)."
         )
     saved_betas = state["schedule"]["tables"]["betas"]
-    own_betas = model.schedule().betas.detach().float().cpu()
+    own_betas = model.noise_schedule.betas.detach().float().cpu()
     if own_betas.shape != saved_betas.shape or not torch.allclose(own_betas, saved_betas):
         raise ValueError(
             f"{path} was trained with another noise schedule (T = {len(saved_betas)}, beta_T = "
