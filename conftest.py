@@ -23,7 +23,7 @@ def pytest_addoption(parser):
         default="exercises",
         help="what to grade: 'exercises' (your exercises/partN.py, the default), 'solutions' (the reference), "
         "a folder, a path to a .py file or a .ipynb notebook anywhere, or partK=PATH (the other parts' tests then "
-        "grade the reference); several values separated by commas (see utils/impl.py)",
+        "grade the reference); several values separated by commas (see ddpm_course/impl.py)",
     )
 
 

@@ -6,9 +6,9 @@
 #     bash bench/gpu.sh --trial [OUT]   # the same steps, tiny, on a CPU: check the script before spending GPU time
 #
 # 1. the machine: GPU, driver, torch
-# 2. one training step taken apart (utils.programs.profile_step): our U-Net as written, with its fused twins, and
+# 2. one training step taken apart (ddpm_course.profile_step): our U-Net as written, with its fused twins, and
 #    the peer (diffusers' UNet2DModel): FLOPs, kernels, syncs, bytes, the floor from ceilings measured there, the time
-# 3. the benchmark (utils.programs.benchmark): training and sampling images/s of both models in each setting and the
+# 3. the benchmark (ddpm_course.benchmark): training and sampling images/s of both models in each setting and the
 #    ratio of their bests; then FMNIST-FID beside its floor after our best setting trains for the CUDA recipe's budget
 #    (cut so that the benchmark ends within --total-s), and the time of 2048 samples with all 1000 steps
 set -uo pipefail
@@ -34,5 +34,5 @@ else
     bench=(--ours fused,fused+graphs,fused+cl --peer eager,graphs --sample-batch 2048 --timed-steps 50 --total-s 450)
 fi
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
-python3 -m utils.programs.profile_step --models ours,ours+fused,peer "${profile[@]}" 2>&1 | tee "$out/profile.txt"
-python3 -m utils.programs.benchmark "${bench[@]}" --out "$out/bench" 2>&1 | tee "$out/benchmark.txt"
+python3 -m ddpm_course.profile_step --models ours,ours+fused,peer "${profile[@]}" 2>&1 | tee "$out/profile.txt"
+python3 -m ddpm_course.benchmark "${bench[@]}" --out "$out/bench" 2>&1 | tee "$out/benchmark.txt"

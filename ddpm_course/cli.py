@@ -24,7 +24,7 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import traceback
 
-PROGRAMS = {"part1": "utils.programs.part1", "part3": "utils.programs.fashion", "part4": "utils.programs.guidance"}
+PROGRAMS = {"part1": "ddpm_course.part1", "part3": "ddpm_course.fashion", "part4": "ddpm_course.guidance"}
 
 
 RUNS = {"reference": "run a part with the reference implementation", "run": "run a part with your implementation"}
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "grade-class":
         return importlib.import_module("graders.grade_class").main(rest)
     if args.command == "bench":
-        return importlib.import_module("utils.programs.benchmark").main(rest) or 0
+        return importlib.import_module("ddpm_course.benchmark").main(rest) or 0
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from graders.run import grade_part
@@ -87,7 +87,7 @@ def run_program(command: str, argv: list[str]) -> int:
         return 2
     program = importlib.import_module(PROGRAMS[part])
     default = "solutions" if command == "reference" else "exercises"
-    from utils.impl import ImplError
+    from ddpm_course.impl import ImplError
 
     try:
         return program.main(rest, default=default, prog=f"ddpm-course {command} {part}") or 0

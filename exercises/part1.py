@@ -1,7 +1,7 @@
 # GENERATED from solutions/part1.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 3b662e9ba78a9c98
+# content-hash: 14a5eb07e80a0b5a
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -30,12 +30,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from utils import get_device
-from utils.engine.configs import TrainConfig
-from utils.engine.data import check_images, minibatches
-from utils.engine.model import DiffusionModel
-from utils.engine.run_log import RunLog
-from utils.engine.tensors import as_step_tensor, per_image
-from utils.engine.training import mean_loss
+from utils.engine.model import DiffusionModel, as_step_tensor, per_image
+from utils.engine.training import RunLog, TrainConfig, check_images, mean_loss, minibatches
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
@@ -259,14 +255,14 @@ def train(
         testset: optional held-out images (M, C, H, W); after each epoch call `log_eval(model, testset, log, step,
             config)`, which logs their loss ("eval_loss") and a few reconstructions.
         log: where the losses go: call `log.log(step, loss=loss.item())` after every optimizer step, with `step`
-            counting steps from 1. A new RunLog(config) if None; pass your own to plot it afterwards.
+            counting steps from 1. A new RunLog(config) if None (then `own_log` is True: close it with
+            `log.finish()` before returning); pass your own to plot it afterwards.
     Returns:
         The trained model.
     """
     # Given: check the inputs, seed, and put the model (with its schedule) and the data on one device.
     trainset = check_images(trainset, "trainset")
     testset = check_images(testset, "testset") if testset is not None else None
-    model.schedule()
     own_log = log is None
     log = RunLog(config) if own_log else log
     if config.seed is not None:
@@ -274,9 +270,6 @@ def train(
     model = model.to(get_device(config.device)).train()
     trainset = trainset.to(model.noise_schedule.betas.device)
     raise NotImplementedError("train is yours to write")
-    if own_log:
-        log.finish()
-    return model
 
 
 @torch.no_grad()
@@ -317,5 +310,6 @@ def sample(model: DiffusionModel, n_samples: int, return_all_steps: bool = False
         x_0, shape (n_samples, C, H, W); or with return_all_steps, the whole sequence x_T, x_{T-1}, ..., x_0 stacked
         into shape (T + 1, n_samples, C, H, W).
     """
-    schedule = model.schedule()
+    schedule = model.noise_schedule
+    device = schedule.betas.device if schedule is not None else model.device  # the latter says how to give one
     raise NotImplementedError("sample is yours to write")

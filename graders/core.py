@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from utils.impl import load_impl, load_notebook_definitions  # noqa: F401  (the graders' entry points)
+from ddpm_course.impl import load_impl, load_notebook_definitions  # noqa: F401  (the graders' entry points)
+from graders import REPO_ROOT
 
 GRADERS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = GRADERS_DIR.parent
 
 
 class GraderFailure(AssertionError):

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from graders import REPO_ROOT
 from graders.grade_report import NOT_LOADED, OUTCOMES, PASS, TIMED_OUT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SUFFIXES = (".py", ".ipynb")
 OUTPUT_CAP_BYTES = 64 * 1024  # the end of a student's output that is kept: the summary, and the last messages
 DEFAULT_TIMEOUT_S = 900.0  # a whole student; each step also has its own, shorter limit (graders/core.py)

@@ -29,10 +29,8 @@ from graders.core import (
 )
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images
-from utils.engine.configs import TrainConfig
-from utils.engine.model import DiffusionModel
-from utils.engine.pixels import normalize_img
-from utils.engine.run_log import RunLog
+from utils.engine.model import DiffusionModel, normalize_img
+from utils.engine.training import RunLog, TrainConfig
 
 # Large betas: with T = 6, alpha_bar falls from 0.9 to about 0.1, so alpha_bar_t and alpha_bar_{t+1} differ a lot.
 BIG_BETAS = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])

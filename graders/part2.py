@@ -30,8 +30,8 @@ from graders.core import (
 )
 from solutions import part1
 from solutions import part2 as ref
-from utils.engine.configs import TrainConfig
 from utils.engine.model import DiffusionModel
+from utils.engine.training import TrainConfig
 
 ATOL, RTOL = 1e-5, 1e-4  # one small module in float32
 DEEP_ATOL, DEEP_RTOL = 1e-4, 1e-3  # a stack of blocks: float32 rounding adds up

@@ -28,7 +28,7 @@ from graders.part1 import BIG_BETAS, LinearNoisePredictor, moments, schedule_wit
 from solutions import part1
 from solutions import part4 as ref
 from utils.engine.model import DiffusionModel
-from utils.engine.respacing import spaced_steps
+from utils.engine.sampling import spaced_steps
 
 
 def _f(t: Tensor, T: int, s: float) -> Tensor:

@@ -265,6 +265,8 @@ def check_flow_interpolate(flow_interpolate) -> None:
 class _RecordingVelocity(DiffusionModel):
     """A velocity model with one parameter, v = w x_s + s: records what the loss feeds it."""
 
+    needs_schedule = False
+
     def __init__(self):
         super().__init__(_Shape((1, 4, 4)), None)
         self.w = torch.nn.Parameter(torch.tensor(0.3))
@@ -374,6 +376,8 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
 
 class _LinearVelocity(DiffusionModel):
     """v_theta(x, s) = -0.8 x + 0.5 s: a velocity model with a known Euler and Heun path. Records each call's s."""
+
+    needs_schedule = False
 
     def __init__(self):
         super().__init__(_Shape((1, 3, 3)), None)

@@ -5,12 +5,12 @@ Works from an installed course as well as from a clone: it needs the graders and
 
 import importlib
 
+from ddpm_course.impl import ImplError, choose_sources, load_part
 from graders.core import REGISTRY, GraderFailure, NotImplementedYet
-from utils.impl import ImplError, choose_sources, load_part
 
 
 def grade_part(part: int, spec: str = "exercises") -> int:
-    """Print one line per step of Part `part` for the implementation `spec` (any --impl value: see utils.impl);
+    """Print one line per step of Part `part` for the implementation `spec` (any --impl value: see ddpm_course.impl);
     return 0 if every step passes."""
     importlib.import_module(f"graders.part{part}")
     try:

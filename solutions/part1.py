@@ -26,12 +26,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from utils import get_device
-from utils.engine.configs import TrainConfig
-from utils.engine.data import check_images, minibatches
-from utils.engine.model import DiffusionModel
-from utils.engine.run_log import RunLog
-from utils.engine.tensors import as_step_tensor, per_image
-from utils.engine.training import mean_loss
+from utils.engine.model import DiffusionModel, as_step_tensor, per_image
+from utils.engine.training import RunLog, TrainConfig, check_images, mean_loss, minibatches
 
 
 def linear_schedule(max_steps: int, min_noise: float = 0.0001, max_noise: float = 0.02) -> Tensor:
@@ -257,7 +253,7 @@ class TinyDiffuser(DiffusionModel):
         channels, height, width = self.image_shape
         pixels = rearrange(images, "b c h w -> b (c h w)")
         # 1. t scaled to (0, 1]: a raw t up to T would dwarf the pixel inputs.
-        t = rearrange(num_steps.to(pixels.dtype) / len(self.schedule()), "b -> b 1")
+        t = rearrange(num_steps.to(pixels.dtype) / len(self.noise_schedule), "b -> b 1")
         x0_hat = rearrange(self.model(torch.cat([pixels, t], dim=1)), "b (c h w) -> b c h w", c=channels, h=height)
         # 2. the noise that takes x0_hat to x_t (eq. 4 solved for eps), with each image's own alpha_bar_t
         alpha_bar = per_image(self.noise_schedule.alpha_bar(num_steps), images)
@@ -312,14 +308,14 @@ def train(
         testset: optional held-out images (M, C, H, W); after each epoch call `log_eval(model, testset, log, step,
             config)`, which logs their loss ("eval_loss") and a few reconstructions.
         log: where the losses go: call `log.log(step, loss=loss.item())` after every optimizer step, with `step`
-            counting steps from 1. A new RunLog(config) if None; pass your own to plot it afterwards.
+            counting steps from 1. A new RunLog(config) if None (then `own_log` is True: close it with
+            `log.finish()` before returning); pass your own to plot it afterwards.
     Returns:
         The trained model.
     """
     # Given: check the inputs, seed, and put the model (with its schedule) and the data on one device.
     trainset = check_images(trainset, "trainset")
     testset = check_images(testset, "testset") if testset is not None else None
-    model.schedule()
     own_log = log is None
     log = RunLog(config) if own_log else log
     if config.seed is not None:
@@ -339,10 +335,10 @@ def train(
             log.log(step, loss=loss.item())  # stops the run with an error if the loss is NaN
         if testset is not None:
             log_eval(model, testset, log, step, config)
-    # END SOLUTION
-    if own_log:
+    if own_log:  # a log made here is closed here (a wandb run, when one was asked for)
         log.finish()
     return model
+    # END SOLUTION
 
 
 @torch.no_grad()
@@ -383,9 +379,9 @@ def sample(model: DiffusionModel, n_samples: int, return_all_steps: bool = False
         x_0, shape (n_samples, C, H, W); or with return_all_steps, the whole sequence x_T, x_{T-1}, ..., x_0 stacked
         into shape (T + 1, n_samples, C, H, W).
     """
-    schedule = model.schedule()
+    schedule = model.noise_schedule
+    device = schedule.betas.device if schedule is not None else model.device  # the latter says how to give one
     # BEGIN SOLUTION
-    device = schedule.betas.device
     x = torch.randn(n_samples, *model.image_shape, device=device)
     steps = [x]
     for t in range(len(schedule), 0, -1):

@@ -16,7 +16,7 @@ Symbols and their names here (DDIM writes alpha_t for what DDPM and this course 
     w               the guidance weight: eps = (1 + w) eps(x_t, t, y) - w eps(x_t, t, no label)
 
 Time-step convention, as in Parts 1-3: t in {1, ..., T}, step t at index t - 1 of every table. A fast sampler visits
-S of those steps, tau_1 = 1 < ... < tau_S = T (`utils.engine.respacing.spaced_steps`), and then goes to x_0, the
+S of those steps, tau_1 = 1 < ... < tau_S = T (`utils.engine.sampling.spaced_steps`), and then goes to x_0, the
 clean image, as its last step: "t_prev = 0" below means that step, with alpha_bar_0 = 1.
 """
 
@@ -31,9 +31,8 @@ from torch import Tensor, nn
 # Part 4 builds on Parts 1 and 2; it copies nothing. The reference by default; to use yours, import from exercises.
 from solutions.part1 import NoiseSchedule, noise_img
 from solutions.part2 import Unet, UnetConfig
-from utils.engine.model import DiffusionModel
-from utils.engine.respacing import spaced_steps
-from utils.engine.tensors import per_image
+from utils.engine.model import DiffusionModel, per_image
+from utils.engine.sampling import spaced_steps
 
 # betas larger than this make sampling divide by sqrt(1 - beta_t) ~ 0 near t = T (Nichol and Dhariwal, section 3.2).
 MAX_BETA = 0.999
@@ -153,8 +152,8 @@ def ddim_sample(
     Returns:
         x_0, shape (n_samples, C, H, W).
     """
-    schedule = model.schedule()
-    device = schedule.betas.device
+    schedule = model.noise_schedule
+    device = schedule.betas.device if schedule is not None else model.device  # the latter says how to give one
     # BEGIN SOLUTION
     x = torch.randn(n_samples, *model.image_shape, device=device) if x_T is None else x_T.to(device)
     taus = spaced_steps(len(schedule), steps).tolist()

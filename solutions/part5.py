@@ -33,8 +33,7 @@ from torch import Tensor, nn
 
 # Part 5 builds on Parts 1 and 2; it copies nothing. The reference by default; to use yours, import from exercises.
 from solutions.part2 import Unet
-from utils.engine.model import DiffusionModel
-from utils.engine.tensors import per_image
+from utils.engine.model import DiffusionModel, per_image
 
 # EDM's choice (section 3): rho = 7 puts more of the steps at small sigma, where the images' details are decided.
 RHO = 7.0
@@ -170,9 +169,8 @@ def karras_sample(model: DiffusionModel, n_samples: int, steps: int, rho: float 
     schedule = model.noise_schedule
     all_sigmas = sigmas_of(schedule)
     sigmas = karras_sigmas(steps, float(all_sigmas[0]), float(all_sigmas[-1]), rho).tolist()
-    device = schedule.betas.device
     if x_T is None:
-        x_T = torch.randn(n_samples, *model.image_shape, device=device)
+        x_T = torch.randn(n_samples, *model.image_shape, device=model.device)
     z = x_T * (1 + sigmas[0] ** 2) ** 0.5
 
     def drift(z: Tensor, sigma: float) -> Tensor:
@@ -247,8 +245,7 @@ def flow_sample(
     """
     if method not in ("euler", "heun"):
         raise ValueError(f'method must be "euler" or "heun"; got {method!r}')
-    device = next(iter(model.buffers()), next(model.parameters())).device
-    x = torch.randn(n_samples, *model.image_shape, device=device) if x_1 is None else x_1
+    x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_1 is None else x_1
     # BEGIN SOLUTION
     times = torch.linspace(1, 0, steps + 1, dtype=torch.float64).tolist()
 
@@ -270,6 +267,8 @@ class FlowUnet(Unet):
     The time embedding is the same `SinusoidalPositionEmbeddings`; it is fed s * FLOW_TIME_SCALE, so that s = 1 turns
     its angles as far as DDPM's t = T = 1000 does. Built without a noise schedule: flow matching has none.
     """
+
+    needs_schedule = False
 
     def forward(self, images: Tensor, s: Tensor) -> Tensor:
         """Predict the velocity at x_s.
@@ -300,6 +299,8 @@ class ToyMLPConfig:
 class ToyMLP(DiffusionModel):
     """An MLP on 2-D points and a time: eps_theta(x_t, t) with a noise schedule (t / T fed in), v_theta(x_s, s)
     without one (s fed in as it is). Either way the network sees a time in [0, 1] as a float, fractional or not."""
+
+    needs_schedule = False  # a flow model has none; a DDPM one is given its own
 
     def __init__(self, config: ToyMLPConfig = ToyMLPConfig(), noise_schedule: nn.Module | None = None):
         super().__init__(config, noise_schedule)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from ddpm_course.impl import ImplError, choose_sources, load_part
 from graders.core import GraderFailure
-from utils.impl import ImplError, choose_sources, load_part
 
 
 def _impl(request, part: int):

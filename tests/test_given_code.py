@@ -6,11 +6,8 @@ import torch
 from solutions import part1 as ref
 from utils import get_device
 from utils.datasets.images import gradient_images
-from utils.engine.configs import TrainConfig
-from utils.engine.data import check_images, minibatches
-from utils.engine.pixels import denormalize_img, normalize_img
-from utils.engine.run_log import RunLog, WandbNotConfigured
-from utils.engine.tensors import per_image
+from utils.engine.model import denormalize_img, normalize_img, per_image
+from utils.engine.training import RunLog, TrainConfig, WandbNotConfigured, check_images, minibatches
 
 
 def tiny_model() -> ref.TinyDiffuser:
@@ -196,8 +193,8 @@ def test_color_ratios_see_washed_out_samples():
 
 
 def test_check_reaches_noise_stops_a_schedule_that_ends_short_of_noise_and_says_why():
+    from ddpm_course.part1 import Part1Recipe
     from utils.engine.model import check_reaches_noise
-    from utils.programs.part1 import Part1Recipe
 
     recipe = Part1Recipe()
     assert check_reaches_noise(ref.NoiseSchedule(recipe.betas(ref))) < 1e-4
@@ -209,8 +206,7 @@ def test_check_reaches_noise_stops_a_schedule_that_ends_short_of_noise_and_says_
 def test_the_step_size_cooldown_falls_linearly_to_zero_over_its_share_of_the_run():
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-    from utils.engine.configs import FitConfig
-    from utils.engine.training import cooldown_factor, fit
+    from utils.engine.training import FitConfig, cooldown_factor, fit
 
     assert [cooldown_factor(p, 0.5) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
     with pytest.raises(ValueError, match="fraction of the run"):
@@ -230,8 +226,7 @@ def test_the_step_size_cooldown_falls_linearly_to_zero_over_its_share_of_the_run
 def test_the_cooldown_follows_a_time_budget_by_the_clock():
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-    from utils.engine.configs import FitConfig
-    from utils.engine.training import fit
+    from utils.engine.training import FitConfig, fit
 
     seen = []
     hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))

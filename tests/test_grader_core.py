@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from ddpm_course.impl import ImplError
 from graders.core import (
     DEFAULT_TIME_LIMIT_S,
     TIME_LIMIT_SCALE_ENV,
@@ -21,7 +22,6 @@ from graders.core import (
     grader,
     load_impl,
 )
-from utils.impl import ImplError
 
 
 def test_a_failure_shows_as_its_message_alone_in_ipython():
@@ -33,7 +33,7 @@ def test_load_impl_takes_a_file_outside_the_repo(tmp_path):
     student = tmp_path / "elsewhere" / "my_part1.py"
     student.parent.mkdir()
     student.write_text(
-        "from utils.engine.tensors import per_image\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
+        "from utils.engine.model import per_image\n\ndef linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):\n"
         "    import torch\n    return torch.linspace(min_noise, max_noise, max_steps)\n"
     )
     module = load_impl(str(student), 1)

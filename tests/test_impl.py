@@ -1,4 +1,4 @@
-"""Naming an implementation (utils.impl): one grammar for every program and grader, one line per part saying whose
+"""Naming an implementation (ddpm_course.impl): one grammar for every program and grader, one line per part saying whose
 code runs, and one line, never a traceback, for a part that cannot be used."""
 
 import shutil
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ddpm_course.cli import main as cli
-from utils.impl import ImplError, choose_sources, describe, load_parts
+from ddpm_course.impl import ImplError, choose_sources, describe, load_parts
 
 REPO = Path(__file__).resolve().parent.parent
 STUDENT = REPO / "tests" / "students" / "simple_part1.py"

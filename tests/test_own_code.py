@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from ddpm_course.fashion import evaluate
+from ddpm_course.runs import PART3_NEEDS, Implementation, Run, make_unet, sample_in_batches
 from utils.engine.checkpoints import load_checkpoint, read_checkpoint
-from utils.engine.configs import FitConfig, TrainConfig
-from utils.engine.run_log import RunLog
-from utils.engine.training import fit
-from utils.programs.fashion import Implementation, evaluate, make_unet, sample_many
+from utils.engine.sampling import respaced
+from utils.engine.training import FitConfig, RunLog, TrainConfig, fit
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,7 +30,7 @@ def student(tmp_path) -> Path:
 
 
 def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_path):
-    impl = Implementation.load(str(student))
+    impl = Implementation.load(str(student), PART3_NEEDS)
     assert impl.diffusion_loss.__module__.startswith("_graded_part1")  # the student's, not the reference's
     unet = impl.UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(1,))
     run_config = TrainConfig(epochs=1, batch_size=8, device="cpu")
@@ -57,13 +57,14 @@ def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_pa
 
     loaded = load_checkpoint(path, "cpu", model_class=impl.Unet, schedule_class=impl.NoiseSchedule)
     assert type(loaded.model) is impl.Unet and type(loaded.model.noise_schedule) is impl.NoiseSchedule
-    samples = sample_many(loaded.model, impl.sample, 6, 4, steps=5)
+    sampler = respaced(loaded.model, 5)
+    samples = sample_in_batches(lambda start, size: impl.sample(sampler, size), 6, 4)
     assert samples.shape == (6, 1, 8, 8) and torch.isfinite(samples).all()
 
 
 def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
+    from ddpm_course.fashion import main
     from utils.datasets.fashion_mnist import load_fashion_mnist
-    from utils.programs.fashion import main
 
     try:
         load_fashion_mnist("test", download=False)
@@ -117,14 +118,12 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
 
 
 def _run(unet):
-    from utils.programs.fashion import FashionRun
-
-    return FashionRun(unet=unet)
+    return Run(unet=unet)
 
 
 def test_scores_come_from_the_implementation(student):
     """evaluate() scores with the implementation's own Part 3 functions, not fixed ones."""
-    impl = Implementation.load(str(student))
+    impl = Implementation.load(str(student), PART3_NEEDS)
     calls = {"feature_statistics": 0, "frechet_distance": 0, "kernel_inception_distance": 0}
 
     def counted(name, value):

@@ -12,10 +12,8 @@ from solutions.part1 import NoiseSchedule, diffusion_loss, linear_schedule, samp
 from solutions.part2 import Unet, UnetConfig
 from utils import get_device
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint, read_checkpoint, save_checkpoint
-from utils.engine.configs import FitConfig, TrainConfig
-from utils.engine.respacing import RespacedModel, respaced
-from utils.engine.run_log import RunLog
-from utils.engine.training import bf16_autocast, fit, weight_average
+from utils.engine.sampling import RespacedModel, respaced
+from utils.engine.training import FitConfig, RunLog, TrainConfig, bf16_autocast, fit, weight_average
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,9 +32,12 @@ def tiny_images(n: int = 32, seed: int = 0) -> torch.Tensor:
 
 
 def train_tiny(model=None, images=None, log=None, **changes):
-    """`fit` on tiny data: TrainConfig and FitConfig fields may both be changed by keyword."""
+    """`fit` on tiny data: TrainConfig, FitConfig and SpeedConfig fields may all be changed by keyword."""
+    from ddpm_course.speed import SpeedConfig
+
     train_fields = {k: v for k, v in changes.items() if k in TrainConfig.__dataclass_fields__}
-    fit_fields = {k: v for k, v in changes.items() if k not in train_fields}
+    speed_fields = {k: v for k, v in changes.items() if k in SpeedConfig.__dataclass_fields__}
+    fit_fields = {k: v for k, v in changes.items() if k not in train_fields and k not in speed_fields}
     return fit(
         model if model is not None else tiny_unet(),
         diffusion_loss,
@@ -44,6 +45,7 @@ def train_tiny(model=None, images=None, log=None, **changes):
         replace(CONFIG, **train_fields),
         replace(QUIET, **fit_fields),
         log=log,
+        prepare=SpeedConfig(**speed_fields).prepare if speed_fields else None,
     )
 
 
@@ -161,7 +163,7 @@ def test_nan_loss_stops_unet_training_with_a_clear_message():
 
 
 def test_shipped_checkpoint_samples():
-    from utils.programs.fashion import SHIPPED_CHECKPOINT
+    from ddpm_course.fashion import SHIPPED_CHECKPOINT
 
     if not SHIPPED_CHECKPOINT.is_file():
         pytest.skip("no shipped checkpoint yet")
@@ -219,7 +221,7 @@ def test_respacing_keeps_alpha_bar_on_the_chosen_steps():
 
 
 def test_device_selection_without_cuda(monkeypatch):
-    from utils.programs.fashion import default_run
+    from ddpm_course.runs import default_run
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -232,6 +234,9 @@ def test_device_selection_without_cuda(monkeypatch):
     cuda, cpu = default_run(torch.device("cuda"), UnetConfig), default_run(torch.device("cpu"), UnetConfig)
     assert cuda.fit.mixed_precision and cuda.fit.ema_decay and cuda.unet == UnetConfig() and cuda.sampling_steps is None
     assert not cpu.fit.mixed_precision and cpu.sampling_steps < 1000 and cpu.train.device == "cpu"
+    assert cuda.speed.fused_blocks and not cpu.speed.fused_blocks and cuda.fit.minutes == 5.0
+    conditional = default_run(torch.device("cuda"), UnetConfig, conditional=True)
+    assert conditional.fit.minutes is None and conditional.train.epochs == 20
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -282,8 +287,8 @@ def fashion_data():
 
 
 def test_pipeline_quick_run_writes_everything_and_reloads(tmp_path, fashion_data, capsys):
+    from ddpm_course.fashion import main
     from utils.datasets.classifier import WEIGHTS_PATH
-    from utils.programs.fashion import main
 
     score = WEIGHTS_PATH.is_file()
     out = tmp_path / "run"
@@ -320,7 +325,7 @@ TINY_BENCHMARK += ["--sampling-steps", "2"]
 
 
 def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
-    from utils.programs import benchmark
+    from ddpm_course import benchmark
 
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
     assert benchmark.main([*TINY_BENCHMARK, "--no-fid"]) == 0
@@ -330,7 +335,7 @@ def test_benchmark_runs_tiny_on_cpu(capsys, monkeypatch):
 
 def test_benchmark_peer_has_the_course_size(capsys):
     pytest.importorskip("diffusers")
-    from utils.programs import benchmark
+    from ddpm_course import benchmark
 
     peer = benchmark.DiffusersPeer()
     assert 1.6e6 < sum(p.numel() for p in peer.parameters()) < 1.8e6
@@ -340,8 +345,8 @@ def test_benchmark_peer_has_the_course_size(capsys):
 
 
 def test_benchmark_scores_after_a_tiny_budget(tmp_path, fashion_data, capsys, monkeypatch):
+    from ddpm_course import benchmark
     from utils.datasets.classifier import WEIGHTS_PATH
-    from utils.programs import benchmark
 
     if not WEIGHTS_PATH.is_file():
         pytest.skip("no classifier weights")

@@ -6,6 +6,8 @@ from functools import partial
 import pytest
 import torch
 
+from ddpm_course.guidance import SHIPPED_CHECKPOINT, SHIPPED_COMMAND
+from ddpm_course.runs import Implementation
 from solutions.part1 import NoiseSchedule, sample
 from solutions.part4 import (
     ConditionalUnet,
@@ -16,15 +18,9 @@ from solutions.part4 import (
     guided_eps,
 )
 from utils.engine.checkpoints import load_checkpoint, save_checkpoint
-from utils.engine.clipping import ClippedPrediction
-from utils.engine.configs import FitConfig, TrainConfig
-from utils.engine.data import minibatches
-from utils.engine.guidance import GuidedModel
 from utils.engine.model import DiffusionModel
-from utils.engine.respacing import respaced, spaced_steps
-from utils.engine.run_log import RunLog
-from utils.engine.training import fit
-from utils.programs.guidance import SHIPPED_CHECKPOINT, SHIPPED_COMMAND, GuidanceImplementation
+from utils.engine.sampling import ClippedPrediction, GuidedModel, respaced, spaced_steps
+from utils.engine.training import FitConfig, RunLog, TrainConfig, fit, minibatches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -145,10 +141,10 @@ def test_clipped_prediction_keeps_x0_hat_in_range_and_leaves_good_predictions_al
 def test_the_program_takes_any_implementation():
     from solutions import part1, part3, part4
 
-    impl = GuidanceImplementation.of(part1, part3, part4)
+    impl = Implementation.of({1: part1, 3: part3, 4: part4})
     assert impl.guided_eps is guided_eps and impl.conditional_loss is conditional_loss
     with pytest.raises(AttributeError, match="lacks .*guided_eps"):
-        GuidanceImplementation.of(part1, part3, object())
+        Implementation.of({1: part1, 3: part3, 4: object()})
 
 
 def test_fit_trains_the_conditional_model_with_the_partial_loss():
@@ -166,7 +162,7 @@ def test_fit_trains_the_conditional_model_with_the_partial_loss():
 
 
 def test_the_ladder_takes_its_numbers_of_steps():
-    from utils.programs.guidance import ladder_settings
+    from ddpm_course.guidance import ladder_settings
 
     settings = ladder_settings(steps=(10, 50))
     assert settings == [

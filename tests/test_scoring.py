@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from ddpm_course.guidance import guidance_sweep, sampler_ladder
+from ddpm_course.runs import Implementation
 from solutions import part1, part3, part4
 from utils.datasets.classifier import WEIGHTS_PATH, load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import Metrics, ProtocolConfig, Scoring, describe
 from utils.engine.model import DiffusionModel
-from utils.programs.guidance import GuidanceImplementation, guidance_sweep, sampler_ladder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -78,7 +79,7 @@ class _FirstInputs(DiffusionModel):
     """`model`, recording the images of every call at t = T: a sampler's x_T (twice over for a guided batch)."""
 
     def __init__(self, model: DiffusionModel):
-        super().__init__(model.config, model.schedule())
+        super().__init__(model.config, model.noise_schedule)
         self.model, self.x_T = model, []
 
     def forward(self, images: Tensor, num_steps: Tensor, *args) -> Tensor:
@@ -101,7 +102,7 @@ class _Kept:
 TINY = part4.ConditionalUnetConfig(
     image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(), num_classes=3
 )
-IMPL = GuidanceImplementation.of(part1, part3, part4)
+IMPL = Implementation.of({1: part1, 3: part3, 4: part4})
 
 
 def _tiny_model() -> DiffusionModel:
@@ -134,7 +135,7 @@ def test_the_guidance_weights_start_from_the_same_x_T():
 
 
 def test_the_readme_tables_quote_their_command_n_device_load_and_intervals():
-    from utils.programs.guidance import markdown_tables
+    from ddpm_course.guidance import markdown_tables
 
     scores = {"n": 64, "fmnist_fid": 40.0, "fmnist_fid_sd": 3.0, "kid": 2.5, "kid_se": 0.5}
     scores |= {"floor": 31.0, "floor_sd": 5.7, "kid_floor": 0.04, "kid_floor_sd": 2.26}

@@ -8,15 +8,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from ddpm_course.speed import SpeedConfig, compile_model, fuse_blocks
 from solutions.part1 import diffusion_loss
 from solutions.part2 import GroupNorm, SelfAttention, Unet
 from tests.test_part3_pipeline import CONFIG, TINY_BENCHMARK, outputs, tiny_images, tiny_unet, train_tiny
 from utils.engine import training
 from utils.engine.checkpoints import load_checkpoint
-from utils.engine.configs import FitConfig
-from utils.engine.run_log import RunLog
-from utils.engine.speed import compile_model, fuse_blocks
-from utils.engine.training import fit
+from utils.engine.training import FitConfig, RunLog, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +115,7 @@ def test_compile_falls_back_to_eager_where_nothing_can_compile(monkeypatch, caps
     monkeypatch.setattr(torch, "compile", no_compiler)
     model = tiny_unet()
     assert "not available here, training eagerly (RuntimeError: no C++ compiler found)" in compile_model(model)
-    trained = train_tiny(tiny_unet(), compile="default")
+    trained = train_tiny(tiny_unet(), compile="default", drop_last=True)
     assert "training eagerly" in capsys.readouterr().out
     assert torch.isfinite(outputs(trained)).all()
 
@@ -139,8 +137,9 @@ def test_compiled_training_runs_and_its_checkpoint_loads_uncompiled(monkeypatch,
         batch_sizes.append(len(x_0))
         return diffusion_loss(model, x_0)
 
-    extras = FitConfig(progress=False, compile="default", fused_blocks=True, ema_decay=0.9, checkpoint_path=str(path))
-    model = fit(tiny_unet(), loss_seeing_batches, tiny_images(36), CONFIG, extras)
+    extras = FitConfig(progress=False, drop_last=True, ema_decay=0.9, checkpoint_path=str(path))
+    speed = SpeedConfig(compile="default", fused_blocks=True)
+    model = fit(tiny_unet(), loss_seeing_batches, tiny_images(36), CONFIG, extras, prepare=speed.prepare)
     assert "torch.compile, mode default" in capsys.readouterr().out and len(traced) >= 2
     # one batch shape, so the step never compiles again: the 4 left over wait for the next epoch's shuffle
     assert batch_sizes == [8, 8, 8, 8]
@@ -165,16 +164,10 @@ def test_bf16_autocast_and_channels_last_train_off_the_gpu(monkeypatch, tmp_path
             hook.remove()
 
     path = tmp_path / "bf16.pt"
-    extras = FitConfig(
-        progress=False,
-        mixed_precision=True,
-        channels_last=True,
-        fused_blocks=True,
-        ema_decay=0.9,
-        checkpoint_path=str(path),
-    )
+    extras = FitConfig(progress=False, mixed_precision=True, ema_decay=0.9, checkpoint_path=str(path))
+    speed = SpeedConfig(channels_last=True, fused_blocks=True)
     log = RunLog(CONFIG)
-    model = fit(tiny_unet(), loss_seeing_dtypes, tiny_images(), CONFIG, extras, log=log)
+    model = fit(tiny_unet(), loss_seeing_dtypes, tiny_images(), CONFIG, extras, log=log, prepare=speed.prepare)
     assert conv_dtypes and set(conv_dtypes) == {torch.bfloat16}  # the network ran in bf16 ...
     assert all(p.dtype == torch.float32 for p in model.parameters())  # ... and its weights stayed float32
     assert model.init_conv.weight.is_contiguous(memory_format=torch.channels_last)
@@ -188,7 +181,7 @@ def test_bf16_autocast_and_channels_last_train_off_the_gpu(monkeypatch, tmp_path
 
 
 def test_step_profile_counts_fewer_ops_with_the_fused_twins(capsys, monkeypatch):
-    from utils.programs import profile_step
+    from ddpm_course import profile_step
 
     monkeypatch.setattr(profile_step, "ceilings", lambda device: (1e10, 1e10))  # measured elsewhere; seconds here
     assert (
@@ -210,22 +203,22 @@ def test_step_profile_counts_fewer_ops_with_the_fused_twins(capsys, monkeypatch)
     ],
 )
 def test_benchmark_settings_are_checked(setting, model, message):
-    from utils.programs.benchmark import parse_setting
+    from ddpm_course.benchmark import parse_setting
 
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_setting(setting, model)
 
 
 def test_benchmark_settings_name_the_speed_ups():
-    from utils.programs.benchmark import parse_setting
+    from ddpm_course.benchmark import parse_setting
 
-    fit = parse_setting("fused+cl+graphs", "ours")
-    assert fit.fused_blocks and fit.channels_last and fit.compile == "reduce-overhead"
+    speed = parse_setting("fused+cl+graphs", "ours")
+    assert speed.fused_blocks and speed.channels_last and speed.compile == "reduce-overhead"
     assert parse_setting("eager", "peer").compile is None
 
 
 def test_benchmark_keeps_the_fid_runs_time_and_says_what_it_left_out(capsys, monkeypatch):
-    from utils.programs import benchmark
+    from ddpm_course import benchmark
 
     monkeypatch.setattr(benchmark, "peer_available", lambda: False)
     assert benchmark.main([*TINY_BENCHMARK, "--no-fid", "--ours", "eager,fused", "--total-s", "0.001"]) == 0
@@ -235,7 +228,7 @@ def test_benchmark_keeps_the_fid_runs_time_and_says_what_it_left_out(capsys, mon
 
 
 def test_minibatches_can_keep_every_batch_full():
-    from utils.engine.data import minibatches
+    from utils.engine.training import minibatches
 
     images = tiny_images(36)
     assert [len(b) for b in minibatches(images, 8, drop_last=True)] == [8, 8, 8, 8]
@@ -243,7 +236,7 @@ def test_minibatches_can_keep_every_batch_full():
 
 
 def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch):
-    from utils.engine.speed import tune_for
+    from ddpm_course.speed import tune_for
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     tune_for(torch.device("cpu"))
@@ -256,7 +249,7 @@ def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch):
 def test_the_cuda_trace_counts_kernels_and_sync_warnings(monkeypatch):
     import warnings
 
-    from utils.programs.profile_step import traced_on_cuda
+    from ddpm_course.profile_step import traced_on_cuda
 
     modes = []
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)  # CUDA's own check, absent on a CPU build

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import part1 as ref
-from utils.engine.tensors import per_image
+from utils.engine.model import per_image
 
 # ----------------------------------------------------------------------------------------------------- linear_schedule
 
@@ -539,7 +539,7 @@ def train_plain(model, config, trainset, testset=None, log=None):
     """Correct: a DataLoader over a TensorDataset, the loss inline, the log made by hand; no device handling."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from utils.engine.run_log import RunLog
+    from utils.engine.training import RunLog
 
     log = log if log is not None else RunLog()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -562,7 +562,7 @@ def _train_with(change: str = ""):
     """The reference loop with one thing changed."""
 
     def train(model, config, trainset, testset=None, log=None):
-        from utils.engine.run_log import RunLog
+        from utils.engine.training import RunLog
 
         log = log if log is not None else RunLog()
         torch.manual_seed(config.seed or 0)

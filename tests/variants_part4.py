@@ -15,7 +15,7 @@ from torch import nn
 from solutions import part1
 from solutions import part4 as ref
 from tests import variants_part1 as v1
-from utils.engine.respacing import spaced_steps
+from utils.engine.sampling import spaced_steps
 
 # ----------------------------------------------------------------------------------------------------- cosine_schedule
 
@@ -204,7 +204,7 @@ def ddim_sample_indexed(model, n_samples, steps, eta=0.0, x_T=None):
 @torch.no_grad()
 def ddim_sample_with_own_step(model, n_samples, steps, eta=0.0, x_T=None):
     """Correct: a correct alternative ddim_step, called along the pairs (tau_i, tau_{i-1})."""
-    schedule = model.schedule()
+    schedule = model.noise_schedule
     x = torch.randn(n_samples, *model.image_shape) if x_T is None else x_T
     taus = [0] + spaced_steps(len(schedule), steps).tolist()
     for t, t_prev in zip(taus[:0:-1], taus[-2::-1]):
@@ -214,7 +214,7 @@ def ddim_sample_with_own_step(model, n_samples, steps, eta=0.0, x_T=None):
 
 @torch.no_grad()
 def _sample_pairs(model, n_samples, pairs, eta, x_T):
-    schedule = model.schedule()
+    schedule = model.noise_schedule
     x = torch.randn(n_samples, *model.image_shape) if x_T is None else x_T
     for t, t_prev in pairs:
         x = ref.ddim_step(x, model(x, torch.full((n_samples,), t)), t, t_prev, schedule, eta)
@@ -222,17 +222,17 @@ def _sample_pairs(model, n_samples, pairs, eta, x_T):
 
 
 def ddim_sample_ascending(model, n_samples, steps, eta=0.0, x_T=None):
-    taus = spaced_steps(len(model.schedule()), steps).tolist()
+    taus = spaced_steps(len(model.noise_schedule), steps).tolist()
     return _sample_pairs(model, n_samples, list(zip(taus, [0] + taus[:-1])), eta, x_T)
 
 
 def ddim_sample_stops_at_tau_1(model, n_samples, steps, eta=0.0, x_T=None):
-    taus = spaced_steps(len(model.schedule()), steps).tolist()
+    taus = spaced_steps(len(model.noise_schedule), steps).tolist()
     return _sample_pairs(model, n_samples, list(zip(taus[::-1], taus[-2::-1])), eta, x_T)
 
 
 def ddim_sample_previous_step(model, n_samples, steps, eta=0.0, x_T=None):
-    taus = spaced_steps(len(model.schedule()), steps).tolist()
+    taus = spaced_steps(len(model.noise_schedule), steps).tolist()
     return _sample_pairs(model, n_samples, [(t, t - 1) for t in taus[::-1]], eta, x_T)
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from solutions import part2
 from solutions import part5 as ref
-from utils.engine.tensors import per_image
+from utils.engine.model import per_image
 
 # ------------------------------------------------------------------------------------------------------ pf_ode_drift
 

@@ -12,8 +12,12 @@ or graders/.
 """
 
 import os
+from pathlib import Path
 
 import torch
+
+#: The course's folder, the one holding README.md: where solutions/, exercises/ and data/ are found.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: True under continuous integration (the variable `CI` or `IS_CI` set to 1/true). Notebooks shrink their training
 #: runs when it is set, so that they run top to bottom on a 2-core CPU in about a minute.

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import nbformat
 
+from utils import REPO_ROOT
 from utils.colab import colab_badge, setup_cell
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 BUILD_COMMAND = "python -m utils.authoring.build"
 

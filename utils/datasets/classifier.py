@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from utils import get_device
 from utils.datasets.fashion_mnist import CLASS_NAMES, load_fashion_mnist
-from utils.engine.data import minibatches
+from utils.engine.training import minibatches
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "fmnist_classifier.pt"
 TRAIN_COMMAND = "python -m utils.datasets.classifier --train"

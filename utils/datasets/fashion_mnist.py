@@ -39,7 +39,8 @@ from einops import rearrange
 from torch import Tensor
 from tqdm.auto import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from utils import REPO_ROOT
+
 DEFAULT_DATA_DIR = REPO_ROOT / "data" / "fashion-mnist"
 DATA_DIR_ENV = "DDPM_DATA_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

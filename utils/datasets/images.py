@@ -1,4 +1,4 @@
-"""Toy images for Part 1: color gradients, as pixels in [0, 1] (`utils.engine.pixels` maps them to [-1, 1])."""
+"""Toy images for Part 1: color gradients, as pixels in [0, 1] (`utils.engine.model` maps them to [-1, 1])."""
 
 import torch
 from einops import rearrange

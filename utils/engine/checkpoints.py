@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from utils import get_device
-from utils.engine.configs import TrainConfig
 from utils.engine.model import DiffusionModel
+from utils.engine.training import TrainConfig
 
 FORMAT_VERSION = 1
 SCHEDULE_PREFIX = "noise_schedule."
@@ -99,7 +99,9 @@ def save_checkpoint(
     Returns:
         The path written.
     """
-    schedule = model.schedule()
+    schedule = model.noise_schedule
+    if schedule is None:
+        model.device  # noqa: B018  (raises, saying how to give a model one, unless it needs none: a flow model)
     config = getattr(model, "config", None)
     weights = _weights_of(model, half)
     state = {
@@ -116,7 +118,9 @@ def save_checkpoint(
             "class": class_path(schedule),
             "max_steps": len(schedule),
             "tables": {"betas": schedule.betas.detach().float().cpu()},
-        },
+        }
+        if schedule is not None
+        else None,
         "train_config": dataclasses.asdict(train_config) if train_config is not None else None,
         "epoch": epoch,
         "step": step,
@@ -171,16 +175,6 @@ def load_checkpoint(
     return Checkpoint(model=model, train_config=train_config, epoch=state["epoch"], history=history)
 
 
-def load_model(
-    path: str | Path,
-    device: str | torch.device | None = None,
-    model_class: type | None = None,
-    schedule_class: type | None = None,
-) -> DiffusionModel:
-    """The model alone of `load_checkpoint`."""
-    return load_checkpoint(path, device, model_class, schedule_class).model
-
-
 def export_for_sampling(source: str | Path, destination: str | Path, half: bool = True) -> Path:
     """A small copy of a checkpoint that can sample but not resume: averaged weights (if any), float16 by default,
     no optimizer state. This is how `utils/weights/unet_fmnist_cpu.pt` was made from its training checkpoint."""
@@ -224,8 +218,9 @@ def resume_training(
             f"{path} holds no optimizer state, so training cannot continue from it exactly (it was saved for "
             "sampling only). Save checkpoints to resume from with FitConfig(checkpoint_path=...)."
         )
-    saved_betas = state["schedule"]["tables"]["betas"]
-    own_betas = model.schedule().betas.detach().float().cpu()
+    saved_betas = state["schedule"]["tables"]["betas"] if state["schedule"] is not None else torch.zeros(0)
+    own = model.noise_schedule
+    own_betas = own.betas.detach().float().cpu() if own is not None else torch.zeros(0)
     if own_betas.shape != saved_betas.shape or not torch.allclose(own_betas, saved_betas):
         raise ValueError(
             f"{path} was trained with another noise schedule (T = {len(saved_betas)}, beta_T = "
@@ -258,7 +253,10 @@ def build_model(state: dict, model_class: type | None = None, schedule_class: ty
 
 
 def build_schedule(state: dict, schedule_class: type | None = None) -> nn.Module:
-    """The checkpoint's NoiseSchedule, built from its saved betas (with `schedule_class` if given)."""
+    """The checkpoint's NoiseSchedule, built from its saved betas (with `schedule_class` if given); None for a model
+    saved without one (a flow model)."""
+    if state["schedule"] is None:
+        return None
     return (schedule_class or import_class(state["schedule"]["class"]))(state["schedule"]["tables"]["betas"])
 
 

@@ -1,4 +1,4 @@
-"""The interface every denoising model in this course implements.
+"""The interface every denoising model in this course implements, and the small helpers every part shares.
 
 `DiffusionModel` is the contract between a network and the diffusion code around it: Part 1's `diffusion_loss`,
 `train` and `sample`, and the given `fit` loop, only ever call `model(x_t, t)` and read `model.image_shape` and
@@ -8,10 +8,18 @@ One convention for every model of the course: `Model(config, noise_schedule)`. T
 lives beside its model (`TinyDiffuserConfig` in Part 1, `UnetConfig` in Part 2) and holds the network's sizes, among
 them `image_shape`; the noise schedule holds the betas, and so T, the number of noise steps. T lives there and nowhere
 else: a network that needs T (to scale t, say) reads `len(self.noise_schedule)`.
+
+    DiffusionModel          the interface: model(x_t, t), image_shape, noise_schedule, device
+    check_reaches_noise     does a schedule end in pure noise, as Algorithm 2 assumes?
+    per_image               the one broadcast helper: a value per image, shaped to multiply a batch of images
+    as_step_tensor          a step count t as a long tensor
+    normalize_img           pixels in [0, 1] to model inputs in [-1, 1] (DDPM section 3.3), and back
 """
 
+import itertools
 from abc import ABC, abstractmethod
 
+import torch
 from torch import Tensor, nn
 
 
@@ -43,14 +51,24 @@ class DiffusionModel(nn.Module, ABC):
             The predicted noise eps_theta(x_t, t), shape (B, C, H, W).
         """
 
-    def schedule(self) -> nn.Module:
-        """`self.noise_schedule`, or an error that says how to give the model one."""
-        if self.noise_schedule is None:
-            raise ValueError(
-                f"this {type(self).__name__} has no noise schedule: build it with one, e.g. "
-                f"{type(self).__name__}(config, NoiseSchedule(linear_schedule(T)))"
-            )
-        return self.noise_schedule
+    # A model that denoises along a noise schedule needs one to train or sample; Part 5's flow models have none.
+    needs_schedule: bool = True
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes: that of its schedule's tables, which move with it (`.to(device)`), or, for a
+        model that needs no schedule (Part 5's flow models), that of its weights. Read from the schedule, not from
+        `next(model.parameters())`: a wrapper (a guided or respaced model) may own no parameters. Raises an error that
+        says how to give the model a schedule when it needs one and has none."""
+        if self.noise_schedule is not None:
+            return self.noise_schedule.betas.device
+        if not self.needs_schedule:
+            for tensor in itertools.chain(self.parameters(), self.buffers()):
+                return tensor.device
+        raise ValueError(
+            f"this {type(self).__name__} has no noise schedule: build it with one, e.g. "
+            f"{type(self).__name__}(config, NoiseSchedule(linear_schedule(T)))"
+        )
 
 
 # What the sampler assumes of a schedule: Algorithm 2 starts from x_T ~ N(0, I), which is q(x_T) only if nothing of
@@ -70,3 +88,37 @@ def check_reaches_noise(noise_schedule: nn.Module, bound: float = MAX_ALPHA_BAR_
             f"image. Make the betas larger (for T steps, about 1000 / T times the paper's) or T longer."
         )
     return alpha_bar_T
+
+
+def per_image(values: Tensor, like: Tensor) -> Tensor:
+    """Reshape per-image scalars `values` of shape (B,) to (B, 1, ..., 1) so they broadcast against `like`.
+
+    `like` has shape (B, C, H, W) (or any (B, ...)); the result has `like.ndim` dimensions. This is how a per-image
+    sqrt(alpha_bar_t) multiplies a batch of images in one expression.
+    """
+    if values.ndim != 1 or values.shape[0] != like.shape[0]:
+        raise ValueError(
+            f"per_image expects one value per image, shape ({like.shape[0]},); got shape {tuple(values.shape)}"
+        )
+    return values.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+
+
+def as_step_tensor(t: int | Tensor, device: torch.device | str | None = None) -> Tensor:
+    """A step count `t` (an int or a tensor of ints) as a long tensor on `device`."""
+    if isinstance(t, Tensor):
+        if t.is_floating_point():
+            raise TypeError(f"time steps must be integers (1, ..., T); got a {t.dtype} tensor")
+        return t.to(device=device if device is not None else t.device, dtype=torch.long)
+    if isinstance(t, bool) or not isinstance(t, int):
+        raise TypeError(f"a time step must be an int or a tensor of ints; got {type(t).__name__}")
+    return torch.tensor(t, dtype=torch.long, device=device)
+
+
+def normalize_img(img: Tensor) -> Tensor:
+    """Pixels in [0, 1] to model inputs in [-1, 1], the range the forward process assumes (DDPM section 3.3)."""
+    return img * 2 - 1
+
+
+def denormalize_img(img: Tensor) -> Tensor:
+    """Model outputs in [-1, 1] back to pixels in [0, 1], clamped, for display."""
+    return ((img + 1) / 2).clamp(0, 1)

@@ -13,7 +13,7 @@ from einops import rearrange
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from utils.engine.pixels import denormalize_img
+from utils.engine.model import denormalize_img
 
 
 def _to_picture(img: Tensor):

@@ -17,14 +17,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ddpm_course.impl import REFERENCE, load_impl
+from ddpm_course.runs import Implementation, add_run_arguments
 from utils.datasets.images import describe_gradient_samples, gradient_images
-from utils.engine.configs import FitConfig, TrainConfig
-from utils.engine.model import check_reaches_noise
-from utils.engine.pixels import normalize_img
-from utils.engine.run_log import RunLog
-from utils.engine.training import fit, mean_loss
+from utils.engine.model import check_reaches_noise, normalize_img
+from utils.engine.training import FitConfig, RunLog, TrainConfig, fit, mean_loss
 from utils.figures.plotting import plot_denoising, plot_losses, show_rows
-from utils.impl import REFERENCE, load_impl, load_parts
 
 IMAGE_SHAPE = (3, 8, 8)
 
@@ -60,7 +58,7 @@ class Part1Recipe:
 def run_part1(
     out_dir: Path, quick: bool = False, part1=None, recipe: Part1Recipe = Part1Recipe(), seed: int = 0
 ) -> Path:
-    """Train `part1`'s TinyDiffuser (the reference's if None) on gradients, sample, score, and save the figures.
+    """Train `part1`'s TinyDiffuser (an Implementation, or a Part 1 module; the reference's if None) on gradients, sample, score, and save the figures.
 
     Returns the path of the samples image."""
     part1 = part1 if part1 is not None else load_impl("solutions", 1)
@@ -123,21 +121,20 @@ def main(argv: list[str] | None = None, default: str = REFERENCE, prog: str = "d
         prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.epilog = __doc__.split("\n\n", 1)[1]
-    parser.add_argument(
-        "--impl",
-        action="append",
-        help=f"whose Part 1 runs: solutions, exercises, a folder, a .py file or a notebook (default: {default})",
+    add_run_arguments(
+        parser,
+        impl=f"whose Part 1 runs: solutions, exercises, a folder, a .py file or a notebook (default: {default})",
+        quick="a smaller run, for a smoke test",
     )
-    parser.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
     parser.add_argument("--out", type=Path, default=Path("runs/part1"), help="where the figures go")
     parser.add_argument("--seed", type=int, default=0, help="seeds the data, the initial weights and the training")
     options = parser.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")
-    parts = load_parts(options.impl, {1: NEEDS}, default)
+    impl = Implementation.load(options.impl, NEEDS, default)
     print(
         f"training the MLP on color gradients ({'quick' if options.quick else 'full'} run); writing to {options.out}/"
     )
-    run_part1(options.out, options.quick, parts[1], seed=options.seed)
+    run_part1(options.out, options.quick, impl, seed=options.seed)
     return 0

@@ -6,9 +6,9 @@
     ddpm-course run part4 --ladder                       # the same with YOUR Parts 1, 3 and 4 (exercises/)
     ddpm-course run part4 --ladder --impl part4=my_part4.ipynb   # your notebook's Part 4, the reference 1 and 3
 
-Whose algorithm runs is a parameter, never an import (as in `utils.programs.fashion`): `GuidanceImplementation`
-gathers what the runs need from Parts 1, 3 and 4 (Part 2 comes in through Part 4's ConditionalUnet, which builds on
-the reference U-Net), each from wherever --impl says (utils.impl). The ladder samples the shipped Part 3 checkpoint (linear schedule,
+Whose algorithm runs is a parameter, never an import (as in `ddpm_course.fashion`): `Implementation` (ddpm_course.runs)
+gathers what the runs need (`PART4_NEEDS`) from Parts 1, 3 and 4 (Part 2 comes in through Part 4's ConditionalUnet, which builds on
+the reference U-Net), each from wherever --impl says (ddpm_course.impl). The ladder samples the shipped Part 3 checkpoint (linear schedule,
 unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
 conditional one with guidance. Every score goes through `utils.datasets.scoring.Scoring` (one reference, one floor,
 each score with its spread) and every rung and weight is paired (the same x_T and noise). Everything is written to
@@ -22,7 +22,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -31,22 +31,27 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from utils import get_device
+from ddpm_course.fashion import SHIPPED_CHECKPOINT as UNCONDITIONAL_CHECKPOINT
+from ddpm_course.runs import (
+    Implementation,
+    Run,
+    add_run_arguments,
+    default_run,
+    impl_help,
+    make_unet,
+    sample_in_batches,
+    with_budget,
+)
+from utils import REPO_ROOT, get_device
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
-from utils.engine.clipping import ClippedPrediction
-from utils.engine.configs import FitConfig, TrainConfig
-from utils.engine.guidance import GuidedModel
 from utils.engine.model import DiffusionModel
-from utils.engine.respacing import respaced
-from utils.engine.run_log import RunLog
-from utils.engine.training import fit
-from utils.impl import gather, load_parts
-from utils.programs.fashion import SHIPPED_CHECKPOINT as UNCONDITIONAL_CHECKPOINT
+from utils.engine.sampling import ClippedPrediction, GuidedModel, respaced
+from utils.engine.training import RunLog, fit
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "unet_fmnist_cond_cpu.pt"
+SHIPPED_CHECKPOINT = REPO_ROOT / "utils" / "weights" / "unet_fmnist_cond_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU shared with other jobs (one thread, nice 10): see SHIPPED_RECIPE.
 SHIPPED_COMMAND = (
     "ddpm-course reference part4 --train --device cpu --threads 1 --minutes 25 "
@@ -54,106 +59,22 @@ SHIPPED_COMMAND = (
 )
 
 
-@dataclass(frozen=True)
-class GuidanceImplementation:
-    """What the Part 4 runs need: Parts 1-4, yours or the reference's."""
-
-    NoiseSchedule: type  # Part 1
-    sample: Callable
-    feature_statistics: Callable  # Part 3
-    frechet_distance: Callable
-    kernel_inception_distance: Callable
-    cosine_schedule: Callable  # Part 4
-    ddim_sample: Callable
-    ConditionalUnet: type
-    ConditionalUnetConfig: type
-    conditional_loss: Callable
-    guided_eps: Callable
-
-    @classmethod
-    def of(cls, part1, part3, part4) -> "GuidanceImplementation":
-        """The names the runs need, taken from three modules. Part 2 comes in through Part 4's ConditionalUnet."""
-        sources = {1: part1, 3: part3, 4: part4}
-        return gather(cls, {name: sources[part] for name, part in cls.parts().items()})
-
-    @classmethod
-    def parts(cls) -> dict[str, int]:
-        """Each name the runs need, and the part it comes from."""
-        earlier = {"NoiseSchedule": 1, "sample": 1, **dict.fromkeys(Metrics.__dataclass_fields__, 3)}
-        return {name: earlier.get(name, 4) for name in cls.__dataclass_fields__}
-
-    @classmethod
-    def load(cls, values: str | list[str] | None, default: str = "solutions", show=print) -> "GuidanceImplementation":
-        """The parts `values` name (--impl values: see utils.impl), each checked for what the runs need; `show` is
-        told first which file each part comes from."""
-        needs = {part: [n for n, p in cls.parts().items() if p == part] for part in (1, 3, 4)}
-        return cls.of(*load_parts(values, needs, default, show).values())
-
-
-@dataclass(frozen=True)
-class ConditionalRun:
-    """How the conditional U-Net is trained. `default_run` picks one for the device."""
-
-    unet: object  # an instance of Part 4's ConditionalUnetConfig
-    max_steps: int = 1000  # T of the cosine schedule
-    p_uncond: float = 0.1  # how often a label is dropped in training (Ho and Salimans use 0.1 or 0.2)
-    train: TrainConfig = TrainConfig()
-    fit: FitConfig = FitConfig()
-    n_train: int | None = None  # the first n training images (None: all 60,000)
-
-
-def default_run(device: torch.device, config_class: type, quick: bool = False) -> ConditionalRun:
-    """The full recipe on CUDA, a CPU-sized one elsewhere (the shipped checkpoint's), a tiny one with `quick`."""
-    if quick:
-        return ConditionalRun(
-            unet=config_class(channels=8, dim_mults=(1, 2), attention_levels=()),
-            train=TrainConfig(epochs=1, batch_size=64, device=str(device)),
-            fit=FitConfig(progress=False),
-            n_train=512,
-        )
-    if device.type == "cuda":
-        return ConditionalRun(
-            unet=config_class(),
-            train=TrainConfig(epochs=20, batch_size=128, device=str(device)),
-            fit=FitConfig(mixed_precision=True, ema_decay=0.999, fused_blocks=True),
-        )
-    # 12 channels, attention at 7x7 only: about 0.3M parameters and 0.7 s per step of 64 images on one CPU thread.
-    return ConditionalRun(
-        unet=config_class(channels=12, attention_levels=(2,)),
-        train=TrainConfig(epochs=1, batch_size=64, device=str(device)),
-        fit=FitConfig(ema_decay=0.995),
-        n_train=10_000,
-    )
-
-
-def make_model(run: ConditionalRun, impl: GuidanceImplementation) -> DiffusionModel:
-    """The conditional U-Net of `run`, with a cosine schedule of T = run.max_steps."""
-    return impl.ConditionalUnet(run.unet, impl.NoiseSchedule(impl.cosine_schedule(run.max_steps)))
+# What the Part 4 runs take from Parts 1, 3 and 4. Part 2 comes in through Part 4's ConditionalUnet.
+PART4_NEEDS = (
+    "NoiseSchedule", "sample", "feature_statistics", "frechet_distance", "kernel_inception_distance",
+    "cosine_schedule", "ddim_sample", "ConditionalUnet", "ConditionalUnetConfig", "conditional_loss", "guided_eps",
+)  # fmt: skip
 
 
 def train_conditional(
-    run: ConditionalRun, impl: GuidanceImplementation, images: Tensor, labels: Tensor, log: RunLog | None = None
+    run: Run, impl: Implementation, images: Tensor, labels: Tensor, log: RunLog | None = None
 ) -> DiffusionModel:
-    """Train a fresh conditional U-Net on labelled images with the given loop and the implementation's loss."""
-    model = make_model(run, impl)
+    """Train a fresh conditional U-Net (cosine schedule) on labelled images with the given loop and the
+    implementation's loss."""
+    model = make_unet(run, impl, impl.cosine_schedule)
     loss = partial(impl.conditional_loss, p_uncond=run.p_uncond)
-    return fit(model, loss, images[: run.n_train], run.train, run.fit, log=log, labels=labels[: run.n_train])
-
-
-@torch.no_grad()
-def sample_in_batches(draw: Callable[[int, int], Tensor], n: int, batch_size: int, seed: int = 0) -> Tensor:
-    """`draw(start, size)` for consecutive batches covering n samples, gathered on the CPU and clamped to [-1, 1].
-
-    Pairing: torch's random generators are seeded with `seed + start` before each batch, so two settings sampled
-    with the same seed and batch size start every batch from the same x_T (a sampler's first draw) and the same
-    stream of noise after it, whatever the other setting drew before. Differences between them are then the
-    sampler's, not the draw's.
-    """
-    batches = []
-    for start in range(0, n, batch_size):
-        torch.manual_seed(seed + start)
-        batches.append(draw(start, min(batch_size, n - start)).float().cpu())
-    return torch.cat(batches).clamp(-1, 1)
+    images, labels = images[: run.n_train], labels[: run.n_train]
+    return fit(model, loss, images, run.train, run.fit, log=log, labels=labels, prepare=run.speed.prepare)
 
 
 def ladder_settings(
@@ -169,7 +90,7 @@ def ladder_settings(
 
 def sampler_ladder(
     model: DiffusionModel,
-    impl: GuidanceImplementation,
+    impl: Implementation,
     real: Tensor,
     n: int,
     batch_size: int,
@@ -191,7 +112,7 @@ def sampler_ladder(
     """
     scoring = scoring if scoring is not None else Scoring(Metrics.of(impl), real, n, classifier)
     model = ClippedPrediction(model) if clip_x0 else model
-    T = len(model.schedule())
+    T = len(model.noise_schedule)
     rows = []
     for sampler, steps, eta in settings:
         began = time.perf_counter()
@@ -226,7 +147,7 @@ def _ddim_batch(model, ddim_sample, steps, eta, start: int, size: int) -> Tensor
 
 def guided_sample(
     model: DiffusionModel,
-    impl: GuidanceImplementation,
+    impl: Implementation,
     labels: Tensor,
     w: float,
     steps: int,
@@ -240,7 +161,7 @@ def guided_sample(
 
 def guidance_sweep(
     model: DiffusionModel,
-    impl: GuidanceImplementation,
+    impl: Implementation,
     real: Tensor,
     n: int,
     batch_size: int,
@@ -340,7 +261,7 @@ def markdown_tables(summary: dict) -> str:
 
 def main(
     argv: list[str] | None = None,
-    impl: GuidanceImplementation | None = None,
+    impl: Implementation | None = None,
     default: str = "solutions",
     prog: str = "ddpm-course reference part4",
 ) -> int:
@@ -350,20 +271,18 @@ def main(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument(
-        "--impl",
-        action="append",
-        help=f"whose Parts 1, 3 and 4 run: solutions, exercises, a folder, or partK=FILE for one part (a .py or a "
-        f"notebook; the other parts then come from the reference); repeatable (default: {default})",
-    )
+    add_run_arguments(parser, impl=impl_help("Parts 1, 3 and 4", default))
     parser.add_argument("--train", action="store_true", help="train a conditional U-Net (cosine schedule)")
     parser.add_argument("--ladder", action="store_true", help="score the sampler ladder")
     parser.add_argument("--sweep", action="store_true", help="score the guidance sweep")
-    parser.add_argument("--quick", action="store_true", help="tiny runs: a smoke test")
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--epochs", type=int, default=None, help="passes over the training set (overrides --minutes)")
-    parser.add_argument("--minutes", type=float, default=None, help="train for this wall-clock budget")
-    parser.add_argument("--n-train", type=int, default=None, help="use only this many training images")
+    add_run_arguments(
+        parser,
+        quick="tiny runs: a smoke test",
+        device=None,
+        epochs=None,
+        minutes="train for this wall-clock budget",
+        n_train=None,
+    )
     parser.add_argument("--n-eval", type=int, default=256, help="samples per setting scored by FMNIST-FID")
     parser.add_argument("--sweep-n", type=int, default=200, help="samples per guidance weight (equal per class)")
     parser.add_argument("--sweep-steps", type=int, default=20, help="DDIM steps of the guidance sweep")
@@ -389,14 +308,14 @@ def main(
     )
     parser.add_argument("--out", default="runs/part4", help="folder for checkpoints, figures and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_run_arguments(parser, threads=None)
     args = parser.parse_args(argv)
     matplotlib.use("Agg")
     if args.threads:
         torch.set_num_threads(args.threads)
     if not (args.train or args.ladder or args.sweep):
         parser.error("nothing to do: give --train, --ladder or --sweep (or several)")
-    impl = impl if impl is not None else GuidanceImplementation.load(args.impl, default)
+    impl = impl if impl is not None else Implementation.load(args.impl, PART4_NEEDS, default)
     device = get_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -412,11 +331,8 @@ def main(
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
 
     if args.train:
-        run = default_run(device, impl.ConditionalUnetConfig, quick=args.quick)
-        if args.minutes is not None:
-            run = replace(run, fit=replace(run.fit, minutes=args.minutes))
-        if args.epochs is not None:
-            run = replace(run, train=replace(run.train, epochs=args.epochs), fit=replace(run.fit, minutes=None))
+        run = default_run(device, impl.ConditionalUnetConfig, quick=args.quick, conditional=True)
+        run = with_budget(run, args.epochs, args.minutes)
         run = replace(
             run,
             n_train=args.n_train or (None if args.minutes or args.epochs else run.n_train),

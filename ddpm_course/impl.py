@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from utils import REPO_ROOT
+
 REFERENCE = "solutions"
 OWN = "exercises"
 NAMED_PACKAGES = (OWN, REFERENCE)

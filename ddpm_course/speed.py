@@ -15,16 +15,26 @@ in the report, so your model still trains, only slower. Parameter names do not c
 
 `compile_model(model, mode)` runs `torch.compile` on the model where this machine can: it first compiles a
 two-line probe, and where that fails (no C++ compiler on a CPU, no Triton for an old GPU) it says so and leaves the
-model as it is. `tune_for(device)` lets cuDNN pick its fastest convolution algorithms, as `fit` does on a GPU.
+model as it is. `tune_for(device)` lets cuDNN pick its fastest convolution algorithms.
+
+`SpeedConfig` names the speed-ups of a run, and its `prepare` is the hook `fit` calls before training:
+
+    fit(model, loss, images, config, extras, prepare=SpeedConfig(fused_blocks=True).prepare)
+
+Each pays on a GPU, where kernel launches dominate; none changes what the model computes. The benchmark and the step
+profile beside this file (`ddpm_course.benchmark`, `ddpm_course.profile_step`) measure them.
 """
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from utils.engine.model import DiffusionModel
 
 # How close a twin must come to the block it replaces on random inputs: the two differ only in the order of their
 # floating-point operations, so by a few units of rounding of the dtype the check runs in.
@@ -168,13 +178,13 @@ def tune_for(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def compile_model(model: nn.Module, mode: str | None = None, device: torch.device | None = None) -> str:
+def compile_model(model: DiffusionModel, mode: str | None = None, device: torch.device | None = None) -> str:
     """`torch.compile` the model's forward in place where this machine can compile; return what happened.
 
     Compilation happens at the first call, deep inside training, so a missing tool chain would fail there; a tiny
     probe compiled first finds that out in a second or two, and then the model stays eager.
     """
-    device = device or next(model.parameters()).device
+    device = device or model.device
     try:
         probe = torch.compile(lambda x: torch.sin(x) * 2 + 1, mode=mode)
         probe(torch.randn(8, device=device))
@@ -182,3 +192,28 @@ def compile_model(model: nn.Module, mode: str | None = None, device: torch.devic
         return f"torch.compile is not available here, training eagerly ({type(error).__name__}: {error})"
     model.compile(mode=mode)
     return f"torch.compile, mode {mode or 'default'}: the first steps compile (seconds to a minute)"
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """The speed-ups of a training run, none of which changes what the model computes; `prepare` applies them.
+
+    With `compile`, give `fit` FitConfig(drop_last=True): a compiled step is compiled for one batch shape, and a
+    smaller last batch would compile it again.
+    """
+
+    fused_blocks: bool = False  # swap hand-written GroupNorm, attention, residual blocks for proven-equal fused twins
+    compile: str | None = None  # a torch.compile mode ("default"; "reduce-overhead" adds CUDA graphs); None: eager
+    channels_last: bool = False  # images and convolution weights stored (B, H, W, C), the layout tensor cores prefer
+
+    def prepare(self, model: DiffusionModel, trainset: Tensor) -> tuple[DiffusionModel, Tensor]:
+        """`fit`'s hook: the model and images (on the training device) with these speed-ups, reports printed."""
+        tune_for(model.device)
+        if self.fused_blocks:
+            print(fuse_blocks(model))
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            trainset = trainset.contiguous(memory_format=torch.channels_last)
+        if self.compile:  # compiles at the first call: the weight average's copy never runs forward
+            print(compile_model(model, self.compile))
+        return model, trainset

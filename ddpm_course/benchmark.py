@@ -1,9 +1,9 @@
 """Throughput of our reference U-Net beside a peer of the same size, and the sample quality a fixed budget buys.
 
-    python -m utils.programs.benchmark                  # best device: throughput, then FMNIST-FID after 5 minutes
-    python -m utils.programs.benchmark --no-fid         # throughput only
-    python -m utils.programs.benchmark --ours eager,fused,fused+graphs --peer eager,graphs   # settings to compare
-    python -m utils.programs.benchmark --device cpu --batch-size 16 --train-steps 5 --timed-steps 2 --no-fid
+    python -m ddpm_course.benchmark                  # best device: throughput, then FMNIST-FID after 5 minutes
+    python -m ddpm_course.benchmark --no-fid         # throughput only
+    python -m ddpm_course.benchmark --ours eager,fused,fused+graphs --peer eager,graphs   # settings to compare
+    python -m ddpm_course.benchmark --device cpu --batch-size 16 --train-steps 5 --timed-steps 2 --no-fid
 
 The peer is `diffusers.UNet2DModel` in the configuration of the Hugging Face diffusion course's 28x28 example (about
 1.7M parameters, like Part 2's default Unet). It is an optional extra: `pip install -e ".[bench]"` (or
@@ -13,7 +13,7 @@ Both models run through the very same code, the given `fit` loop around the refe
 with the device's recipe: bf16 and an EMA on CUDA) and the reference `sample` (Algorithm 2), on the same device and
 batch size, so the figures compare networks, not training loops. (`--impl exercises` runs yours instead.)
 
-Each model is measured in each of its settings, a `+`-joined set of the speed-ups of `utils.engine.speed`:
+Each model is measured in each of its settings, a `+`-joined set of the speed-ups of `ddpm_course.speed`:
 
     eager       none of them
     fused       our blocks' fused twins (GroupNorm, attention, residual blocks); ours only
@@ -37,15 +37,16 @@ from pathlib import Path
 
 import torch
 
+from ddpm_course.fashion import evaluate
+from ddpm_course.runs import PART3_NEEDS, Implementation, add_run_arguments, default_run, make_unet, sample_in_batches
+from ddpm_course.speed import SpeedConfig
 from utils import get_device
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import PROTOCOL_NOTE, describe
-from utils.engine.configs import FitConfig, TrainConfig
 from utils.engine.model import DiffusionModel
-from utils.engine.respacing import respaced
-from utils.engine.training import bf16_autocast, fit
+from utils.engine.sampling import respaced
+from utils.engine.training import FitConfig, TrainConfig, bf16_autocast, fit
 from utils.figures.part3 import show_samples_and_real
-from utils.programs.fashion import Implementation, default_run, evaluate, make_unet, sample_many
 
 # With --total-s, a model's further settings are not measured past this share of it: the rest is the FID run's.
 THROUGHPUT_SHARE = 1 / 3
@@ -90,8 +91,8 @@ def peer_available() -> bool:
 SETTING_FLAGS = ("eager", "fused", "cl", "compile", "graphs")
 
 
-def parse_setting(text: str, model: str, recipe: FitConfig = FitConfig()) -> FitConfig:
-    """`recipe` with the speed-ups a setting such as "fused+graphs" names, for `model` ("ours" or "peer")."""
+def parse_setting(text: str, model: str) -> SpeedConfig:
+    """The speed-ups a setting such as "fused+graphs" names, for `model` ("ours" or "peer")."""
     flags = set(text.split("+"))
     unknown = flags - set(SETTING_FLAGS)
     if unknown or not flags or ("eager" in flags and len(flags) > 1):
@@ -101,7 +102,7 @@ def parse_setting(text: str, model: str, recipe: FitConfig = FitConfig()) -> Fit
     if {"compile", "graphs"} <= flags:
         raise ValueError(f"setting {text!r}: compile or graphs, not both")
     mode = "reduce-overhead" if "graphs" in flags else "default" if "compile" in flags else None
-    return replace(recipe, fused_blocks="fused" in flags, channels_last="cl" in flags, compile=mode)
+    return SpeedConfig(fused_blocks="fused" in flags, channels_last="cl" in flags, compile=mode)
 
 
 @dataclass
@@ -126,19 +127,19 @@ def sampling_rate(model: DiffusionModel, impl: Implementation, batch: int, timed
     Every step is one network call at the same batch size (`respaced` runs the same network on fewer steps), so
     T / timed_steps times the time of `timed_steps` steps is the time of T.
     """
-    device = model.schedule().betas.device
-    timed_steps = min(timed_steps, len(model.schedule()))
+    device = model.device
+    timed_steps = min(timed_steps, len(model.noise_schedule))
     model.eval()
     with bf16_autocast(device, mixed):
         impl.sample(
-            respaced(model, min(3, len(model.schedule()))), batch
+            respaced(model, min(3, len(model.noise_schedule))), batch
         )  # warm-up at the timed batch size: compiling, autotuning, graphs
         synchronize(device)
         began = time.perf_counter()
         impl.sample(respaced(model, timed_steps), batch)
         synchronize(device)
     per_step = (time.perf_counter() - began) / timed_steps
-    return batch / (per_step * len(model.schedule()))
+    return batch / (per_step * len(model.noise_schedule))
 
 
 def measure(
@@ -148,6 +149,7 @@ def measure(
     impl: Implementation,
     config: TrainConfig,
     extras: FitConfig,
+    speed: SpeedConfig,
     train_steps: int,
     warmup_steps: int,
     sample_batch: int,
@@ -156,18 +158,20 @@ def measure(
     """Training images/s through `fit` and sampling images/s through `sample` of `model` (built with its schedule)."""
     device = torch.device(config.device)
     image_shape = model.image_shape
-    extras = replace(extras, progress=False, checkpoint_path=None, resume_from=None, minutes=None)
+    extras = replace(
+        extras, progress=False, checkpoint_path=None, resume_from=None, minutes=None, drop_last=bool(speed.compile)
+    )
     config = replace(config, epochs=1)
     n_params = sum(p.numel() for p in model.parameters())
     # Random images are as costly to train on as clothes: throughput does not depend on what the pixels show.
     warmup_images = torch.rand(warmup_steps * config.batch_size, *image_shape, device=device) * 2 - 1
     timed_images = torch.rand(train_steps * config.batch_size, *image_shape, device=device) * 2 - 1
-    model = fit(model, impl.diffusion_loss, warmup_images, config, extras)
+    model = fit(model, impl.diffusion_loss, warmup_images, config, extras, prepare=speed.prepare)
     # The warm-up left the model fused and compiled in place; the timed run only keeps the layout.
-    timed_extras = replace(extras, fused_blocks=False, compile=None)
+    timed = replace(speed, fused_blocks=False, compile=None)
     synchronize(device)
     began = time.perf_counter()
-    model = fit(model, impl.diffusion_loss, timed_images, config, timed_extras)
+    model = fit(model, impl.diffusion_loss, timed_images, config, extras, prepare=timed.prepare)
     synchronize(device)
     train_rate = len(timed_images) / (time.perf_counter() - began)
     sample_rate = sampling_rate(model, impl, sample_batch, timed_steps, extras.mixed_precision)
@@ -179,6 +183,7 @@ def fid_after_budget(
     impl: Implementation,
     config: TrainConfig,
     extras: FitConfig,
+    speed: SpeedConfig,
     budget_s: float,
     n: int,
     sample_batch: int,
@@ -193,13 +198,20 @@ def fid_after_budget(
     device = torch.device(config.device)
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    extras = replace(extras, minutes=budget_s / 60, checkpoint_path=str(out / "checkpoint.pt"), progress=False)
-    model = fit(model, impl.diffusion_loss, train_images[:n_train], config, extras)
+    extras = replace(
+        extras,
+        minutes=budget_s / 60,
+        checkpoint_path=str(out / "checkpoint.pt"),
+        progress=False,
+        drop_last=bool(speed.compile),
+    )
+    model = fit(model, impl.diffusion_loss, train_images[:n_train], config, extras, prepare=speed.prepare)
     train_seconds = time.perf_counter() - began
     model.eval()
     synchronize(device)
     began = time.perf_counter()
-    samples = sample_many(model, impl.sample, n, sample_batch, None, extras.mixed_precision).clamp(-1, 1)
+    with bf16_autocast(device, extras.mixed_precision):
+        samples = sample_in_batches(lambda start, size: impl.sample(model, size), n, sample_batch)
     sample_seconds = time.perf_counter() - began
     show_samples_and_real(samples, test_images).savefig(out / "samples.png")
     scores = evaluate(samples, test_images, impl)
@@ -213,10 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument(
-        "--impl", action="append", help="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE"
+    add_run_arguments(
+        parser, impl="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE", device=None
     )
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step, for both models")
     parser.add_argument("--ours", default="fused", help="our U-Net's settings to measure, comma-separated")
     parser.add_argument("--peer", default="eager", help="the peer's settings to measure, comma-separated")
@@ -233,23 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fid-n", type=int, default=2048, help="samples scored, and the floor's N")
     parser.add_argument("--fid-setting", default=None, help="our setting for the FID run (default: our fastest)")
-    parser.add_argument("--n-train", type=int, default=None, help="train the FID run on only this many images")
+    add_run_arguments(parser, n_train="train the FID run on only this many images")
     parser.add_argument("--no-fid", action="store_true", help="throughput only")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_run_arguments(parser, threads=None)
     parser.add_argument("--out", default="runs/benchmark", help="folder for the budgeted run's checkpoint and samples")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
-    impl = Implementation.load(args.impl)
+    impl = Implementation.load(args.impl, PART3_NEEDS)
     device = get_device(args.device)
     run = default_run(device, impl.UnetConfig)
     # The same recipe for both models: the device's default (bf16 and an EMA on CUDA), at the batch size asked for.
     config = replace(run.train, batch_size=args.batch_size, device=str(device))
-    recipe = replace(run.fit, fused_blocks=False, channels_last=False, compile=None)
+    recipe = run.fit
     settings = {
-        "ours": {s: parse_setting(s, "ours", recipe) for s in args.ours.split(",")},
-        "peer": {s: parse_setting(s, "peer", recipe) for s in args.peer.split(",")} if peer_available() else {},
+        "ours": {s: parse_setting(s, "ours") for s in args.ours.split(",")},
+        "peer": {s: parse_setting(s, "peer") for s in args.peer.split(",")} if peer_available() else {},
     }
     run = replace(run, unet=impl.UnetConfig(), max_steps=args.sampling_steps)  # Part 2's default sizes, like the peer
     sample_batch = args.sample_batch or args.batch_size
@@ -274,14 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     # The models take turns (ours, peer, ours, ...), so that a run cut short for time still has each model's
     # settings in the same order, and the ratio of bests compares like with like.
     turns = itertools.zip_longest(*[[(name, *item) for item in its.items()] for name, its in settings.items() if its])
-    for model_name, text, extras in (turn for row in turns for turn in row if turn is not None):
+    for model_name, text, speed in (turn for row in turns for turn in row if turn is not None):
         late = args.total_s is not None and time.perf_counter() - started > args.total_s * THROUGHPUT_SHARE
         if late and model_name in best:  # every model keeps its first setting, so a ratio can still be made
             skipped.append(f"{model_name} {text}")
             continue
         try:
             r = measure(
-                labels[model_name], text, build(model_name), impl, config, extras,
+                labels[model_name], text, build(model_name), impl, config, recipe, speed,
                 args.train_steps, args.warmup_steps, sample_batch, args.timed_steps,
             )  # fmt: skip
         except Exception as error:  # noqa: BLE001 - one setting that fails (a compiler missing) must not end the run
@@ -320,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             after_s = 2 * args.fid_n / rate + 30
             budget_s = max(0.0, min(budget_s, args.total_s - (time.perf_counter() - started) - after_s))
         setting = args.fid_setting or (best["ours"].setting if "ours" in best else "eager")
-        extras = parse_setting(setting, "ours", recipe)
+        speed = parse_setting(setting, "ours")
         print(
             f"\nFMNIST-FID after {budget_s:g} s of training our Unet ({setting}; N = {args.fid_n}, "
             f"all {args.sampling_steps} sampling steps, {sample_batch} at once)",
@@ -328,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         out = Path(args.out)
         scores = fid_after_budget(
-            build("ours"), impl, config, extras, budget_s, args.fid_n, sample_batch, args.n_train, out
+            build("ours"), impl, config, recipe, speed, budget_s, args.fid_n, sample_batch, args.n_train, out
         )
         print(
             f"{describe(scores)}; mean confidence {scores['mean_confidence']:.2f}\n({PROTOCOL_NOTE.format(**scores)})\n"

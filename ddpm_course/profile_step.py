@@ -1,7 +1,7 @@
 """One training step of a U-Net, taken apart: what it computes, how many kernels it launches, where the time goes.
 
-    python -m utils.programs.profile_step                          # our Unet (Part 2's defaults), batch 128
-    python -m utils.programs.profile_step --models ours,ours+fused,peer   # with the fused twins; diffusers' peer
+    python -m ddpm_course.profile_step                          # our Unet (Part 2's defaults), batch 128
+    python -m ddpm_course.profile_step --models ours,ours+fused,peer   # with the fused twins; diffusers' peer
 
 The step is what `fit` does once: the reference `diffusion_loss` (Algorithm 1, lines 2-5), backward, an Adam step and
 the weight average's update. It prints
@@ -33,11 +33,11 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from ddpm_course.benchmark import DiffusersPeer, PeerConfig, synchronize
+from ddpm_course.runs import PART3_NEEDS, Implementation, add_run_arguments, default_run, make_unet
+from ddpm_course.speed import fuse_blocks, tune_for
 from utils import get_device
-from utils.engine.speed import fuse_blocks, tune_for
 from utils.engine.training import bf16_autocast, weight_average
-from utils.programs.benchmark import DiffusersPeer, PeerConfig, synchronize
-from utils.programs.fashion import Implementation, default_run, make_unet
 
 # Operations that only re-describe memory: no kernel runs for them.
 VIEWS = {
@@ -176,7 +176,7 @@ def traced_on_cuda(step: Callable[[], None], device: torch.device) -> tuple[int,
 
 def profile(label: str, model: nn.Module, impl: Implementation, mixed: bool, batch_size: int, steps: int, ceiling):
     """Print the anatomy of one training step of `model` (on its device), and return its median time in seconds."""
-    device = model.schedule().betas.device
+    device = model.device
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     ema = weight_average(model, 0.999)
     x_0 = torch.rand(batch_size, *model.image_shape, device=device) * 2 - 1
@@ -264,17 +264,16 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
     parser.add_argument("--models", default="ours", help="comma-separated: ours, ours+fused, peer")
-    parser.add_argument(
-        "--impl", action="append", help="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE"
+    add_run_arguments(
+        parser, impl="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE", device=None
     )
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 3 warm-up steps)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_run_arguments(parser, threads=None)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    impl = Implementation.load(args.impl)
+    impl = Implementation.load(args.impl, PART3_NEEDS)
     device = get_device(args.device)
     run = default_run(device, impl.UnetConfig)
     run = replace(run, unet=impl.UnetConfig())  # Part 2's default sizes
