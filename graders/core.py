@@ -179,6 +179,12 @@ def sampling_tolerance(std: float, n: int, sigmas: float = 6.0) -> float:
     return sigmas * std / math.sqrt(n)
 
 
+def var_tolerance(var: float, n: int) -> float:
+    """How far a sample variance of `n` Gaussian draws with variance `var` may stray: six standard errors, where
+    sd(var_hat) = var * sqrt(2 / (n - 1))."""
+    return sampling_tolerance(var * math.sqrt(2), n - 1)
+
+
 def expect_statistic(
     got: float,
     expected: float,
@@ -199,6 +205,32 @@ def expect_statistic(
     if near:
         fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", min(near)[1])
     fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", likely)
+
+
+def call(what: str, fn, *args, likely: str | None = None):
+    """Call the student's `fn`; turn a crash into a failure that says which call broke and what to look at.
+
+    Every tensor it returns must have the dtype of its float inputs (float32 in Part 2, as every docstring promises):
+    a float64 output would pass this step and break a later one, far from its cause.
+    """
+    try:
+        result = fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as e:
+        shapes = ", ".join(f"shape {tuple(a.shape)}" if isinstance(a, Tensor) else repr(a) for a in args)
+        fail(f"{what} raised {type(e).__name__}: {e}", f"it to run on inputs of {shapes}", "an exception", likely)
+    floats = [a.dtype for a in args if isinstance(a, Tensor) and a.is_floating_point()]
+    for out in result if isinstance(result, tuple) else (result,):
+        if floats and isinstance(out, Tensor) and out.is_floating_point() and out.dtype != floats[0]:
+            fail(
+                f"{what} returns {out.dtype}; it should keep the dtype of its input, {floats[0]}.",
+                str(floats[0]),
+                str(out.dtype),
+                "a tensor made with dtype=torch.float64 (or from numpy, or torch.tensor of Python "
+                "floats with float64 set) on the way: make new tensors with the input's dtype (dtype=x.dtype)",
+            )
+    return result
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -247,7 +279,13 @@ def _short(filename: str) -> str:
 REGISTRY: dict[str, dict[str, Callable]] = {}
 
 
-def grader(step: str, expects: str = "function", time_limit: float | None = None, uses: tuple[str, ...] = ()):
+def grader(
+    step: str,
+    expects: str = "function",
+    time_limit: float | None = None,
+    uses: tuple[str, ...] = (),
+    one_thread: bool = False,
+):
     """Make `check(obj, ...)` a grader of `step`: clear messages, a pass line, and a stub reported as a stub.
 
     `expects` is "function" or "class": what the student hands in. Passing something else (the result of calling
@@ -255,6 +293,8 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
     the whole check may take (default DEFAULT_TIME_LIMIT_S); past it the step fails with `TimedOut`. `uses` names
     earlier steps that `obj` calls by name: when this step fails, each of them that the student's own file defines
     is checked, and the first that fails its own check is named, since this failure may only follow from it.
+    `one_thread` runs the check with torch on one CPU thread: on tiny tensors extra threads only wait for each other,
+    and on a busy shared CPU that waiting made the U-Net's grader ten times slower. The thread count comes back after.
     """
     limit = DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit
 
@@ -265,7 +305,7 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
             torch_state = torch.random.get_rng_state()
             seconds = limit * _time_limit_scale()
             try:
-                run_with_time_limit(check, (obj, *args), kwargs, seconds)
+                run_with_time_limit(_on_one_thread(check) if one_thread else check, (obj, *args), kwargs, seconds)
             except _OutOfTime:
                 raise TimedOut(_timed_out_message(step, seconds)) from None
             except NotImplementedYet:
@@ -292,6 +332,21 @@ def grader(step: str, expects: str = "function", time_limit: float | None = None
         return run
 
     return decorate
+
+
+def _on_one_thread(check: Callable) -> Callable:
+    """`check` run with torch on one CPU thread (in the thread that runs it), the thread count restored after."""
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return check(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
 
 
 def _earlier_failure(obj, uses: tuple[str, ...]) -> str:
@@ -452,14 +507,48 @@ def _expect_kind(step: str, obj, expects: str, check_name: str) -> None:
 # Identical weights
 
 
+def _trailing_ones_stripped(shape: torch.Size) -> tuple[int, ...]:
+    dims = list(shape)
+    while len(dims) > 2 and dims[-1] == 1:
+        dims.pop()
+    return tuple(dims)
+
+
+def _shaped_like(ref_params: list, stu_params: list) -> list[tuple[str, Tensor]]:
+    """The reference's (name, parameter) pairs, each viewed in its student counterpart's shape where only trailing 1s
+    differ: a Linear's weight is (out, in); a Conv2d 1x1's is (out, in, 1, 1) and a Conv1d's (out, in, 1), the same
+    numbers. Counterparts are found by name, or else by registration order."""
+    stu_named = dict(stu_params)
+    if {n for n, _ in ref_params} == set(stu_named):
+        counterparts = [stu_named[n] for n, _ in ref_params]
+    elif len(ref_params) == len(stu_params):
+        counterparts = [sp for _, sp in stu_params]
+    else:
+        return ref_params  # copy_weights explains the mismatch
+    return [
+        (n, rp.reshape(sp.shape))
+        if rp.shape != sp.shape and _trailing_ones_stripped(rp.shape) == _trailing_ones_stripped(sp.shape)
+        else (n, rp)
+        for (n, rp), sp in zip(ref_params, counterparts)
+    ]
+
+
 def copy_weights(reference: nn.Module, student: nn.Module, what: str) -> None:
     """Give `student` the parameters of `reference`, so that their outputs must agree exactly.
 
     Parameters are matched by name first; if the names differ, by registration order, with shapes checked one by one.
+    A 1x1 convolution may stand in for a Linear layer, or back: their weights hold the same numbers.
     Buffers are not copied: a buffer the student computes (embedding frequencies, say) must be right by itself.
     """
-    ref_params = list(reference.named_parameters())
+    expect(
+        hasattr(student, "named_parameters"),
+        f"{what} should be an nn.Module.",
+        "an nn.Module instance",
+        type(student).__name__,
+        "subclass nn.Module and call super().__init__() first",
+    )
     stu_params = list(student.named_parameters())
+    ref_params = _shaped_like(list(reference.named_parameters()), stu_params)
     ref_named = dict(ref_params)
     stu_named = dict(stu_params)
     if ref_named.keys() == stu_named.keys() and all(ref_named[k].shape == stu_named[k].shape for k in ref_named):

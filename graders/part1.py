@@ -8,7 +8,7 @@ t show up clearly. Where a common mistake gives a recognisable answer, the failu
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -26,46 +26,13 @@ from graders.core import (
     grader,
     n_params,
     sampling_tolerance,
+    var_tolerance,
 )
+from graders.fixtures import BIG_BETAS, LinearNoisePredictor, ShapeOnly, alpha_bar_after, moments, schedule_with
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images
 from utils.engine.model import DiffusionModel, normalize_img
 from utils.engine.training import RunLog, TrainConfig
-
-# Large betas: with T = 6, alpha_bar falls from 0.9 to about 0.1, so alpha_bar_t and alpha_bar_{t+1} differ a lot.
-BIG_BETAS = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-
-
-def schedule_with(betas: Tensor) -> ref.NoiseSchedule:
-    """The reference NoiseSchedule of `betas`."""
-    return ref.NoiseSchedule(betas.clone())
-
-
-@dataclass(frozen=True)
-class ShapeOnly:
-    """The config of the graders' own small models: they need nothing but the image shape."""
-
-    image_shape: tuple[int, int, int]
-
-
-def alpha_bar_after(betas: Tensor, n: int) -> float:
-    """alpha_bar_n = prod_{s=1..n} (1 - beta_s), with alpha_bar_0 = 1."""
-    return float(torch.prod(1 - betas[:n].double()))
-
-
-def moments(x: Tensor) -> tuple[float, float, float]:
-    """Mean, variance and kurtosis (4th standardised moment; 3 for a Gaussian, 1.8 for a uniform) of all entries."""
-    x = x.detach().double().flatten()
-    mean = x.mean()
-    var = x.var()
-    kurtosis = ((x - mean) ** 4).mean() / var**2
-    return mean.item(), var.item(), kurtosis.item()
-
-
-def var_tolerance(var: float, n: int) -> float:
-    """Six standard errors of a sample variance of n Gaussian draws: sd(var_hat) = var * sqrt(2 / (n - 1))."""
-    return 6 * var * math.sqrt(2 / (n - 1))
-
 
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -470,9 +437,8 @@ def check_noise_img(noise_img) -> None:
     )
     counts = torch.bincount(num_steps, minlength=T + 1)[1:].double()
     p = 1 / T
-    tolerance = 6 * math.sqrt(6000 * p * (1 - p))
     expect(
-        bool(((counts - 6000 * p).abs() <= tolerance).all()),
+        bool(((counts / 6000 - p).abs() <= sampling_tolerance(math.sqrt(p * (1 - p)), 6000)).all()),
         "t should be uniform over {1, ..., T}.",
         f"about {6000 * p:.0f} of each",
         str(counts.long().tolist()),
@@ -975,57 +941,6 @@ def _check_learning_rate(train) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-
-
-class LinearNoisePredictor(DiffusionModel):
-    """A known model for grading `sample`: eps_theta(x, t) = a_t x + b_t, with no parameters.
-
-    Sampling with it is a linear Gaussian recursion, so the mean and the variance of every x_t are known exactly.
-    It also records the t it is called with and whether gradients were on.
-    """
-
-    def __init__(self, schedule: nn.Module, image_shape=(1, 4, 4)):
-        super().__init__(ShapeOnly(image_shape), schedule)
-        T = len(schedule)
-        self.a = torch.linspace(1.0, 1.4, T)  # a[t - 1] is a_t; these keep x_0's variance small (0.22), so
-        # that the beta_1 of a wrongly noised last step shows up clearly
-        self.b = torch.linspace(0.5, -0.5, T)
-        self.calls: list[Tensor] = []
-        self.grad_enabled: list[bool] = []
-
-    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
-        self.calls.append(num_steps.detach().clone())
-        self.grad_enabled.append(torch.is_grad_enabled())
-        index = num_steps.long() - 1
-        return self.a[index].reshape(-1, 1, 1, 1) * images + self.b[index].reshape(-1, 1, 1, 1)
-
-    def exact_moments(self, variant: str = "reference") -> list[tuple[float, float]]:
-        """(mean, variance) of x_T, x_{T-1}, ..., x_0 under Algorithm 2, or under a named mistake."""
-        s = self.noise_schedule
-        T = len(s)
-        mean, var = 0.0, 1.0
-        moments_ = [(mean, var)]
-        for t in range(T, 0, -1):
-            beta, alpha, alpha_bar = (float(s.betas[t - 1]), float(s.alphas[t - 1]), float(s.alpha_bars[t - 1]))
-            a, b = float(self.a[t - 1]), float(self.b[t - 1])
-            k = beta / math.sqrt(1 - alpha_bar)
-            scale = 1 / math.sqrt(alpha)
-            if variant == "no division by sqrt(alpha_t)":
-                scale = 1.0
-            c, d = scale * (1 - k * a), -scale * k * b
-            noise_var = beta if t > 1 else 0.0
-            if variant == "noise at t = 1":
-                noise_var = beta
-            if variant == "sigma = beta":
-                noise_var = beta**2 if t > 1 else 0.0
-            if variant == "no noise":
-                noise_var = 0.0
-            if variant == "alpha_bar(t - 1)":  # alpha_bars[t - 2]: at t = 1 Python's index -1 wraps to alpha_bar_T
-                k = beta / math.sqrt(1 - float(s.alpha_bars[t - 2]))
-                c, d = scale * (1 - k * a), -scale * k * b
-            mean, var = c * mean + d, c * c * var + noise_var
-            moments_.append((mean, var))
-        return moments_
 
 
 @grader("sample", time_limit=120)  # runs a whole reverse process

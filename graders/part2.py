@@ -11,7 +11,6 @@ recognisable output, the failure names it.
 """
 
 import copy
-import functools
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +18,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from graders.core import (
+    call,
     copy_weights,
     expect,
     expect_close,
@@ -28,6 +28,7 @@ from graders.core import (
     grader,
     n_params,
 )
+from graders.fixtures import randn
 from solutions import part1
 from solutions import part2 as ref
 from utils.engine.model import DiffusionModel
@@ -41,42 +42,6 @@ DEEP_ATOL, DEEP_RTOL = 1e-4, 1e-3  # a stack of blocks: float32 rounding adds up
 # Identical weights
 
 
-def _trailing_ones_stripped(shape: torch.Size) -> tuple[int, ...]:
-    dims = list(shape)
-    while len(dims) > 2 and dims[-1] == 1:
-        dims.pop()
-    return tuple(dims)
-
-
-def load_reference_weights(reference: nn.Module, student: nn.Module, what: str) -> None:
-    """`graders.core.copy_weights`, also accepting a 1x1 convolution where the reference has a Linear, or back.
-
-    A Linear's weight is (out, in); a Conv2d 1x1's is (out, in, 1, 1) and a Conv1d's (out, in, 1): the same numbers.
-    A copy of the reference gets its weights reshaped to the student's shapes where only such trailing 1s differ.
-    """
-    expect(
-        isinstance(student, nn.Module),
-        f"{what} should be an nn.Module.",
-        "an nn.Module instance",
-        type(student).__name__,
-        "subclass nn.Module and call super().__init__() first",
-    )
-    adapted = copy.deepcopy(reference)
-    ref_params = list(adapted.named_parameters())
-    stu_params = list(student.named_parameters())
-    stu_named = dict(stu_params)
-    if {n for n, _ in ref_params} == set(stu_named):
-        pairs = [(rp, stu_named[n]) for n, rp in ref_params]
-    elif len(ref_params) == len(stu_params):
-        pairs = [(rp, sp) for (_, rp), (_, sp) in zip(ref_params, stu_params)]
-    else:
-        pairs = []  # copy_weights explains the mismatch
-    for rp, sp in pairs:
-        if rp.shape != sp.shape and _trailing_ones_stripped(rp.shape) == _trailing_ones_stripped(sp.shape):
-            rp.data = rp.data.reshape(sp.shape)
-    copy_weights(adapted, student, what)
-
-
 def perturbed(module: nn.Module, seed: int) -> nn.Module:
     """`module` with every parameter moved by a small random offset, so that every norm and bias differs.
 
@@ -87,37 +52,6 @@ def perturbed(module: nn.Module, seed: int) -> nn.Module:
         for p in module.parameters():
             p.add_(0.2 * torch.randn(p.shape, generator=generator))
     return module
-
-
-def randn(*shape: int, seed: int) -> Tensor:
-    """Grader inputs from a generator of their own, independent of any random draws the student's code makes."""
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _call(what: str, fn, *args, likely: str | None = None):
-    """Call the student's `fn`; turn a crash into a failure that says which call broke and what to look at.
-
-    Every tensor it returns must have the dtype of its float inputs (float32 here, as every docstring of Part 2
-    promises): a float64 output would pass this step and break a later one, far from its cause.
-    """
-    try:
-        result = fn(*args)
-    except NotImplementedError:
-        raise
-    except Exception as e:
-        shapes = ", ".join(f"shape {tuple(a.shape)}" if isinstance(a, Tensor) else repr(a) for a in args)
-        fail(f"{what} raised {type(e).__name__}: {e}", f"it to run on inputs of {shapes}", "an exception", likely)
-    floats = [a.dtype for a in args if isinstance(a, Tensor) and a.is_floating_point()]
-    for out in result if isinstance(result, tuple) else (result,):
-        if floats and isinstance(out, Tensor) and out.is_floating_point() and out.dtype != floats[0]:
-            fail(
-                f"{what} returns {out.dtype}; it should keep the dtype of its input, {floats[0]}.",
-                str(floats[0]),
-                str(out.dtype),
-                "a tensor made with dtype=torch.float64 (or from numpy, or torch.tensor of Python "
-                "floats with float64 set) on the way: make new tensors with the input's dtype (dtype=x.dtype)",
-            )
-    return result
 
 
 def _submodule_counts(model: nn.Module) -> dict[str, int]:
@@ -155,22 +89,6 @@ def expect_same_structure(reference: nn.Module, student: nn.Module, what: str, l
         )
     hint = (likely or {}).get(got - expected, "compare your layers with the docstring's list of submodules")
     fail(f"{what} has {got:,} parameters; the reference has {expected:,} ({where}).", f"{expected:,}", f"{got:,}", hint)
-
-
-def single_threaded(check):
-    """Run a grader with torch on one CPU thread. On tiny tensors extra threads only wait for each other, and on a
-    busy shared CPU that waiting made the U-Net's grader ten times slower. The thread count is restored after."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return run
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -229,8 +147,7 @@ def _group_norm_mistakes(x: Tensor, groups: int, eps: float, weight: Tensor | No
     return mistakes
 
 
-@grader("GroupNorm", expects="class")
-@single_threaded
+@grader("GroupNorm", expects="class", one_thread=True)
 def check_group_norm(GroupNorm) -> None:
     # Odd shapes: C not a power of 2, H != W, a 1x1 map where a group holds only 2 values; eps large enough to matter.
     cases = [((2, 6, 5, 3), 3, 1e-5, 2.0, 1.0), ((3, 4, 1, 1), 2, 1e-5, 1.0, -0.5), ((2, 9, 4, 7), 3, 0.5, 0.5, 0.3)]
@@ -282,7 +199,7 @@ def check_group_norm(GroupNorm) -> None:
                     "with affine=False there is no weight or bias",
                 )
             x = randn(*shape, seed=10 + index) * scale + shift
-            got = _call(what, norm, x)
+            got = call(what, norm, x)
             expected = torch_norm(x)
             expect_close(
                 got,
@@ -406,7 +323,7 @@ def check_sinusoidal_position_embeddings(SinusoidalPositionEmbeddings) -> None:
 
     # 2. the embedding, against the reference, at small and large t
     t = torch.tensor([1, 2, 3, 10, 50, 999, 1000])
-    got = _call(f"SinusoidalPositionEmbeddings({size})(t)", embed, t)
+    got = call(f"SinusoidalPositionEmbeddings({size})(t)", embed, t)
     expect_tensor(got, f"SinusoidalPositionEmbeddings({size})(t) for t of shape (7,)", shape=(7, size), floating=True)
     expect_dtype(
         got,
@@ -440,7 +357,7 @@ def check_sinusoidal_position_embeddings(SinusoidalPositionEmbeddings) -> None:
     )
 
     # 3. known values, written out
-    small = _call("SinusoidalPositionEmbeddings(8)(t)", SinusoidalPositionEmbeddings(8), torch.tensor([1, 10, 100]))
+    small = call("SinusoidalPositionEmbeddings(8)(t)", SinusoidalPositionEmbeddings(8), torch.tensor([1, 10, 100]))
     expect_close(
         small,
         KNOWN_EMBEDDINGS,
@@ -450,7 +367,7 @@ def check_sinusoidal_position_embeddings(SinusoidalPositionEmbeddings) -> None:
     )
 
     # 4. every step gets its own embedding: no two rows for t = 1..1000 alike
-    rows = _call("SinusoidalPositionEmbeddings(32)(t)", SinusoidalPositionEmbeddings(32), torch.arange(1, 1001))
+    rows = call("SinusoidalPositionEmbeddings(32)(t)", SinusoidalPositionEmbeddings(32), torch.arange(1, 1001))
     distance = torch.cdist(rows.double(), rows.double())
     distance.fill_diagonal_(float("inf"))
     closest = distance.min()
@@ -480,7 +397,7 @@ def _swish_mistakes(x: Tensor) -> dict[str, Tensor]:
 @grader("swish")
 def check_swish(swish) -> None:
     x = torch.cat([torch.linspace(-6, 6, 25), randn(15, seed=0) * 3]).reshape(2, 4, 5).requires_grad_()
-    got = _call("swish(x)", swish, x)
+    got = call("swish(x)", swish, x)
     expected = x * torch.sigmoid(x)
     expect_close(
         got,
@@ -490,7 +407,7 @@ def check_swish(swish) -> None:
         likely="swish(x) = x * sigmoid(x), elementwise",
         mistakes=_swish_mistakes(x.detach()),
     )
-    known = _call("swish(tensor([0, 1, -1, 20]))", swish, torch.tensor([0.0, 1.0, -1.0, 20.0]))
+    known = call("swish(tensor([0, 1, -1, 20]))", swish, torch.tensor([0.0, 1.0, -1.0, 20.0]))
     expect_close(known, torch.tensor([0.0, 0.731059, -0.268941, 20.0]), "swish at 0, 1, -1 and 20", atol=1e-5)
     expect(
         got.requires_grad,
@@ -530,7 +447,7 @@ def check_silu(SiLU) -> None:
     )
     x = randn(2, 3, 4, 5, seed=1) * 3
     expect_close(
-        _call("SiLU()(x)", module, x),
+        call("SiLU()(x)", module, x),
         x * torch.sigmoid(x),
         "SiLU()(x) for x of shape (2, 3, 4, 5)",
         atol=1e-6,
@@ -575,14 +492,13 @@ def _permute_positions(x: Tensor, order: Tensor) -> Tensor:
     return rearrange(flat, "b c (h w) -> b c h w", h=h, w=w)
 
 
-@grader("SelfAttention", expects="class")
-@single_threaded
+@grader("SelfAttention", expects="class", one_thread=True)
 def check_self_attention(SelfAttention) -> None:
     channels, heads = 8, 2
     torch.manual_seed(0)
     reference = perturbed(ref.SelfAttention(channels, heads), seed=1)
     module = SelfAttention(channels, heads)
-    load_reference_weights(reference, module, f"SelfAttention({channels}, num_heads={heads})")
+    copy_weights(reference, module, f"SelfAttention({channels}, num_heads={heads})")
 
     # 1. the attention pattern on its own, from given q and k
     d = channels // heads
@@ -594,7 +510,7 @@ def check_self_attention(SelfAttention) -> None:
         "no such method",
         "keep the method from the stub: the grader checks the attention pattern through it",
     )
-    weights = _call("attention_weights(q, k)", module.attention_weights, q, k)
+    weights = call("attention_weights(q, k)", module.attention_weights, q, k)
     expect_tensor(
         weights, "attention_weights(q, k) for q, k of shape (2, 2, 6, 4)", shape=(2, heads, 6, 6), floating=True
     )
@@ -628,7 +544,7 @@ def check_self_attention(SelfAttention) -> None:
         atol=1e-5,
         likely="softmax over the keys, the last axis",
     )
-    uniform = _call("attention_weights(zeros, k)", module.attention_weights, torch.zeros(1, heads, 5, d), k[:1, :, :5])
+    uniform = call("attention_weights(zeros, k)", module.attention_weights, torch.zeros(1, heads, 5, d), k[:1, :, :5])
     expect_close(
         uniform,
         torch.full((1, heads, 5, 5), 0.2),
@@ -640,10 +556,10 @@ def check_self_attention(SelfAttention) -> None:
     # 2. the module: invariant to the order of positions, then equal to the reference
     x = randn(2, channels, 3, 4, seed=4)
     what = f"SelfAttention({channels}, num_heads={heads}) on x of shape (2, {channels}, 3, 4)"
-    got = _call(what, module, x)
+    got = call(what, module, x)
     expect_tensor(got, what, shape=tuple(x.shape), floating=True)
     order = torch.randperm(12, generator=torch.Generator().manual_seed(5))
-    shuffled = _call(what + " with its positions shuffled", module, _permute_positions(x, order))
+    shuffled = call(what + " with its positions shuffled", module, _permute_positions(x, order))
     expect_close(
         shuffled,
         _permute_positions(got, order),
@@ -685,7 +601,7 @@ def check_self_attention(SelfAttention) -> None:
     )
     tall = randn(1, channels, 5, 2, seed=6)
     expect_close(
-        _call("SelfAttention on a 5x2 map", module, tall),
+        call("SelfAttention on a 5x2 map", module, tall),
         reference(tall),
         "SelfAttention on x of shape (1, 8, 5, 2), H != W",
         atol=ATOL,
@@ -694,18 +610,17 @@ def check_self_attention(SelfAttention) -> None:
     )
 
 
-@grader("AttentionBlock", expects="class", uses=("GroupNorm", "SelfAttention"))
-@single_threaded
+@grader("AttentionBlock", expects="class", uses=("GroupNorm", "SelfAttention"), one_thread=True)
 def check_attention_block(AttentionBlock) -> None:
     # Two heads, not the default four: a block that does not pass num_heads on to its attention shows here.
     channels, heads = 8, 2
     torch.manual_seed(0)
     reference = perturbed(ref.AttentionBlock(channels, heads), seed=1)
     module = AttentionBlock(channels, num_heads=heads)
-    load_reference_weights(reference, module, f"AttentionBlock({channels}, num_heads={heads})")
+    copy_weights(reference, module, f"AttentionBlock({channels}, num_heads={heads})")
     x = randn(2, channels, 3, 5, seed=2) * 2 + 0.5
     what = f"AttentionBlock({channels}, num_heads={heads}) on x of shape (2, {channels}, 3, 5)"
-    got = _call(what, module, x)
+    got = call(what, module, x)
     normed = reference.norm(x)
     w, b = reference.norm.weight, reference.norm.bias
     four_heads = ref.SelfAttention(channels, 4)
@@ -735,9 +650,9 @@ def check_attention_block(AttentionBlock) -> None:
     with torch.no_grad():
         silent.attention.out_proj.weight.zero_()
         silent.attention.out_proj.bias.zero_()
-    load_reference_weights(silent, module, f"AttentionBlock({channels})")
+    copy_weights(silent, module, f"AttentionBlock({channels})")
     expect_close(
-        _call(what, module, x),
+        call(what, module, x),
         x,
         f"{what}, with the attention's out_proj set to zero",
         atol=1e-6,
@@ -790,8 +705,7 @@ def _residual_mistakes(block: ref.ResidualBlock, x: Tensor, t_emb: Tensor) -> di
     }
 
 
-@grader("ResidualBlock", expects="class", uses=("GroupNorm", "SiLU"))
-@single_threaded
+@grader("ResidualBlock", expects="class", uses=("GroupNorm", "SiLU"), one_thread=True)
 def check_residual_block(ResidualBlock) -> None:
     time_emb_dim, groups = 6, 2
     for in_channels, out_channels, seed in ((4, 8, 1), (8, 8, 2)):
@@ -816,14 +730,14 @@ def check_residual_block(ResidualBlock) -> None:
                 "GroupNorm(groups, out_channels)",
             },
         )
-        load_reference_weights(reference, module, what)
+        copy_weights(reference, module, what)
         x = randn(2, in_channels, 5, 4, seed=10 + seed)
         t_emb = randn(2, time_emb_dim, seed=20 + seed) * 2
-        got = _call(what, module, x, t_emb)
+        got = call(what, module, x, t_emb)
         expect_tensor(
             got, f"{what} on x of shape (2, {in_channels}, 5, 4)", shape=(2, out_channels, 5, 4), floating=True
         )
-        other = _call(what, module, x, randn(2, time_emb_dim, seed=30 + seed) * 2)
+        other = call(what, module, x, randn(2, time_emb_dim, seed=30 + seed) * 2)
         expect(
             not torch.allclose(got, other, atol=1e-4),
             f"{what} gives the same output for two different time embeddings.",
@@ -845,9 +759,9 @@ def check_residual_block(ResidualBlock) -> None:
         with torch.no_grad():
             muted.norm2.weight.zero_()
             muted.norm2.bias.zero_()
-        load_reference_weights(muted, module, what)
+        copy_weights(muted, module, what)
         expect_close(
-            _call(what, module, x, t_emb),
+            call(what, module, x, t_emb),
             reference.res_conv(x),
             f"{what} with norm2's weight and bias set to 0 (the main path then gives 0)",
             atol=1e-5,
@@ -872,8 +786,7 @@ def _expect_shape(value, what: str, shape: tuple, likely: str) -> Tensor:
     return value
 
 
-@grader("DownBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"))
-@single_threaded
+@grader("DownBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"), one_thread=True)
 def check_down_block(DownBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 4, 8, 6, 2
     x = randn(2, in_channels, 6, 8, seed=1)
@@ -901,8 +814,8 @@ def check_down_block(DownBlock) -> None:
                 "padding=1) halves H and W (max or average pooling has no parameters)",
             },
         )
-        load_reference_weights(reference, module, what)
-        result = _call(what, module, x, t_emb)
+        copy_weights(reference, module, what)
+        result = call(what, module, x, t_emb)
         expect(
             isinstance(result, (tuple, list)) and len(result) == 2,
             f"{what} should return two tensors, (out, skip).",
@@ -957,7 +870,7 @@ def check_down_block(DownBlock) -> None:
             if attention
             else None,
         )
-        other = _call(what, module, x, randn(2, time_emb_dim, seed=9))[1]
+        other = call(what, module, x, randn(2, time_emb_dim, seed=9))[1]
         expect(
             not torch.allclose(other, skip, atol=1e-4),
             f"{what} ignores the time embedding.",
@@ -967,8 +880,7 @@ def check_down_block(DownBlock) -> None:
         )
 
 
-@grader("MidBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"))
-@single_threaded
+@grader("MidBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"), one_thread=True)
 def check_mid_block(MidBlock) -> None:
     channels, time_emb_dim, groups = 8, 6, 2
     what = f"MidBlock({channels}, time_emb_dim={time_emb_dim}, groups={groups})"
@@ -984,10 +896,10 @@ def check_mid_block(MidBlock) -> None:
             -n_params(ref.ResidualBlock(channels, channels, time_emb_dim, groups)): "one residual block is missing",
         },
     )
-    load_reference_weights(reference, module, what)
+    copy_weights(reference, module, what)
     x = randn(2, channels, 3, 3, seed=2)
     t_emb = randn(2, time_emb_dim, seed=3)
-    got = _call(what, module, x, t_emb)
+    got = call(what, module, x, t_emb)
     r1, attn, r2 = reference.res1, reference.attn, reference.res2
     expect_close(
         got,
@@ -1006,8 +918,7 @@ def check_mid_block(MidBlock) -> None:
     )
 
 
-@grader("UpBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"))
-@single_threaded
+@grader("UpBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"), one_thread=True)
 def check_up_block(UpBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 8, 4, 6, 2
     x = randn(2, in_channels, 3, 4, seed=1)
@@ -1039,8 +950,8 @@ def check_up_block(UpBlock) -> None:
                 "H and W (nn.Upsample has no parameters)",
             },
         )
-        load_reference_weights(reference, module, what)
-        got = _call(what, module, x, skip, t_emb)
+        copy_weights(reference, module, what)
+        got = call(what, module, x, skip, t_emb)
         size = (2, out_channels, 6, 8) if upsample else (2, out_channels, 3, 4)
         _expect_shape(
             got,
@@ -1050,7 +961,7 @@ def check_up_block(UpBlock) -> None:
             if upsample
             else "no upsampling when upsample=False",
         )
-        swapped = _call(what, module, skip, x, t_emb)
+        swapped = call(what, module, skip, x, t_emb)
         expect(
             not torch.allclose(swapped, got, atol=1e-4),
             f"{what} gives the same output with x and skip swapped.",
@@ -1085,13 +996,13 @@ def check_up_block(UpBlock) -> None:
     expects="class",
     time_limit=120,
     uses=("SinusoidalPositionEmbeddings", "DownBlock", "MidBlock", "UpBlock"),
+    one_thread=True,
 )  # the whole network, forward and backward
-@single_threaded
 def check_unet(Unet) -> None:
     # 1. the default model: a DiffusionModel of the reference's size, submodule by submodule
     torch.manual_seed(0)
     reference = ref.Unet(ref.UnetConfig())
-    model = _call("Unet(UnetConfig())", Unet, ref.UnetConfig())
+    model = call("Unet(UnetConfig())", Unet, ref.UnetConfig())
     expect(
         isinstance(model, DiffusionModel),
         "Unet should subclass DiffusionModel.",
@@ -1107,7 +1018,7 @@ def check_unet(Unet) -> None:
         "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape",
     )
     schedule = part1.NoiseSchedule(part1.linear_schedule(5))
-    with_schedule = _call("Unet(config, noise_schedule)", Unet, ref.UnetConfig(channels=8, groups=2), schedule)
+    with_schedule = call("Unet(config, noise_schedule)", Unet, ref.UnetConfig(channels=8, groups=2), schedule)
     expect(
         getattr(with_schedule, "noise_schedule", None) is schedule,
         "Unet(config, noise_schedule) should keep the schedule it is given.",
@@ -1124,10 +1035,10 @@ def check_unet(Unet) -> None:
             -n_params(reference.mid): "no MidBlock between the encoder and the decoder",
         },
     )
-    load_reference_weights(reference, model, "Unet((1, 28, 28))")
+    copy_weights(reference, model, "Unet((1, 28, 28))")
     images = randn(2, 1, 28, 28, seed=1)
     t = torch.tensor([1, 700])
-    got = _call(
+    got = call(
         "Unet((1, 28, 28)) on images of shape (2, 1, 28, 28)",
         model,
         images,
@@ -1159,12 +1070,12 @@ def check_unet(Unet) -> None:
     what = "Unet(UnetConfig((2, 8, 12), channels=8, dim_mults=(1, 2, 2), groups=2))"
     torch.manual_seed(1)
     reference = perturbed(ref.Unet(small), seed=2)
-    model = _call(what, lambda: Unet(small))
+    model = call(what, lambda: Unet(small))
     expect_same_structure(reference, model, what)
-    load_reference_weights(reference, model, what)
+    copy_weights(reference, model, what)
     images = randn(3, 2, 8, 12, seed=3)
     t = torch.tensor([1, 10, 1000])
-    got = _call(
+    got = call(
         f"{what} on images of shape (3, 2, 8, 12)",
         model,
         images,
@@ -1180,7 +1091,7 @@ def check_unet(Unet) -> None:
         likely="build the levels from channels * dim_mults, as the docstring says; attention only in attention_levels",
     )
     expect(
-        not torch.allclose(got, _call(what, model, images, torch.tensor([500, 500, 500]))),
+        not torch.allclose(got, call(what, model, images, torch.tensor([500, 500, 500]))),
         f"{what} gives the same output for different t.",
         "an output that depends on t",
         "the same output",

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import graders.part1  # noqa: F401  (registers Part 1's noise_img grader, which conditional_loss's `uses` runs)
 from graders.core import (
     copy_weights,
     expect,
@@ -23,8 +24,9 @@ from graders.core import (
     expect_tensor,
     grader,
     sampling_tolerance,
+    var_tolerance,
 )
-from graders.part1 import BIG_BETAS, LinearNoisePredictor, moments, schedule_with, var_tolerance
+from graders.fixtures import BIG_BETAS, LinearNoisePredictor, moments, randn, schedule_with
 from solutions import part1
 from solutions import part4 as ref
 from utils.engine.model import DiffusionModel
@@ -132,14 +134,10 @@ def check_cosine_schedule(cosine_schedule) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _images(*shape: int, seed: int) -> Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 @grader("predict_x0")
 def check_predict_x0(predict_x0) -> None:
     schedule = schedule_with(BIG_BETAS)
-    x_t, eps = _images(3, 2, 3, 3, seed=1), _images(3, 2, 3, 3, seed=2)
+    x_t, eps = randn(3, 2, 3, 3, seed=1), randn(3, 2, 3, 3, seed=2)
     for t in (3, torch.tensor([1, 4, 6])):
         ab = schedule.alpha_bars[torch.as_tensor(t) - 1].reshape(-1, 1, 1, 1)
         ab_next = schedule.alpha_bars[(torch.as_tensor(t)).clamp(max=5)].reshape(-1, 1, 1, 1)
@@ -189,7 +187,7 @@ def _ddim_moments(schedule, t: int, t_prev: int, eta: float, x_t: Tensor, eps: T
 @grader("ddim_step", uses=("predict_x0",))
 def check_ddim_step(ddim_step) -> None:
     schedule = schedule_with(BIG_BETAS)
-    x_t, eps = _images(4, 1, 3, 3, seed=3), _images(4, 1, 3, 3, seed=4)
+    x_t, eps = randn(4, 1, 3, 3, seed=3), randn(4, 1, 3, 3, seed=4)
     ab = schedule.alpha_bars.double()
 
     # 1. eta = 0: deterministic, by value, between non-consecutive steps and to the clean image
@@ -367,7 +365,7 @@ def check_ddim_sample(ddim_sample) -> None:
         "decorate it with @torch.no_grad()",
     )
     # 2. eta = 0 is deterministic given x_T, and matches the reference
-    x_T = _images(8, 1, 4, 4, seed=5)
+    x_T = randn(8, 1, 4, 4, seed=5)
     torch.manual_seed(1)
     first = ddim_sample(model, 8, 3, eta=0.0, x_T=x_T)
     torch.manual_seed(2)
@@ -593,7 +591,7 @@ def check_conditional_unet(ConditionalUnet) -> None:
         for param in reference.parameters():  # small offsets: no two rows or biases alike
             param.add_(0.05 * torch.randn(param.shape, generator=torch.Generator().manual_seed(param.numel())))
     _copy_weights_and_table(reference, model, tables[0])
-    x, t = _images(4, 1, 8, 8, seed=7), torch.tensor([1, 5, 12, 20])
+    x, t = randn(4, 1, 8, 8, seed=7), torch.tensor([1, 5, 12, 20])
     y = torch.tensor([0, 1, 2, 3])
     with torch.no_grad():
         want = reference(x, t, y)
@@ -768,7 +766,7 @@ def check_guided_eps(guided_eps) -> None:
     schedule = schedule_with(BIG_BETAS)
     model = _RecordingConditional(schedule)
     K = model.config.num_classes
-    x_t, t, y = _images(3, 1, 3, 3, seed=9), torch.tensor([1, 3, 6]), torch.tensor([0, 2, 3])
+    x_t, t, y = randn(3, 1, 3, 3, seed=9), torch.tensor([1, 3, 6]), torch.tensor([0, 2, 3])
     with torch.no_grad():
         eps_c = model(x_t, t, y)
         eps_u = model(x_t, t, torch.full_like(y, K))

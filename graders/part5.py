@@ -8,7 +8,6 @@ common mistake gives a recognisable answer, the failure names it.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -23,14 +22,10 @@ from graders.core import (
     grader,
     sampling_tolerance,
 )
+from graders.fixtures import ShapeOnly
 from solutions import part1, part2
 from solutions import part5 as ref
 from utils.engine.model import DiffusionModel
-
-
-@dataclass(frozen=True)
-class _Shape:
-    image_shape: tuple[int, int, int]
 
 
 def _linear_schedule() -> part1.NoiseSchedule:
@@ -43,7 +38,7 @@ class _KnownEps(DiffusionModel):
     Records each call's inputs."""
 
     def __init__(self, schedule, image_shape=(1, 3, 3)):
-        super().__init__(_Shape(image_shape), schedule)
+        super().__init__(ShapeOnly(image_shape), schedule)
         self.calls: list[tuple[Tensor, Tensor]] = []
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
@@ -268,7 +263,7 @@ class _RecordingVelocity(DiffusionModel):
     needs_schedule = False
 
     def __init__(self):
-        super().__init__(_Shape((1, 4, 4)), None)
+        super().__init__(ShapeOnly((1, 4, 4)), None)
         self.w = torch.nn.Parameter(torch.tensor(0.3))
         self.calls: list[tuple[Tensor, Tensor]] = []
 
@@ -380,7 +375,7 @@ class _LinearVelocity(DiffusionModel):
     needs_schedule = False
 
     def __init__(self):
-        super().__init__(_Shape((1, 3, 3)), None)
+        super().__init__(ShapeOnly((1, 3, 3)), None)
         self.anchor = torch.nn.Parameter(torch.zeros(()))  # a parameter, so the model has a device to be read
         self.times: list[Tensor] = []
 

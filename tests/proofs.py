@@ -1,23 +1,72 @@
 """One harness for the proofs of every part's graders, driven by the graders' registry (graders.core.REGISTRY).
 
-A part's proof module lists two things: CORRECT, pairs (check, implementation) that must pass, and MISTAKES, triples
-(check, mistaken implementation, a regular expression its failure must match). `proofs(part, CORRECT, MISTAKES)`
-returns the test functions that prove, for every step the part's graders register:
+Each other way to write a step is registered once, beside its code in tests/variants_partN.py, in that part's
+`Catalogue`: `@correct("q_eq2")` over an implementation its grader must pass, `@mistake("q_eq2", says="beta used as
+a standard deviation")` over one its grader must fail, with a message matching that regular expression. A factory's
+product or a function from elsewhere registers the same way, called: `correct("q_eq4", ref.q_eq2)`.
+`proofs(part)` returns the test functions that prove, for every step the part's graders register:
 
-    - every correct implementation passes, and every mistake fails with a message naming it;
-    - each step is proven on the reference and at least one other correct implementation, and on a mistake;
+    - the reference and every correct implementation pass, and every mistake fails with a message naming it;
+    - each step is proven on at least one correct implementation besides the reference, and on a mistake;
     - the untouched stub, in exercises/partN.py and in the student notebook, reports "not implemented yet";
     - passing something that is not a function or class says how to call the grader;
     - tests/test_partN.py has one test per step, named after it.
 """
 
 import importlib
+import types
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
 from graders.core import REGISTRY, REPO_ROOT, GraderFailure, NotImplementedYet, load_impl
 from utils.authoring.build import snake_case
+
+
+@dataclass(frozen=True)
+class Case:
+    """One implementation of a step and what its grader must say: nothing (`says` is None), or a failure matching
+    the regular expression `says`."""
+
+    step: str
+    implementation: Callable
+    says: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.step}-{getattr(self.implementation, '__name__', type(self.implementation).__name__)}"
+
+
+class Catalogue:
+    """A part's other ways to write its steps, each registered once: `correct` and `mistake` decorate a def or class
+    and return it unchanged, or, given the implementation as well, register it and return it."""
+
+    def __init__(self):
+        self.cases: list[Case] = []
+
+    def correct(self, step: str, implementation: Callable | None = None):
+        """`step`'s grader must pass this implementation."""
+        return self._register(step, None, implementation)
+
+    def mistake(self, step: str, says: str | tuple[str, ...], implementation: Callable | None = None):
+        """`step`'s grader must fail this implementation with a message matching the regular expression `says`
+        (each of them, proven one by one, when `says` is a tuple)."""
+        return self._register(step, says, implementation)
+
+    def _register(self, step, says, implementation):
+        def register(impl):
+            self.cases += [Case(step, impl, s) for s in (says if isinstance(says, tuple) else (says,))]
+            return impl
+
+        return register if implementation is None else register(implementation)
+
+
+def with_own(function: Callable, **earlier: Callable) -> Callable:
+    """`function` as it runs in a student's file whose earlier steps are `earlier`: the names it calls rebound."""
+    rebound = types.FunctionType(function.__code__, {**function.__globals__, **earlier}, function.__name__)
+    rebound.__defaults__ = function.__defaults__
+    return rebound
 
 
 def registry(part: int) -> dict[str, Callable]:
@@ -26,33 +75,32 @@ def registry(part: int) -> dict[str, Callable]:
     return REGISTRY[f"graders.part{part}"]
 
 
-def _id(case) -> str:
-    return f"{case[0].step}-{getattr(case[1], '__name__', type(case[1]).__name__)}"
-
-
-def proofs(part: int, correct: list, mistakes: list) -> dict[str, Callable]:
-    """The test functions proving Part `part`'s graders; a proof module does `globals().update(proofs(...))`."""
+def proofs(part: int) -> dict[str, Callable]:
+    """The test functions proving Part `part`'s graders; a proof module does `globals().update(proofs(N))`."""
     steps = registry(part)
     reference = importlib.import_module(f"solutions.part{part}")
+    cases = [Case(step, getattr(reference, step)) for step in steps]
+    cases += importlib.import_module(f"tests.variants_part{part}").catalogue.cases
+    correct = [c for c in cases if c.says is None]
+    mistakes = [c for c in cases if c.says is not None]
+    assert {c.step for c in cases} <= set(steps), f"Part {part}'s catalogue names a step no grader registers"
 
-    @pytest.mark.parametrize("check, implementation", correct, ids=[_id(c) for c in correct])
-    def test_grader_accepts_correct_implementation(check, implementation):
-        check(implementation)
+    @pytest.mark.parametrize("case", correct, ids=[c.id for c in correct])
+    def test_grader_accepts_correct_implementation(case):
+        steps[case.step](case.implementation)
 
-    @pytest.mark.parametrize("check, implementation, message", mistakes, ids=[_id(c) for c in mistakes])
+    @pytest.mark.parametrize("case", mistakes, ids=[c.id for c in mistakes])
     @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-    def test_grader_names_the_mistake(check, implementation, message):
-        with pytest.raises(GraderFailure, match=message) as failure:
-            check(implementation)
+    def test_grader_names_the_mistake(case):
+        with pytest.raises(GraderFailure, match=case.says) as failure:
+            steps[case.step](case.implementation)
         assert not isinstance(failure.value, NotImplementedYet)
-        assert str(failure.value).startswith(f"{check.step}: "), "the failure must name its step first"
+        assert str(failure.value).startswith(f"{case.step}: "), "the failure must name its step first"
 
     @pytest.mark.parametrize("step", steps)
     def test_every_step_is_proven(step):
-        passes = [impl for check, impl in correct if check is steps[step]]
-        assert getattr(reference, step) in passes, f"{step}: the reference is not among the correct implementations"
-        assert len(passes) >= 2, f"{step}: proven on the reference alone; add another correct implementation"
-        assert any(check is steps[step] for check, *_ in mistakes), f"{step}: no mistake is shown to be caught"
+        assert sum(c.step == step for c in correct) >= 2, f"{step}: proven on the reference alone; add another"
+        assert any(c.step == step for c in mistakes), f"{step}: no mistake is shown to be caught"
 
     @pytest.mark.parametrize("step", steps)
     def test_untouched_stub_is_not_implemented_yet(step):

@@ -116,6 +116,23 @@ def test_copy_weights_by_order_and_clear_mismatch():
         copy_weights(a, OtherNamesOtherOrder(), "OtherNamesOtherOrder")
 
 
+def test_copy_weights_takes_a_1x1_convolution_for_a_linear_layer():
+    a = nn.Sequential(nn.Linear(3, 4))
+    conv = nn.Sequential(nn.Conv2d(3, 4, 1))
+    copy_weights(a, conv, "Conv")
+    assert torch.equal(conv[0].weight, a[0].weight.reshape(4, 3, 1, 1)) and a[0].weight.shape == (4, 3)
+    with pytest.raises(GraderFailure, match="Conv should be an nn.Module"):
+        copy_weights(a, lambda x: x, "Conv")
+
+
+def test_a_one_thread_grader_runs_on_one_thread_and_gives_the_threads_back():
+    seen = []
+    check = grader("one_thread_step", one_thread=True)(lambda obj: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    check(lambda: None)
+    assert seen == [1] and torch.get_num_threads() == before
+
+
 def test_expect_close_names_a_matching_mistake_and_rejects_nan():
     expected = torch.tensor([1.0, 2.0])
     with pytest.raises(GraderFailure, match="likely mistake: doubled"):

@@ -1,11 +1,12 @@
 """Other ways to write each Part 1 step: correct ones the graders must accept, and common mistakes they must catch.
 
 Each mistake is the reference with one thing changed, named after what a student would get wrong.
+Each is registered once, beside its code: `@correct(step)` or `@mistake(step, says=REGEX)` (tests/proofs.py), from
+which tests/test_graders_part1.py makes its proofs.
 """
 
 import dataclasses
 import math
-import types
 
 import numpy as np
 import torch
@@ -13,28 +14,37 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import part1 as ref
+from tests.proofs import Catalogue, with_own
 from utils.engine.model import per_image
+
+catalogue = Catalogue()
+correct, mistake = catalogue.correct, catalogue.mistake
 
 # ----------------------------------------------------------------------------------------------------- linear_schedule
 
 
+@correct("linear_schedule")
 def linear_schedule_arange(max_steps, min_noise=1e-4, max_noise=0.02):
     """Correct: an arange instead of linspace."""
     return min_noise + (max_noise - min_noise) * torch.arange(max_steps, dtype=torch.float32) / (max_steps - 1)
 
 
+@mistake("linear_schedule", says="reversed")
 def linear_schedule_reversed(max_steps, min_noise=1e-4, max_noise=0.02):
     return torch.linspace(max_noise, min_noise, max_steps)
 
 
+@mistake("linear_schedule", says="T \\+ 1 points")
 def linear_schedule_extra_point(max_steps, min_noise=1e-4, max_noise=0.02):
     return torch.linspace(min_noise, max_noise, max_steps + 1)[1:]
 
 
+@mistake("linear_schedule", says="float32")
 def linear_schedule_float64(max_steps, min_noise=1e-4, max_noise=0.02):
     return torch.from_numpy(np.linspace(min_noise, max_noise, max_steps))
 
 
+@mistake("linear_schedule", says="min_noise and max_noise are ignored")
 def linear_schedule_fixed_ends(max_steps, min_noise=1e-4, max_noise=0.02):
     return torch.linspace(1e-4, 0.02, max_steps)
 
@@ -42,6 +52,7 @@ def linear_schedule_fixed_ends(max_steps, min_noise=1e-4, max_noise=0.02):
 # --------------------------------------------------------------------------------------------------------- q_eq2/q_eq4
 
 
+@correct("q_eq2")
 def q_eq2_normal(x, num_steps, betas):
     """Correct: torch.normal with explicit mean and std per step."""
     for beta in betas[:num_steps]:
@@ -52,6 +63,7 @@ def q_eq2_normal(x, num_steps, betas):
 _NUMPY_RNG = np.random.default_rng()
 
 
+@correct("q_eq2")
 def q_eq2_numpy_rng(x, num_steps, betas):
     """Correct: noise from numpy's generator, not torch's."""
     for t in range(num_steps):
@@ -60,24 +72,28 @@ def q_eq2_numpy_rng(x, num_steps, betas):
     return x
 
 
+@mistake("q_eq2", says="beta used as a standard deviation")
 def q_eq2_beta_as_std(x, num_steps, betas):
     for t in range(num_steps):
         x = torch.sqrt(1 - betas[t]) * x + betas[t] * torch.randn_like(x)
     return x
 
 
+@mistake("q_eq2", says="off by one")
 def q_eq2_off_by_one(x, num_steps, betas):
     for t in range(num_steps + 1):
         x = torch.sqrt(1 - betas[t]) * x + torch.sqrt(betas[t]) * torch.randn_like(x)
     return x
 
 
+@mistake("q_eq2", says="torch.rand")
 def q_eq2_uniform(x, num_steps, betas):
     for t in range(num_steps):
         x = torch.sqrt(1 - betas[t]) * x + torch.sqrt(betas[t]) * torch.rand_like(x)
     return x
 
 
+@mistake("q_eq2", says="one noise tensor reused")
 def q_eq2_same_noise(x, num_steps, betas):
     noise = torch.randn_like(x)
     for t in range(num_steps):
@@ -85,12 +101,14 @@ def q_eq2_same_noise(x, num_steps, betas):
     return x
 
 
+@mistake("q_eq2", says="in place")
 def q_eq2_in_place(x, num_steps, betas):
     for t in range(num_steps):
         x.mul_(torch.sqrt(1 - betas[t])).add_(torch.sqrt(betas[t]) * torch.randn_like(x))
     return x
 
 
+@correct("q_eq4")
 def q_eq4_cumprod_index(x, num_steps, betas):
     """Correct: the cumprod table, with num_steps = 0 handled."""
     if num_steps == 0:
@@ -99,38 +117,48 @@ def q_eq4_cumprod_index(x, num_steps, betas):
     return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.empty_like(x).normal_()
 
 
+@correct("q_eq4")
 def q_eq4_log_space(x, num_steps, betas):
     """Correct: alpha_bar as exp of a sum of logs, and noise from torch.normal."""
     alpha_bar = torch.exp(torch.log1p(-betas[:num_steps]).sum())
     return torch.normal(alpha_bar.sqrt() * x, (1 - alpha_bar).sqrt().item())
 
 
+correct("q_eq4", ref.q_eq2)  # eq. 2 in a loop has exactly eq. 4's distribution
+
+
+@mistake("q_eq4", says="off by one")
 def q_eq4_off_by_one(x, num_steps, betas):
     alpha_bar = torch.cumprod(1 - betas, dim=0)[num_steps]
     return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.randn_like(x)
 
 
+@mistake("q_eq4", says="wraps around")
 def q_eq4_wraps_at_zero(x, num_steps, betas):
     alpha_bar = torch.cumprod(1 - betas, dim=0)[num_steps - 1]
     return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.randn_like(x)
 
 
+@mistake("q_eq4", says="variance and standard deviation mixed up")
 def q_eq4_no_sqrt(x, num_steps, betas):
     alpha_bar = torch.prod(1 - betas[:num_steps])
     return torch.sqrt(alpha_bar) * x + (1 - alpha_bar) * torch.randn_like(x)
 
 
+@mistake("q_eq4", says="sqrt\\(alpha_n\\) of the last step")
 def q_eq4_last_alpha_only(x, num_steps, betas):
     alpha = 1 - betas[num_steps - 1]
     alpha_bar = torch.prod(1 - betas[:num_steps])
     return alpha.sqrt() * x + (1 - alpha_bar).sqrt() * torch.randn_like(x)
 
 
+@mistake("q_eq4", says="uniform|torch.rand")
 def q_eq4_uniform(x, num_steps, betas):
     alpha_bar = torch.prod(1 - betas[:num_steps])
     return alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * torch.rand_like(x)
 
 
+@mistake("q_eq4", says="same output twice")
 def q_eq4_seeded(x, num_steps, betas):
     torch.manual_seed(0)
     return ref.q_eq4(x, num_steps, betas)
@@ -139,6 +167,7 @@ def q_eq4_seeded(x, num_steps, betas):
 # ------------------------------------------------------------------------------------------------------- NoiseSchedule
 
 
+@correct("NoiseSchedule")
 class NoiseScheduleLoops(nn.Module):
     """Correct: tables filled by a Python loop, lookups through a helper."""
 
@@ -168,6 +197,7 @@ class NoiseScheduleLoops(nn.Module):
         return len(self.betas)
 
 
+@correct("NoiseSchedule")
 class NoiseScheduleLogSpace(ref.NoiseSchedule):
     """Correct: alpha_bar through a sum of logs, with setattr on registered buffers."""
 
@@ -178,6 +208,7 @@ class NoiseScheduleLogSpace(ref.NoiseSchedule):
         self.register_buffer("alpha_bars", torch.exp(torch.cumsum(torch.log1p(-betas), 0)))
 
 
+@mistake("NoiseSchedule", says="plain attribute")
 class NoiseSchedulePlainAttributes(ref.NoiseSchedule):
     def __init__(self, betas):
         nn.Module.__init__(self)
@@ -186,6 +217,7 @@ class NoiseSchedulePlainAttributes(ref.NoiseSchedule):
         self.alpha_bars = torch.cumprod(self.alphas, 0)
 
 
+@mistake("NoiseSchedule", says="off by one: alpha_bars starts at 1")
 class NoiseScheduleShifted(ref.NoiseSchedule):
     """alpha_bars[0] = 1, i.e. alpha_bar_0 where alpha_bar_1 belongs."""
 
@@ -194,6 +226,7 @@ class NoiseScheduleShifted(ref.NoiseSchedule):
         self.alpha_bars = torch.cat([torch.ones(1, device=self.alphas.device), torch.cumprod(self.alphas, 0)[:-1]])
 
 
+@mistake("NoiseSchedule", says="index t - 1")
 class NoiseScheduleIndexT(ref.NoiseSchedule):
     """Tables right, lookups at index t instead of t - 1."""
 
@@ -207,12 +240,14 @@ class NoiseScheduleIndexT(ref.NoiseSchedule):
         return self.alpha_bars[torch.as_tensor(t)]
 
 
+@mistake("NoiseSchedule", says="cumulative sum")
 class NoiseScheduleCumsum(ref.NoiseSchedule):
     def __init__(self, betas):
         super().__init__(betas)
         self.alpha_bars = torch.cumsum(self.alphas, 0)
 
 
+@mistake("NoiseSchedule", says="tables are made on the CPU")
 class NoiseScheduleOnCpu(ref.NoiseSchedule):
     """Tables rebuilt on the CPU whatever the betas' device."""
 
@@ -224,6 +259,7 @@ class NoiseScheduleOnCpu(ref.NoiseSchedule):
         )
 
 
+@correct("NoiseSchedule")
 class NoiseScheduleNumpy(ref.NoiseSchedule):
     """Correct: alpha_bar by numpy's cumprod, brought back to the betas' device."""
 
@@ -235,6 +271,7 @@ class NoiseScheduleNumpy(ref.NoiseSchedule):
         self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=betas.dtype).to(betas.device))
 
 
+@mistake("NoiseSchedule", says="(?s)alpha_bars on cpu.*tables are made on the CPU")
 class NoiseScheduleNumpyOnCpu(ref.NoiseSchedule):
     """alpha_bar by numpy's cumprod, left on the CPU: a real meta tensor cannot even build it."""
 
@@ -246,6 +283,7 @@ class NoiseScheduleNumpyOnCpu(ref.NoiseSchedule):
         self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=betas.dtype))
 
 
+@mistake("NoiseSchedule", says="betas passed in are ignored")
 class NoiseScheduleIgnoresBetas(ref.NoiseSchedule):
     """Builds the linear schedule of len(betas) steps whatever the betas."""
 
@@ -253,6 +291,7 @@ class NoiseScheduleIgnoresBetas(ref.NoiseSchedule):
         super().__init__(ref.linear_schedule(len(betas)).to(betas.device))
 
 
+@mistake("NoiseSchedule", says="float64 tables")
 class NoiseScheduleFloat32Always(ref.NoiseSchedule):
     """Tables always float32, whatever the betas' dtype."""
 
@@ -260,6 +299,7 @@ class NoiseScheduleFloat32Always(ref.NoiseSchedule):
         super().__init__(betas.float())
 
 
+@mistake("NoiseSchedule", says="reversed")
 class NoiseScheduleReversed(ref.NoiseSchedule):
     def __init__(self, betas):
         super().__init__(betas)
@@ -271,6 +311,7 @@ class NoiseScheduleReversed(ref.NoiseSchedule):
 # ----------------------------------------------------------------------------------------------------------- noise_img
 
 
+@correct("noise_img")
 def noise_img_normal(img, noise_schedule, max_steps=None):
     """Correct: t from a multinomial over 1..T, noise from torch.normal, lookups into the raw table."""
     max_steps = max_steps or len(noise_schedule)
@@ -280,22 +321,55 @@ def noise_img_normal(img, noise_schedule, max_steps=None):
     return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
 
 
-def noise_img_excludes_T(img, noise_schedule, max_steps=None):
-    max_steps = max_steps or len(noise_schedule)
-    t = torch.randint(1, max_steps, (img.shape[0],))
-    noise = torch.randn_like(img)
-    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
-    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+def _noise_img_with(change: str):
+    """The reference noise_img with one thing changed, named noise_img_<change>."""
+
+    def noise_img(img, noise_schedule, max_steps=None):
+        max_steps = max_steps or len(noise_schedule)
+        first, last = {"from_zero": (0, max_steps - 1), "excludes_T": (1, max_steps - 1)}.get(change, (1, max_steps))
+        t = torch.randint(first, last + 1, (img.shape[0],))
+        if change == "uniform":
+            noise = torch.rand_like(img)
+        elif change == "float64_noise":  # drawn by numpy, which makes x_t float64 too
+            noise = torch.from_numpy(np.random.default_rng().standard_normal(img.shape))
+        else:
+            noise = torch.randn_like(img)
+        if change == "from_zero":  # t from {0, ..., T - 1}, looked up at index t
+            alpha_bar = noise_schedule.alpha_bars[t]
+        elif change == "index_t":  # t right, looked up at index t instead of t - 1
+            alpha_bar = noise_schedule.alpha_bars[t.clamp(max=max_steps - 1)]
+        elif change == "alpha_not_alpha_bar":
+            alpha_bar = noise_schedule.alpha(t)
+        else:
+            alpha_bar = noise_schedule.alpha_bar(t)
+        alpha_bar = alpha_bar.view(-1, 1, 1, 1)
+        if change == "scaled_noise":  # the noise returned is the scaled one
+            noise = (1 - alpha_bar).sqrt() * noise
+            return t, noise, alpha_bar.sqrt() * img + noise
+        return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+    noise_img.__name__ = f"noise_img_{change}"
+    return noise_img
 
 
-def noise_img_from_zero(img, noise_schedule, max_steps=None):
-    max_steps = max_steps or len(noise_schedule)
-    t = torch.randint(0, max_steps, (img.shape[0],))
-    noise = torch.randn_like(img)
-    alpha_bar = noise_schedule.alpha_bars[t].view(-1, 1, 1, 1)
-    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+noise_img_excludes_T = mistake("noise_img", "never reached T", _noise_img_with("excludes_T"))
+noise_img_from_zero = mistake("noise_img", "never be 0", _noise_img_with("from_zero"))
+noise_img_index_t = mistake("noise_img", "off by one", _noise_img_with("index_t"))
+noise_img_uniform = mistake("noise_img", "uniform noise", _noise_img_with("uniform"))
+noise_img_scaled_noise = mistake("noise_img", "unscaled noise", _noise_img_with("scaled_noise"))
+noise_img_alpha_not_alpha_bar = mistake(
+    "noise_img", "alpha_t used where eq. 4 needs alpha_bar_t", _noise_img_with("alpha_not_alpha_bar")
+)
+noise_img_float64_noise = mistake(
+    "noise_img", "noise, for float32 images should be torch.float32", _noise_img_with("float64_noise")
+)
 
 
+@mistake(
+    "noise_img",
+    says="(?s)variants_part1.py:\\d+, in noise_img_from_zero_lookup.*raised inside given code: solutions/part1.py"
+    ".*t runs from 1 to T",
+)
 def noise_img_from_zero_lookup(img, noise_schedule, max_steps=None):
     """t from {0, ..., T - 1}, looked up through the schedule, whose own check stops t = 0 inside given code."""
     max_steps = max_steps or len(noise_schedule)
@@ -305,50 +379,13 @@ def noise_img_from_zero_lookup(img, noise_schedule, max_steps=None):
     return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
 
 
-def _with_own(function, **earlier):
-    """`function` as it runs in a student's file whose earlier steps are `earlier`: the names it calls rebound."""
-    rebound = types.FunctionType(function.__code__, {**function.__globals__, **earlier}, function.__name__)
-    rebound.__defaults__ = function.__defaults__
-    return rebound
-
-
-def noise_img_index_t(img, noise_schedule, max_steps=None):
-    max_steps = max_steps or len(noise_schedule)
-    t = torch.randint(1, max_steps + 1, (img.shape[0],))
-    noise = torch.randn_like(img)
-    alpha_bar = noise_schedule.alpha_bars[t.clamp(max=max_steps - 1)].view(-1, 1, 1, 1)
-    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
-
-
-def noise_img_uniform(img, noise_schedule, max_steps=None):
-    max_steps = max_steps or len(noise_schedule)
-    t = torch.randint(1, max_steps + 1, (img.shape[0],))
-    noise = torch.rand_like(img)
-    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
-    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
-
-
-def noise_img_scaled_noise(img, noise_schedule, max_steps=None):
-    max_steps = max_steps or len(noise_schedule)
-    t = torch.randint(1, max_steps + 1, (img.shape[0],))
-    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
-    noise = (1 - alpha_bar).sqrt() * torch.randn_like(img)
-    return t, noise, alpha_bar.sqrt() * img + noise
-
-
-def noise_img_alpha_not_alpha_bar(img, noise_schedule, max_steps=None):
-    max_steps = max_steps or len(noise_schedule)
-    t = torch.randint(1, max_steps + 1, (img.shape[0],))
-    noise = torch.randn_like(img)
-    alpha = noise_schedule.alpha(t).view(-1, 1, 1, 1)
-    return t, noise, alpha.sqrt() * img + (1 - alpha).sqrt() * noise
-
-
+@mistake("noise_img", says="integers")
 def noise_img_float_t(img, noise_schedule, max_steps=None):
     t, noise, noised = ref.noise_img(img, noise_schedule, max_steps)
     return t.float(), noise, noised
 
 
+@mistake("noise_img", says="max_steps=3")
 def noise_img_ignores_max_steps(img, noise_schedule, max_steps=None):
     return ref.noise_img(img, noise_schedule)
 
@@ -356,17 +393,20 @@ def noise_img_ignores_max_steps(img, noise_schedule, max_steps=None):
 # --------------------------------------------------------------------------------------------------------- reconstruct
 
 
+@correct("reconstruct")
 def reconstruct_rsqrt(noisy_img, noise, num_steps, noise_schedule):
     """Correct: multiply by rsqrt, look up the raw table."""
     alpha_bar = noise_schedule.alpha_bars[num_steps - 1][:, None, None, None]
     return torch.rsqrt(alpha_bar) * noisy_img - torch.sqrt((1 - alpha_bar) / alpha_bar) * noise
 
 
+@mistake("reconstruct", says="division by sqrt\\(alpha_bar_t\\) is missing")
 def reconstruct_no_division(noisy_img, noise, num_steps, noise_schedule):
     alpha_bar = noise_schedule.alpha_bar(num_steps).view(-1, 1, 1, 1)
     return noisy_img - (1 - alpha_bar).sqrt() * noise
 
 
+@mistake("reconstruct", says="added instead of subtracted")
 def reconstruct_plus(noisy_img, noise, num_steps, noise_schedule):
     alpha_bar = noise_schedule.alpha_bar(num_steps).view(-1, 1, 1, 1)
     return (noisy_img + (1 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt()
@@ -375,6 +415,7 @@ def reconstruct_plus(noisy_img, noise, num_steps, noise_schedule):
 # -------------------------------------------------------------------------------------------------------- TinyDiffuser
 
 
+@correct("TinyDiffuser")
 class TinyDiffuserOwnNames(ref.DiffusionModel):
     """Correct: layers in a ModuleList with names of their own, view/cat instead of einops, the conversion to the
     noise written with rsqrt."""
@@ -404,6 +445,7 @@ def _t(model, num_steps):
     return num_steps[:, None].float() / len(model.noise_schedule)
 
 
+@mistake("TinyDiffuser", says="guess of x_0 is returned as it is")
 class TinyDiffuserReturnsX0(ref.TinyDiffuser):
     """Returns the network's guess of x_0, not the noise."""
 
@@ -411,23 +453,27 @@ class TinyDiffuserReturnsX0(ref.TinyDiffuser):
         return self.model(torch.cat([images.flatten(1), _t(self, num_steps)], 1)).view(images.shape)
 
 
+@mistake("TinyDiffuser", says="alpha_t where eq. 4 needs alpha_bar_t")
 class TinyDiffuserAlphaNotAlphaBar(ref.TinyDiffuser):
     def forward(self, images, num_steps):
         x0_hat = TinyDiffuserReturnsX0.forward(self, images, num_steps)
         return _x0_to_eps(self, images, num_steps, x0_hat, table=self.noise_schedule.alphas)
 
 
+@mistake("TinyDiffuser", says="square roots are missing")
 class TinyDiffuserNoSqrt(ref.TinyDiffuser):
     def forward(self, images, num_steps):
         return _x0_to_eps(self, images, num_steps, TinyDiffuserReturnsX0.forward(self, images, num_steps), root=False)
 
 
+@mistake("TinyDiffuser", says="appended unscaled")
 class TinyDiffuserRawT(ref.TinyDiffuser):
     def forward(self, images, num_steps):
         x0_hat = self.model(torch.cat([images.flatten(1), num_steps[:, None].float()], 1)).view(images.shape)
         return _x0_to_eps(self, images, num_steps, x0_hat)
 
 
+@mistake("TinyDiffuser", says="fixed number, not by this schedule's T")
 class TinyDiffuserFixedT(ref.TinyDiffuser):
     """Scales t by the default T = 100 of an earlier version, not by its schedule's length."""
 
@@ -436,6 +482,7 @@ class TinyDiffuserFixedT(ref.TinyDiffuser):
         return _x0_to_eps(self, images, num_steps, x0_hat)
 
 
+@mistake("TinyDiffuser", says="float32 images should be torch.float32")
 class TinyDiffuserFloat64(ref.TinyDiffuser):
     """Returns float64: t built as a float64 tensor and the network run in float64."""
 
@@ -445,6 +492,7 @@ class TinyDiffuserFloat64(ref.TinyDiffuser):
         return _x0_to_eps(self, images.double(), num_steps, x0_hat)
 
 
+@mistake("TinyDiffuser", says="n_hidden_layers, config.hidden_size or config.image_shape is ignored")
 class TinyDiffuserDefaultSizes(ref.TinyDiffuser):
     """Ignores config.n_hidden_layers: always one hidden layer."""
 
@@ -452,6 +500,7 @@ class TinyDiffuserDefaultSizes(ref.TinyDiffuser):
         super().__init__(dataclasses.replace(config, n_hidden_layers=1), noise_schedule)
 
 
+@mistake("TinyDiffuser", says="forgot to append t")
 class TinyDiffuserNoT(ref.TinyDiffuser):
     def __init__(self, config, noise_schedule=None):
         super().__init__(config, noise_schedule)
@@ -464,6 +513,7 @@ class TinyDiffuserNoT(ref.TinyDiffuser):
         return _x0_to_eps(self, images, num_steps, self.model(images.flatten(1)).view(images.shape))
 
 
+@mistake("TinyDiffuser", says="subclass DiffusionModel")
 class TinyDiffuserNotADiffusionModel(nn.Module):
     def __init__(self, config, noise_schedule=None):
         super().__init__()
@@ -476,6 +526,7 @@ class TinyDiffuserNotADiffusionModel(nn.Module):
 # ------------------------------------------------------------------------------------------------------ diffusion_loss
 
 
+@correct("diffusion_loss")
 def diffusion_loss_by_hand(model, x_0):
     """Correct: t, eps and x_t written out with torch.normal, the squared error averaged by hand."""
     schedule = model.noise_schedule
@@ -486,6 +537,7 @@ def diffusion_loss_by_hand(model, x_0):
     return ((model(x_t, t) - eps) ** 2).sum() / eps.numel()
 
 
+@correct("diffusion_loss")
 def diffusion_loss_einsum(model, x_0):
     """Correct: the reference's noise_img, the mean through einsum."""
     t, eps, x_t = ref.noise_img(x_0, model.noise_schedule)
@@ -521,20 +573,23 @@ def _loss_with(change: str):
     return diffusion_loss
 
 
-diffusion_loss_against_image = _loss_with("image")
-diffusion_loss_against_noised = _loss_with("noised")
-diffusion_loss_sum = _loss_with("sum")
-diffusion_loss_item = _loss_with("item")
-diffusion_loss_detached = _loss_with("detached")
-diffusion_loss_abs = _loss_with("abs")
-diffusion_loss_new_schedule = _loss_with("new schedule")
-diffusion_loss_clean_input = _loss_with("clean input")
-diffusion_loss_one_t = _loss_with("one t")
+diffusion_loss_against_image = mistake("diffusion_loss", "compared with the image x_0", _loss_with("image"))
+diffusion_loss_against_noised = mistake("diffusion_loss", "compared with x_t", _loss_with("noised"))
+diffusion_loss_sum = mistake("diffusion_loss", "a sum, not a mean", _loss_with("sum"))
+diffusion_loss_item = mistake("diffusion_loss", "not loss.item\\(\\)", _loss_with("item"))
+diffusion_loss_detached = mistake("diffusion_loss", "carries no gradient", _loss_with("detached"))
+diffusion_loss_abs = mistake("diffusion_loss", "squares are missing", _loss_with("abs"))
+diffusion_loss_new_schedule = mistake(
+    "diffusion_loss", "not N\\(0, I\\) under the model's schedule", _loss_with("new schedule")
+)
+diffusion_loss_clean_input = mistake("diffusion_loss", "given the clean images", _loss_with("clean input"))
+diffusion_loss_one_t = mistake("diffusion_loss", "(?s)same t.*one t drawn for the whole batch", _loss_with("one t"))
 
 
 # --------------------------------------------------------------------------------------------------------------- train
 
 
+@correct("train")
 def train_plain(model, config, trainset, testset=None, log=None):
     """Correct: a DataLoader over a TensorDataset, the loss inline, the log made by hand; no device handling."""
     from torch.utils.data import DataLoader, TensorDataset
@@ -569,7 +624,7 @@ def _train_with(change: str = ""):
         if change == "new schedule":  # T = 1000, the paper's, instead of the model's own
             model.noise_schedule = ref.NoiseSchedule(ref.linear_schedule(1000))
         lr = 1e-3 if change == "default lr" else config.lr
-        optimizer = (torch.optim.SGD if change == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         batch_size = 128 if change == "default batch size" else config.batch_size
         epochs = 10 if change == "default epochs" else config.epochs
         n = 0
@@ -592,18 +647,20 @@ def _train_with(change: str = ""):
     return train
 
 
-train_no_step = _train_with("no step")
-train_no_eval_log = _train_with("no eval log")
-train_no_loss_log = _train_with("no loss log")
-train_default_lr = _train_with("default lr")
-train_default_batch_size = _train_with("default batch size")
-train_default_epochs = _train_with("default epochs")
-train_new_schedule = _train_with("new schedule")
+train_no_step = mistake("train", "did not change the model's weights", _train_with("no step"))
+train_no_eval_log = mistake("train", "eval_loss", _train_with("no eval log"))
+train_no_loss_log = mistake("train", "logged no loss", _train_with("no loss log"))
+train_default_lr = mistake("train", "ignores config.lr", _train_with("default lr"))
+train_default_batch_size = mistake("train", "config.batch_size = 64", _train_with("default batch size"))
+train_default_epochs = mistake("train", "config.epochs = 30", _train_with("default epochs"))
+train_new_schedule = mistake("train", "replaced the model's noise schedule", _train_with("new schedule"))
+train_no_zero_grad = mistake("train", r"optimizer.zero_grad\(\) runs every step", _train_with("no zero_grad"))
 
 
 # -------------------------------------------------------------------------------------------------------------- sample
 
 
+@correct("sample")
 @torch.inference_mode()
 def sample_loop_list(model, n_samples, return_all_steps=False):
     """Correct: inference_mode, a reversed() range, the posterior written with alpha_bar ratios."""
@@ -653,21 +710,23 @@ def _sample_with(change: str):
     return sample
 
 
-sample_noise_at_t1 = _sample_with("noise at t = 1")
-sample_sigma_beta = _sample_with("sigma = beta")
-sample_no_division = _sample_with("no division")
-sample_t_off_by_one = _sample_with("t off by one")
-sample_new_schedule = _sample_with("new schedule")
-sample_reversed_sequence = _sample_with("reversed sequence")
-sample_returns_list = _sample_with("list")
-sample_no_noise = _sample_with("no noise")
-sample_alpha_bar_previous = _sample_with("alpha_bar(t - 1)")
+sample_noise_at_t1 = mistake("sample", "noise is added at t = 1", _sample_with("noise at t = 1"))
+sample_sigma_beta = mistake("sample", ("sqrt\\(beta_t\\)", "sigma_t is beta_t"), _sample_with("sigma = beta"))
+sample_no_division = mistake("sample", "division by sqrt\\(alpha_t\\) is missing", _sample_with("no division"))
+sample_t_off_by_one = mistake("sample", "off by one", _sample_with("t off by one"))
+sample_new_schedule = mistake("sample", "model.noise_schedule", _sample_with("new schedule"))
+sample_reversed_sequence = mistake("sample", "backwards", _sample_with("reversed sequence"))
+sample_returns_list = mistake("sample", "one tensor", _sample_with("list"))
+sample_no_noise = mistake("sample", "no noise is added", _sample_with("no noise"))
+sample_alpha_bar_previous = mistake("sample", "alpha_bar is looked up one step early", _sample_with("alpha_bar(t - 1)"))
 
 
+@mistake("sample", says="without gradients")
 def sample_with_grad(model, n_samples, return_all_steps=False):
     return ref.sample.__wrapped__(model, n_samples, return_all_steps)
 
 
+@mistake("sample", says="uniform distribution")
 def sample_uniform_start(model, n_samples, return_all_steps=False):
     original = torch.randn
     try:
@@ -677,6 +736,7 @@ def sample_uniform_start(model, n_samples, return_all_steps=False):
         torch.randn = original
 
 
+@mistake("sample", says="one t per sample")
 def sample_one_t(model, n_samples, return_all_steps=False):
     """Passes t as a 0-d tensor instead of one t per sample."""
 
@@ -697,23 +757,24 @@ def sample_one_t(model, n_samples, return_all_steps=False):
 # ---------------------------------------------------------------------------------------- dtypes the docstrings promise
 
 
+@mistake("q_eq4", says="should be torch.float32, as the docstring says")
 def q_eq4_float64(x, num_steps, betas):
     """Right values, wrong dtype: alpha_bar taken in float64 "for accuracy", and the result left that way."""
     alpha_bar = torch.prod(1 - betas[:num_steps].double())
     return alpha_bar.sqrt() * x.double() + (1 - alpha_bar).sqrt() * torch.randn(x.shape, dtype=torch.float64)
 
 
-def noise_img_float64_noise(img, noise_schedule, max_steps=None):
-    """The noise drawn in float64 (from numpy), which makes x_t float64 too."""
-    t = torch.randint(1, (max_steps or len(noise_schedule)) + 1, (img.shape[0],))
-    noise = torch.from_numpy(np.random.default_rng().standard_normal(img.shape))
-    alpha_bar = noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
-    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
-
-
 # ------------------------------------------------------------------------- a later step after a wrong earlier one
 
 # The reference diffusion_loss in a file whose noise_img draws t from {0, ..., T - 1}: it fails, and names noise_img.
-diffusion_loss_after_wrong_noise_img = _with_own(ref.diffusion_loss, noise_img=noise_img_from_zero_lookup)
+diffusion_loss_after_wrong_noise_img = mistake(
+    "diffusion_loss",
+    "(?s)t runs from 1 to T.*first: your `noise_img`, which this step calls, fails its own check",
+    with_own(ref.diffusion_loss, noise_img=noise_img_from_zero_lookup),
+)
 # The reference diffusion_loss in a file whose noise_img scales the noise wrongly: t is right, x_t is not.
-diffusion_loss_after_unscaled_noise_img = _with_own(ref.diffusion_loss, noise_img=noise_img_scaled_noise)
+diffusion_loss_after_unscaled_noise_img = mistake(
+    "diffusion_loss",
+    "(?s)does not match.*first: your `noise_img`, which this step calls, fails its own check",
+    with_own(ref.diffusion_loss, noise_img=noise_img_scaled_noise),
+)

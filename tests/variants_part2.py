@@ -1,6 +1,8 @@
 """Other ways to write each Part 2 step: correct ones the graders must accept, and common mistakes they must catch.
 
 Each mistake is the reference with one thing changed, named after what a student would get wrong.
+Each is registered once, beside its code: `@correct(step)` or `@mistake(step, says=REGEX)` (tests/proofs.py), from
+which tests/test_graders_part2.py makes its proofs.
 """
 
 import dataclasses
@@ -14,10 +16,15 @@ from torch import nn
 
 from solutions import part2 as ref
 from solutions.part2 import swish
+from tests.proofs import Catalogue
+
+catalogue = Catalogue()
+correct, mistake = catalogue.correct, catalogue.mistake
 
 # ----------------------------------------------------------------------------------------------------------- GroupNorm
 
 
+@correct("GroupNorm")
 class GroupNormView(nn.Module):
     """Correct: view/reshape and explicit moments instead of einops and torch.var."""
 
@@ -39,6 +46,7 @@ class GroupNormView(nn.Module):
         return y
 
 
+@correct("GroupNorm")
 class GroupNormLoop(GroupNormView):
     """Correct: one group at a time, with var(correction=0)."""
 
@@ -54,6 +62,7 @@ class GroupNormLoop(GroupNormView):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="unbiased variance")
 class GroupNormUnbiased(ref.GroupNorm):
     # torch.var's default: divides by n - 1
     def forward(self, x):
@@ -62,6 +71,7 @@ class GroupNormUnbiased(ref.GroupNorm):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="normalized per channel")
 class GroupNormPerChannel(ref.GroupNorm):
     # normalizes each channel on its own (instance norm)
     def forward(self, x):
@@ -69,6 +79,7 @@ class GroupNormPerChannel(ref.GroupNorm):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="every G-th channel")
 class GroupNormInterleaved(ref.GroupNorm):
     # group k takes every G-th channel
     def forward(self, x):
@@ -79,6 +90,7 @@ class GroupNormInterleaved(ref.GroupNorm):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="eps added to the standard deviation")
 class GroupNormEpsOutside(ref.GroupNorm):
     # eps added to the standard deviation
     def forward(self, x):
@@ -87,6 +99,7 @@ class GroupNormEpsOutside(ref.GroupNorm):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="over the whole batch")
 class GroupNormOverBatch(ref.GroupNorm):
     # statistics over the whole batch
     def forward(self, x):
@@ -97,6 +110,7 @@ class GroupNormOverBatch(ref.GroupNorm):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="per channel \\(not per group\\)")
 class GroupNormPerGroupAffine(ref.GroupNorm):
     # one weight and bias per group instead of per channel
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
@@ -107,6 +121,7 @@ class GroupNormPerGroupAffine(ref.GroupNorm):
             self.bias = nn.Parameter(torch.zeros(num_groups))
 
 
+@mistake("GroupNorm", says="never applied")
 class GroupNormNoAffine(ref.GroupNorm):
     # the parameters exist but are never applied
     def forward(self, x):
@@ -116,6 +131,7 @@ class GroupNormNoAffine(ref.GroupNorm):
 # ---------------------------------------------------------------------------------------- SinusoidalPositionEmbeddings
 
 
+@mistake("SinusoidalPositionEmbeddings", says="(?s)should be torch.float32.*frequencies are float64")
 class EmbeddingsNumpy(nn.Module):
     """The table made with numpy, hence float64: right values, but float64 embeddings that break the U-Net."""
 
@@ -129,6 +145,7 @@ class EmbeddingsNumpy(nn.Module):
         return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
 
 
+@correct("SinusoidalPositionEmbeddings")
 class EmbeddingsPow(nn.Module):
     """Correct: ** instead of exp/log, broadcasting instead of einsum, another buffer name."""
 
@@ -142,6 +159,7 @@ class EmbeddingsPow(nn.Module):
         return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
 
 
+@mistake("SinusoidalPositionEmbeddings", says="cosines first")
 class EmbeddingsCosFirst(ref.SinusoidalPositionEmbeddings):
     # cosines in the first half
     def forward(self, num_steps):
@@ -149,6 +167,7 @@ class EmbeddingsCosFirst(ref.SinusoidalPositionEmbeddings):
         return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
+@mistake("SinusoidalPositionEmbeddings", says="interleaved")
 class EmbeddingsInterleaved(ref.SinusoidalPositionEmbeddings):
     # sin, cos, sin, cos, ...
     def forward(self, num_steps):
@@ -156,6 +175,7 @@ class EmbeddingsInterleaved(ref.SinusoidalPositionEmbeddings):
         return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)
 
 
+@mistake("SinusoidalPositionEmbeddings", says="Transformer paper's spacing")
 class EmbeddingsTransformerSpacing(ref.SinusoidalPositionEmbeddings):
     # divides by half, as in the Transformer paper
     def __init__(self, embedding_size):
@@ -164,6 +184,7 @@ class EmbeddingsTransformerSpacing(ref.SinusoidalPositionEmbeddings):
         self.frequencies = torch.exp(-math.log(10000.0) * torch.arange(half) / half)
 
 
+@mistake("SinusoidalPositionEmbeddings", says="base other than 10000")
 class EmbeddingsBase1000(ref.SinusoidalPositionEmbeddings):
     # a base of 1000
     def __init__(self, embedding_size):
@@ -172,6 +193,7 @@ class EmbeddingsBase1000(ref.SinusoidalPositionEmbeddings):
         self.frequencies = 1000.0 ** (-torch.arange(half) / (half - 1))
 
 
+@mistake("SinusoidalPositionEmbeddings", says="minus sign")
 class EmbeddingsPeriods(ref.SinusoidalPositionEmbeddings):
     # the exponent's sign dropped
     def __init__(self, embedding_size):
@@ -180,6 +202,7 @@ class EmbeddingsPeriods(ref.SinusoidalPositionEmbeddings):
         self.frequencies = 10000.0 ** (torch.arange(half) / (half - 1))
 
 
+@mistake("SinusoidalPositionEmbeddings", says="plain tensor attribute")
 class EmbeddingsPlainAttribute(nn.Module):
     # frequencies kept in a plain attribute
     def __init__(self, embedding_size):
@@ -192,6 +215,7 @@ class EmbeddingsPlainAttribute(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+@mistake("SinusoidalPositionEmbeddings", says="not nn.Parameter")
 class EmbeddingsParameter(EmbeddingsPlainAttribute):
     # frequencies as a trainable parameter
     def __init__(self, embedding_size):
@@ -199,6 +223,7 @@ class EmbeddingsParameter(EmbeddingsPlainAttribute):
         self.frequencies = nn.Parameter(self.frequencies)
 
 
+@mistake("SinusoidalPositionEmbeddings", says="t - 1 embedded")
 class EmbeddingsZeroBased(ref.SinusoidalPositionEmbeddings):
     # embeds t - 1
     def forward(self, num_steps):
@@ -208,42 +233,51 @@ class EmbeddingsZeroBased(ref.SinusoidalPositionEmbeddings):
 # --------------------------------------------------------------------------------------------------------- swish, SiLU
 
 
+@correct("swish")
 def swish_functional(x):
     """Correct: torch's own."""
     return F.silu(x)
 
 
+@correct("swish")
 def swish_exp(x):
     """Correct: x / (1 + exp(-x))."""
     return x / (1 + torch.exp(-x))
 
 
+@mistake("swish", says="sigmoid\\(x\\) alone")
 def swish_sigmoid_only(x):
     return torch.sigmoid(x)
 
 
+@mistake("swish", says="ReLU")
 def swish_relu(x):
     return torch.relu(x)
 
 
+@mistake("swish", says="GELU")
 def swish_gelu(x):
     return F.gelu(x)
 
 
+@mistake("swish", says="no gradient")
 def swish_detached(x):
     # computed outside autograd
     return (x * torch.sigmoid(x)).detach()
 
 
+@correct("SiLU")
 class SiLUTorch(nn.SiLU):
     """Correct: torch's module."""
 
 
+@mistake("SiLU", says="ReLU")
 class SiLURelu(nn.Module):
     def forward(self, x):
         return torch.relu(x)
 
 
+@mistake("SiLU", says="no parameters")
 class SiLULearnable(nn.Module):
     # a trainable beta in x * sigmoid(beta x)
     def __init__(self):
@@ -257,6 +291,7 @@ class SiLULearnable(nn.Module):
 # ------------------------------------------------------------------------------------------------------- SelfAttention
 
 
+@correct("SelfAttention")
 class SelfAttentionMatmulView(ref.SelfAttention):
     """Correct: matmul, view and permute instead of einops."""
 
@@ -273,6 +308,7 @@ class SelfAttentionMatmulView(ref.SelfAttention):
         return out.permute(0, 2, 1).reshape(b, c, h, w)
 
 
+@correct("SelfAttention")
 class SelfAttentionConv(nn.Module):
     """Correct: 1x1 convolutions for the projections, F.scaled_dot_product_attention in forward."""
 
@@ -294,6 +330,7 @@ class SelfAttentionConv(nn.Module):
         return self.out_proj(rearrange(out, "b heads (h w) d -> b (heads d) h w", h=h, w=w))
 
 
+@correct("SelfAttention")
 class SelfAttentionTorchMHA(nn.Module):
     """Correct: torch.nn.MultiheadAttention, whose in_proj is one (3C, C) matrix laid out like the reference's."""
 
@@ -312,66 +349,54 @@ class SelfAttentionTorchMHA(nn.Module):
         return rearrange(out, "b (h w) c -> b c h w", h=h, w=w)
 
 
+@mistake("SelfAttention", says="no 1/sqrt\\(d\\) scale")
 class SelfAttentionNoScale(ref.SelfAttention):
     # forgot 1/sqrt(d)
     def attention_weights(self, q, k):
         return (q @ k.transpose(-2, -1)).softmax(-1)
 
 
+@mistake("SelfAttention", says="softmax over the queries")
 class SelfAttentionSoftmaxQueries(ref.SelfAttention):
     # softmax over the queries
     def attention_weights(self, q, k):
         return (q @ k.transpose(-2, -1) / math.sqrt(self.head_size)).softmax(-2)
 
 
+@mistake("SelfAttention", says="divided by sqrt\\(C\\)")
 class SelfAttentionScaleByChannels(ref.SelfAttention):
     # sqrt(C) instead of sqrt(head_size)
     def attention_weights(self, q, k):
         return (q @ k.transpose(-2, -1) / math.sqrt(self.channels)).softmax(-1)
 
 
+@mistake("SelfAttention", says="shuffling the pixel positions")
 class SelfAttentionReshapeBack(ref.SelfAttention):
-    # (B, N, C) viewed straight as (B, C, H, W)
-    def forward(self, x):
-        b, c, h, w = x.shape
-        q, k, v = rearrange(
-            self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
-            "b n (three heads d) -> three b heads n d",
-            three=3,
-            heads=self.num_heads,
-        )
-        out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
-        return self.out_proj(out).reshape(b, c, h, w)
+    # (B, N, C) viewed straight as (B, C, H, W): out_proj's output read as (B, C, N), which the reference's
+    # "b (h w) c -> b c h w" then turns into exactly out.reshape(b, c, h, w)
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels, num_heads)
+        self.out_proj.register_forward_hook(lambda _, __, out: out.reshape(out.shape[0], out.shape[2], -1).mT)
 
 
+@mistake("SelfAttention", says="interleaved channels")
 class SelfAttentionInterleavedHeads(ref.SelfAttention):
-    # heads from interleaved channels
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        q, k, v = rearrange(
-            self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
-            "b n (three d heads) -> three b heads n d",
-            three=3,
-            heads=self.num_heads,
-        )
-        out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
-        return rearrange(self.out_proj(out), "b (h w) c -> b c h w", h=h, w=w)
+    # heads from interleaved channels: q, k, v split as "(three d heads)", laid out for the reference's split
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels, num_heads)
+        pattern = "b n (three d heads) -> b n (three heads d)"
+        self.qkv_proj.register_forward_hook(lambda _, __, out: rearrange(out, pattern, three=3, heads=num_heads))
 
 
+@mistake("SelfAttention", says="out_proj never applied")
 class SelfAttentionNoOutProj(ref.SelfAttention):
-    # out_proj created but never applied
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        q, k, v = rearrange(
-            self.qkv_proj(rearrange(x, "b c h w -> b (h w) c")),
-            "b n (three heads d) -> three b heads n d",
-            three=3,
-            heads=self.num_heads,
-        )
-        out = rearrange(self.attention_weights(q, k) @ v, "b heads n d -> b n (heads d)")
-        return rearrange(out, "b (h w) c -> b c h w", h=h, w=w)
+    # out_proj created but never applied: its input goes on as its output
+    def __init__(self, channels, num_heads=4):
+        super().__init__(channels, num_heads)
+        self.out_proj.register_forward_hook(lambda _, inputs, __: inputs[0])
 
 
+@mistake("SelfAttention", says="no bias")
 class SelfAttentionNoBias(ref.SelfAttention):
     # projections without biases
     def __init__(self, channels, num_heads=4):
@@ -383,6 +408,7 @@ class SelfAttentionNoBias(ref.SelfAttention):
 # ------------------------------------------------------------------------------------------------------ AttentionBlock
 
 
+@correct("AttentionBlock")
 class AttentionBlockTorchNorm(ref.AttentionBlock):
     """Correct: torch's GroupNorm with one group."""
 
@@ -391,11 +417,13 @@ class AttentionBlockTorchNorm(ref.AttentionBlock):
         self.norm = nn.GroupNorm(1, channels)
 
 
+@mistake("AttentionBlock", says="residual add is missing")
 class AttentionBlockNoResidual(ref.AttentionBlock):
     def forward(self, x):
         return self.attention(self.norm(x))
 
 
+@mistake("AttentionBlock", says="normalized x is added back")
 class AttentionBlockNormedResidual(ref.AttentionBlock):
     # adds back the normalized x
     def forward(self, x):
@@ -403,6 +431,7 @@ class AttentionBlockNormedResidual(ref.AttentionBlock):
         return h + self.attention(h)
 
 
+@mistake("AttentionBlock", says="GroupNorm per channel")
 class AttentionBlockPerChannelNorm(ref.AttentionBlock):
     # GroupNorm(C, C) instead of GroupNorm(1, C)
     def __init__(self, channels, num_heads=4):
@@ -410,6 +439,7 @@ class AttentionBlockPerChannelNorm(ref.AttentionBlock):
         self.norm = ref.GroupNorm(channels, channels)
 
 
+@mistake("AttentionBlock", says="no GroupNorm before the attention")
 class AttentionBlockNoNorm(ref.AttentionBlock):
     # the norm is created but never applied
     def forward(self, x):
@@ -419,6 +449,7 @@ class AttentionBlockNoNorm(ref.AttentionBlock):
 # ------------------------------------------------------------------------------------------------------- ResidualBlock
 
 
+@correct("ResidualBlock")
 class ResidualBlockSequential(nn.Module):
     """Correct: nn.Sequential stages with names of their own, torch's GroupNorm and SiLU."""
 
@@ -438,12 +469,14 @@ class ResidualBlockSequential(nn.Module):
         return self.block2(h) + self.skip(x)
 
 
+@mistake("ResidualBlock", says="residual add is missing")
 class ResidualBlockNoResidual(ref.ResidualBlock):
     def forward(self, x, t_emb):
         h = swish(self.norm1(self.conv1(x))) + self.time_proj(swish(t_emb))[:, :, None, None]
         return swish(self.norm2(self.conv2(h)))
 
 
+@mistake("ResidualBlock", says="time embedding never reaches the block")
 class ResidualBlockNoTime(ref.ResidualBlock):
     # time embedding never used
     def forward(self, x, t_emb):
@@ -451,6 +484,7 @@ class ResidualBlockNoTime(ref.ResidualBlock):
         return swish(self.norm2(self.conv2(h))) + self.res_conv(x)
 
 
+@mistake("ResidualBlock", says="no SiLU on the time embedding")
 class ResidualBlockTimeNoSiLU(ref.ResidualBlock):
     # time embedding straight into time_proj
     def forward(self, x, t_emb):
@@ -458,6 +492,7 @@ class ResidualBlockTimeNoSiLU(ref.ResidualBlock):
         return swish(self.norm2(self.conv2(h))) + self.res_conv(x)
 
 
+@mistake("ResidualBlock", says="time embedding is added at the end")
 class ResidualBlockTimeAtEnd(ref.ResidualBlock):
     # time embedding added after the second conv
     def forward(self, x, t_emb):
@@ -465,6 +500,7 @@ class ResidualBlockTimeAtEnd(ref.ResidualBlock):
         return h + self.time_proj(swish(t_emb))[:, :, None, None] + self.res_conv(x)
 
 
+@mistake("ResidualBlock", says="residual is added before the last SiLU")
 class ResidualBlockResidualInsideSiLU(ref.ResidualBlock):
     # the skip added before the last activation
     def forward(self, x, t_emb):
@@ -472,6 +508,7 @@ class ResidualBlockResidualInsideSiLU(ref.ResidualBlock):
         return swish(self.norm2(self.conv2(h)) + self.res_conv(x))
 
 
+@mistake("ResidualBlock", says="ReLU instead of SiLU")
 class ResidualBlockRelu(ref.ResidualBlock):
     # ReLU everywhere
     def forward(self, x, t_emb):
@@ -479,6 +516,7 @@ class ResidualBlockRelu(ref.ResidualBlock):
         return torch.relu(self.norm2(self.conv2(h))) + self.res_conv(x)
 
 
+@mistake("ResidualBlock", says="use nn.Identity\\(\\)")
 class ResidualBlockAlwaysResConv(ref.ResidualBlock):
     # a 1x1 conv on the skip even when channel counts agree
     def __init__(self, in_channels, out_channels, time_emb_dim, groups):
@@ -486,6 +524,7 @@ class ResidualBlockAlwaysResConv(ref.ResidualBlock):
         self.res_conv = nn.Conv2d(in_channels, out_channels, 1)
 
 
+@mistake("ResidualBlock", says="norm1 and norm2 swapped")
 class ResidualBlockNormsSwapped(ref.ResidualBlock):
     # norm2 after conv1, norm1 after conv2
     def forward(self, x, t_emb):
@@ -496,18 +535,21 @@ class ResidualBlockNormsSwapped(ref.ResidualBlock):
 # ----------------------------------------------------------------------------------------------------------- DownBlock
 
 
+@mistake("DownBlock", says="skip is taken after downsampling")
 class DownBlockSkipAfterDownsample(ref.DownBlock):
     def forward(self, x, t_emb):
         out = self.downsample(self.attn(self.res2(self.res1(x, t_emb), t_emb)))
         return out, out
 
 
+@mistake("DownBlock", says="skip is taken before the attention")
 class DownBlockSkipBeforeAttention(ref.DownBlock):
     def forward(self, x, t_emb):
         h = self.res2(self.res1(x, t_emb), t_emb)
         return self.downsample(self.attn(h)), h
 
 
+@mistake("DownBlock", says="no downsampling")
 class DownBlockPooling(ref.DownBlock):
     # average pooling instead of the strided conv
     def __init__(self, in_channels, out_channels, time_emb_dim, groups, downsample=True, attention=True):
@@ -515,6 +557,7 @@ class DownBlockPooling(ref.DownBlock):
         self.downsample = nn.AvgPool2d(2) if downsample else nn.Identity()
 
 
+@mistake("DownBlock", says="H and W should halve")
 class DownBlockNeverDownsamples(ref.DownBlock):
     # the downsampling conv is created but not applied
     def forward(self, x, t_emb):
@@ -522,6 +565,7 @@ class DownBlockNeverDownsamples(ref.DownBlock):
         return skip, skip
 
 
+@correct("DownBlock")
 class DownBlockSequentialNames(nn.Module):
     """Correct: its own names, an nn.ModuleList of residual blocks."""
 
@@ -546,16 +590,19 @@ class DownBlockSequentialNames(nn.Module):
 # ------------------------------------------------------------------------------------------------------------ MidBlock
 
 
+@mistake("MidBlock", says="attention is never applied")
 class MidBlockNoAttention(ref.MidBlock):
     def forward(self, x, t_emb):
         return self.res2(self.res1(x, t_emb), t_emb)
 
 
+@mistake("MidBlock", says="res1 used twice")
 class MidBlockRes1Twice(ref.MidBlock):
     def forward(self, x, t_emb):
         return self.res1(self.attn(self.res1(x, t_emb)), t_emb)
 
 
+@mistake("MidBlock", says="attention first")
 class MidBlockAttentionFirst(ref.MidBlock):
     def forward(self, x, t_emb):
         return self.res2(self.res1(self.attn(x), t_emb), t_emb)
@@ -564,12 +611,14 @@ class MidBlockAttentionFirst(ref.MidBlock):
 # ------------------------------------------------------------------------------------------------------------- UpBlock
 
 
+@mistake("UpBlock", says="skip first in the concatenation")
 class UpBlockSkipFirst(ref.UpBlock):
     def forward(self, x, skip, t_emb):
         h = torch.cat([skip, x], dim=1)
         return self.upsample(self.attn(self.res2(self.res1(h, t_emb), t_emb)))
 
 
+@mistake("UpBlock", says="concatenated, not added")
 class UpBlockSkipAdded(ref.UpBlock):
     # skip added, so res1 takes in_channels
     def __init__(self, in_channels, out_channels, time_emb_dim, groups, upsample=True, attention=True):
@@ -580,6 +629,7 @@ class UpBlockSkipAdded(ref.UpBlock):
         return self.upsample(self.attn(self.res2(self.res1(x + skip, t_emb), t_emb)))
 
 
+@mistake("UpBlock", says="added to x instead of concatenated")
 class UpBlockSkipAddedSameSize(ref.UpBlock):
     # skip added, then concatenated with itself to keep the reference's layer sizes
     def forward(self, x, skip, t_emb):
@@ -587,6 +637,7 @@ class UpBlockSkipAddedSameSize(ref.UpBlock):
         return self.upsample(self.attn(self.res2(self.res1(h, t_emb), t_emb)))
 
 
+@mistake("UpBlock", says="no upsampling layer")
 class UpBlockInterpolate(ref.UpBlock):
     # nearest-neighbour upsampling, no transposed conv
     def __init__(self, in_channels, out_channels, time_emb_dim, groups, upsample=True, attention=True):
@@ -594,6 +645,7 @@ class UpBlockInterpolate(ref.UpBlock):
         self.upsample = nn.Upsample(scale_factor=2) if upsample else nn.Identity()
 
 
+@mistake("UpBlock", says="attention is never applied")
 class UpBlockNoAttention(ref.UpBlock):
     # attention created but not applied
     def forward(self, x, skip, t_emb):
@@ -603,6 +655,7 @@ class UpBlockNoAttention(ref.UpBlock):
 # ---------------------------------------------------------------------------------------------------------------- Unet
 
 
+@mistake("Unet", says="skips used in the wrong order")
 class UnetSkipsInOrder(ref.Unet):
     # the first UpBlock gets the first (full-resolution) skip
     def forward(self, images, num_steps):
@@ -618,46 +671,31 @@ class UnetSkipsInOrder(ref.Unet):
         return self.final_conv(self.final_res(x, t_emb))
 
 
+@mistake("Unet", says="t - 1 embedded")
 class UnetZeroBasedT(ref.Unet):
     # embeds t - 1
     def forward(self, images, num_steps):
         return super().forward(images, num_steps - 1)
 
 
+@mistake("Unet", says="no final residual block")
 class UnetNoFinalRes(ref.Unet):
     # no final residual block
     def __init__(self, config, noise_schedule=None):
         super().__init__(config, noise_schedule)
         del self.final_res
-
-    def forward(self, images, num_steps):
-        t_emb = self.time_mlp(num_steps)
-        x = self.init_conv(images)
-        skips = []
-        for down in self.downs:
-            x, skip = down(x, t_emb)
-            skips.append(skip)
-        x = self.mid(x, t_emb)
-        for up in self.ups:
-            x = up(x, skips.pop(), t_emb)
-        return self.final_conv(x)
+        self.final_res = lambda x, t_emb: x  # a plain function, no module: the reference's forward skips it
 
 
+@mistake("Unet", says="time_mlp.1.weight gets no gradient")
 class UnetDetachedTime(ref.Unet):
     # the time embedding detached: the time MLP never learns
-    def forward(self, images, num_steps):
-        t_emb = self.time_mlp(num_steps).detach()
-        x = self.init_conv(images)
-        skips = []
-        for down in self.downs:
-            x, skip = down(x, t_emb)
-            skips.append(skip)
-        x = self.mid(x, t_emb)
-        for up in self.ups:
-            x = up(x, skips.pop(), t_emb)
-        return self.final_conv(self.final_res(x, t_emb))
+    def __init__(self, config, noise_schedule=None):
+        super().__init__(config, noise_schedule)
+        self.time_mlp.register_forward_hook(lambda _, __, t_emb: t_emb.detach())
 
 
+@mistake("Unet", says="submodules that differ: downs.0")
 class UnetAttentionEverywhere(ref.Unet):
     # ignores attention_levels
     def __init__(self, config, noise_schedule=None):
@@ -666,12 +704,14 @@ class UnetAttentionEverywhere(ref.Unet):
         )
 
 
+@mistake("Unet", says="keep the schedule it is given")
 class UnetDropsSchedule(ref.Unet):
     # never passes the schedule on
     def __init__(self, config, noise_schedule=None):
         super().__init__(config)
 
 
+@mistake("Unet", says="subclass DiffusionModel")
 class UnetNotADiffusionModel(nn.Module):
     # a plain nn.Module wrapping the reference
     def __init__(self, config, noise_schedule=None):
@@ -686,18 +726,21 @@ class UnetNotADiffusionModel(nn.Module):
 # ------------------------------------------------------------------------------------ arguments and dtypes (issue 11)
 
 
+@mistake("AttentionBlock", says="num_heads is not passed on")
 class AttentionBlockDefaultHeads(ref.AttentionBlock):
     # never passes num_heads on: its attention always has the default 4 heads
     def __init__(self, channels, num_heads=4):
         super().__init__(channels)
 
 
+@mistake("GroupNorm", says="keep the dtype of its input")
 class GroupNormFloat64(ref.GroupNorm):
     # computes in float64 and returns it: right values, wrong dtype
     def forward(self, x):
         return super().forward(x.double())
 
 
+@mistake("swish", says="keep the dtype of its input")
 def swish_float64(x):
     # computed in float64 "for accuracy", and returned that way
     x = x.double()
@@ -707,6 +750,7 @@ def swish_float64(x):
 # ------------------------------------------------------------------- more correct ways to assemble the blocks and Unet
 
 
+@correct("MidBlock")
 class MidBlockModuleList(nn.Module):
     """Correct: the three stages in a ModuleList, applied in a loop that knows which take t_emb."""
 
@@ -726,6 +770,7 @@ class MidBlockModuleList(nn.Module):
         return x
 
 
+@correct("UpBlock")
 class UpBlockOptionalLayers(nn.Module):
     """Correct: no Identity placeholders; attention and upsampling are None when switched off, and the skip is
     concatenated with einops-free torch.concat."""
@@ -744,6 +789,7 @@ class UpBlockOptionalLayers(nn.Module):
         return self.grow(h) if self.grow is not None else h
 
 
+@correct("Unet")
 class UnetSkipsByIndex(ref.Unet):
     """Correct: the decoder indexes the skips from the end instead of popping them."""
 

@@ -1,6 +1,8 @@
 """Other correct ways to write Part 3's exercises, and common mistakes, for tests/test_graders_part3.py.
 
 Each correct variant must pass its grader; each mistake must fail it with a message that names the mistake.
+Each is registered once, beside its code: `@correct(step)` or `@mistake(step, says=REGEX)` (tests/proofs.py), from
+which tests/test_graders_part3.py makes its proofs.
 """
 
 import numpy as np
@@ -9,11 +11,16 @@ import scipy.stats
 import torch
 
 from solutions import part3 as ref
+from tests.proofs import Catalogue
+
+catalogue = Catalogue()
+correct, mistake = catalogue.correct, catalogue.mistake
 
 # --------------------------------------------------------------------------------------------------------------------
 # feature_statistics: correct alternatives
 
 
+@correct("feature_statistics")
 def feature_statistics_torch_cov(classifier, images, batch_size=256):
     """torch.cov on the transposed features, inference_mode instead of no_grad, tensors returned instead of arrays."""
     classifier.eval()
@@ -22,6 +29,7 @@ def feature_statistics_torch_cov(classifier, images, batch_size=256):
     return phi.mean(dim=0), torch.cov(phi.T)
 
 
+@correct("feature_statistics")
 def feature_statistics_numpy(classifier, images, batch_size=256):
     """np.cov(rowvar=False) on features gathered in a Python loop over index ranges."""
     classifier.eval()
@@ -33,6 +41,7 @@ def feature_statistics_numpy(classifier, images, batch_size=256):
     return phi.mean(axis=0), np.cov(phi, rowvar=False)
 
 
+@correct("feature_statistics")
 def feature_statistics_streaming(classifier, images, batch_size=256):
     """Running sums of phi and of phi phi^T, never holding all features: mean and unbiased covariance at the end."""
     classifier.eval().requires_grad_(False)  # frozen parameters: no graph is built either
@@ -50,6 +59,7 @@ def feature_statistics_streaming(classifier, images, batch_size=256):
 # feature_statistics: mistakes
 
 
+@mistake("feature_statistics", says="not the logits")
 def feature_statistics_logits(classifier, images, batch_size=256):
     # the logits classifier(x) instead of the penultimate features
     classifier.eval()
@@ -58,12 +68,14 @@ def feature_statistics_logits(classifier, images, batch_size=256):
     return phi.mean(0).numpy(), np.cov(phi.numpy(), rowvar=False)
 
 
+@mistake("feature_statistics", says="only the variances")
 def feature_statistics_variances(classifier, images, batch_size=256):
     # a diagonal matrix of variances instead of the covariance
     mu, sigma = ref.feature_statistics(classifier, images, batch_size)
     return mu, np.diag(np.diag(sigma))
 
 
+@mistake("feature_statistics", says="biased covariance, divided by N instead of N - 1")
 def feature_statistics_biased(classifier, images, batch_size=256):
     # np.cov(bias=True): divides by N instead of N - 1
     classifier.eval()
@@ -72,6 +84,7 @@ def feature_statistics_biased(classifier, images, batch_size=256):
     return phi.mean(0), np.cov(phi, rowvar=False, bias=True)
 
 
+@mistake("feature_statistics", says="training mode")
 def feature_statistics_train_mode(classifier, images, batch_size=256):
     # forgets classifier.eval(): dropout stays on
     with torch.no_grad():
@@ -79,6 +92,7 @@ def feature_statistics_train_mode(classifier, images, batch_size=256):
     return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
 
 
+@mistake("feature_statistics", says="with gradients on")
 def feature_statistics_with_grad(classifier, images, batch_size=256):
     # no torch.no_grad(): detaches afterwards, but the graph was built for every batch
     classifier.eval()
@@ -86,6 +100,7 @@ def feature_statistics_with_grad(classifier, images, batch_size=256):
     return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
 
 
+@mistake("feature_statistics", says="all N images in one call")
 def feature_statistics_one_batch(classifier, images, batch_size=256):
     # ignores batch_size: all images go through the classifier in one call
     classifier.eval()
@@ -94,6 +109,7 @@ def feature_statistics_one_batch(classifier, images, batch_size=256):
     return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
 
 
+@mistake("feature_statistics", says="should be float64")
 def feature_statistics_float32(classifier, images, batch_size=256):
     # statistics left in float32
     classifier.eval()
@@ -102,6 +118,7 @@ def feature_statistics_float32(classifier, images, batch_size=256):
     return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
 
 
+@mistake("feature_statistics", says="rowvar=False")
 def feature_statistics_rowvar(classifier, images, batch_size=256):
     # np.cov without rowvar=False: a covariance between images
     classifier.eval()
@@ -110,6 +127,7 @@ def feature_statistics_rowvar(classifier, images, batch_size=256):
     return phi.mean(0), np.cov(phi)
 
 
+@mistake("feature_statistics", says="only the last batch")
 def feature_statistics_last_batch(classifier, images, batch_size=256):
     # overwrites the features in the loop: only the last batch survives
     classifier.eval()
@@ -123,6 +141,7 @@ def feature_statistics_last_batch(classifier, images, batch_size=256):
 # frechet_distance: correct alternatives
 
 
+@correct("frechet_distance")
 def frechet_distance_eigh(mu1, sigma1, mu2, sigma2):
     """Tr((S1 S2)^{1/2}) = sum of sqrt(eigenvalues of S1^{1/2} S2 S1^{1/2}), a symmetric PSD matrix: never complex."""
     mu1, mu2, sigma1, sigma2 = (np.asarray(x, dtype=np.float64) for x in (mu1, mu2, sigma1, sigma2))
@@ -133,6 +152,7 @@ def frechet_distance_eigh(mu1, sigma1, mu2, sigma2):
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
 
 
+@correct("frechet_distance")
 def frechet_distance_torch(mu1, sigma1, mu2, sigma2):
     """The same eigenvalue route in torch, float64."""
     mu1, mu2, sigma1, sigma2 = (torch.as_tensor(x, dtype=torch.float64) for x in (mu1, mu2, sigma1, sigma2))
@@ -142,6 +162,7 @@ def frechet_distance_torch(mu1, sigma1, mu2, sigma2):
     return (torch.dot(mu1 - mu2, mu1 - mu2) + sigma1.trace() + sigma2.trace() - 2 * trace_covmean).item()
 
 
+@correct("frechet_distance")
 def frechet_distance_eigvals(mu1, sigma1, mu2, sigma2):
     """Tr(sqrtm(A)) = sum of sqrt(eigenvalues of A): the eigenvalues of S1 S2 are real and >= 0 up to rounding."""
     eigenvalues = np.linalg.eigvals(np.asarray(sigma1) @ np.asarray(sigma2)).real
@@ -150,6 +171,7 @@ def frechet_distance_eigvals(mu1, sigma1, mu2, sigma2):
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
 
 
+@correct("frechet_distance")
 def frechet_distance_loops(mu1, sigma1, mu2, sigma2):
     """Traces and the squared norm written as Python loops around scipy's sqrtm."""
     covmean = scipy.linalg.sqrtm(np.asarray(sigma1) @ np.asarray(sigma2))
@@ -163,41 +185,48 @@ def frechet_distance_loops(mu1, sigma1, mu2, sigma2):
 # frechet_distance: mistakes
 
 
+@mistake("frechet_distance", says="(?s)complex number.*imaginary residue")
 def frechet_distance_complex(mu1, sigma1, mu2, sigma2):
     # keeps sqrtm's imaginary residue: complex result on singular covariances
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     return np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean)
 
 
+@mistake("frechet_distance", says="factor 2")
 def frechet_distance_no_factor_two(mu1, sigma1, mu2, sigma2):
     # Tr(S1 + S2 - (S1 S2)^{1/2}): the 2 is missing
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - covmean))
 
 
+@mistake("frechet_distance", says="square root of each entry")
 def frechet_distance_elementwise(mu1, sigma1, mu2, sigma2):
     # np.sqrt of the elementwise product instead of a matrix square root
     covmean = np.sqrt(sigma1 * sigma2)
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean))
 
 
+@mistake("frechet_distance", says="not its square")
 def frechet_distance_norm(mu1, sigma1, mu2, sigma2):
     # ||mu1 - mu2|| instead of its square
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
     return float(np.linalg.norm(mu1 - mu2) + np.trace(sigma1 + sigma2 - 2 * covmean))
 
 
+@mistake("frechet_distance", says=r"sqrtm\(Sigma_1\) @ sqrtm\(Sigma_2\)")
 def frechet_distance_product_of_roots(mu1, sigma1, mu2, sigma2):
     # sqrtm(S1) @ sqrtm(S2): equal to (S1 S2)^{1/2} only when S1 and S2 commute
     covmean = (scipy.linalg.sqrtm(sigma1) @ scipy.linalg.sqrtm(sigma2)).real
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean))
 
 
+@mistake("frechet_distance", says="square root is missing")
 def frechet_distance_no_sqrt(mu1, sigma1, mu2, sigma2):
     # Tr(S1 S2) with no square root at all
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * sigma1 @ sigma2))
 
 
+@mistake("frechet_distance", says="(?s)NaN.*clip them at 0")
 def frechet_distance_unclipped_eigh(mu1, sigma1, mu2, sigma2):
     # eigenvalue route without clipping the last step: sqrt of the tiny negative eigenvalues of a singular M is NaN
     w, v = np.linalg.eigh(sigma1)
@@ -206,6 +235,7 @@ def frechet_distance_unclipped_eigh(mu1, sigma1, mu2, sigma2):
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
 
 
+@mistake("frechet_distance", says="changed its argument sigma1 in place")
 def frechet_distance_in_place_offset(mu1, sigma1, mu2, sigma2):
     # adds the regularising offset to the caller's matrices in place
     sigma1 += 1e-12 * np.eye(len(sigma1))
@@ -213,6 +243,7 @@ def frechet_distance_in_place_offset(mu1, sigma1, mu2, sigma2):
     return ref.frechet_distance(mu1, sigma1, mu2, sigma2)
 
 
+@mistake("frechet_distance", says="offset always added")
 def frechet_distance_always_offset(mu1, sigma1, mu2, sigma2):
     # always adds eps = 1e-6 to the diagonals: shifts singular cases by about sqrt(eps) per missing direction
     offset = 1e-6 * np.eye(len(sigma1))
@@ -223,6 +254,7 @@ def frechet_distance_always_offset(mu1, sigma1, mu2, sigma2):
 # kernel_inception_distance: correct alternatives
 
 
+@correct("kernel_inception_distance")
 def kid_loops(features_a, features_b, n_subsets=4):
     """Plain Python loops over subsets and pairs, numpy float64, ddof=1."""
     a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
@@ -242,6 +274,7 @@ def kid_loops(features_a, features_b, n_subsets=4):
     return float(np.mean(estimates)), float(np.std(estimates, ddof=1) / np.sqrt(n_subsets))
 
 
+@correct("kernel_inception_distance")
 def kid_numpy_masked(features_a, features_b, n_subsets=4):
     """numpy, one kernel matrix per subset, the diagonal removed with a mask; the mean of the off-diagonal entries."""
     a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
@@ -257,6 +290,7 @@ def kid_numpy_masked(features_a, features_b, n_subsets=4):
     return float(estimates.mean()), float(estimates.std(ddof=1) / np.sqrt(n_subsets))
 
 
+@correct("kernel_inception_distance")
 def kid_one_kernel_matrix(features_a, features_b, n_subsets=4):
     """torch: one kernel matrix over all rows of both sets, cut into the subsets' blocks afterwards."""
     a, b = torch.as_tensor(features_a).double(), torch.as_tensor(features_b).double()
@@ -307,42 +341,50 @@ def _kid_from(a, b, n_subsets, degree=3, scale=None, keep_diagonal=False, cross_
     return mmd2.mean().item(), spread.item()
 
 
+@mistake("kernel_inception_distance", says="(?s)the biased estimate.*keep their diagonal")
 def kid_biased(features_a, features_b, n_subsets=4):
     # keeps k(a_i, a_i) in the within-set means: the V-statistic, biased upwards
     return _kid_from(features_a, features_b, n_subsets, keep_diagonal=True)
 
 
+@mistake("kernel_inception_distance", says="squared, not cubed")
 def kid_degree_two(features_a, features_b, n_subsets=4):
     # a quadratic kernel instead of the cubic one
     return _kid_from(features_a, features_b, n_subsets, degree=2)
 
 
+@mistake("kernel_inception_distance", says="has no 1/D")
 def kid_no_scale(features_a, features_b, n_subsets=4):
     # (x . y + 1)^3: the 1/D is missing
     return _kid_from(features_a, features_b, n_subsets, scale=1.0)
 
 
+@mistake("kernel_inception_distance", says=r"divides by sqrt\(D\), not D")
 def kid_sqrt_scale(features_a, features_b, n_subsets=4):
     # (x . y / sqrt(D) + 1)^3, the attention habit
     a = torch.as_tensor(features_a)
     return _kid_from(features_a, features_b, n_subsets, scale=a.shape[1] ** 0.5)
 
 
+@mistake("kernel_inception_distance", says="cross term leaves out its diagonal")
 def kid_cross_off_diagonal(features_a, features_b, n_subsets=4):
     # drops k(a_i, b_i) from the cross term as well
     return _kid_from(features_a, features_b, n_subsets, cross_off_diagonal=True)
 
 
+@mistake("kernel_inception_distance", says="(?s)standard error.*is not their mean's standard error")
 def kid_std(features_a, features_b, n_subsets=4):
     # reports the standard deviation of the subset estimates, not the standard error of their mean
     return _kid_from(features_a, features_b, n_subsets, error="std")
 
 
+@mistake("kernel_inception_distance", says="divided by S - 1")
 def kid_ddof0(features_a, features_b, n_subsets=4):
     # np.std's default: divides by S, not S - 1
     return _kid_from(features_a, features_b, n_subsets, error="ddof0")
 
 
+@mistake("kernel_inception_distance", says="subsets are interleaved")
 def kid_interleaved(features_a, features_b, n_subsets=4):
     # subset s takes rows s, s + S, s + 2S, ... instead of a block of consecutive rows
     a, b = torch.as_tensor(features_a), torch.as_tensor(features_b)
@@ -352,6 +394,7 @@ def kid_interleaved(features_a, features_b, n_subsets=4):
     return _kid_from(a, b, n_subsets)
 
 
+@mistake("kernel_inception_distance", says="(?s)the KID does not match.*not rows drawn at random")
 def kid_random_subsets(features_a, features_b, n_subsets=4):
     # Bińkowski et al.'s code draws each subset at random: another estimate, not the blocks the docstring asks for
     a, b = torch.as_tensor(features_a), torch.as_tensor(features_b)
@@ -364,6 +407,7 @@ def kid_random_subsets(features_a, features_b, n_subsets=4):
 # inception_score: correct alternatives
 
 
+@correct("inception_score")
 def inception_score_entropy(probs):
     """IS = exp(H(p(y)) - E_x H(p(y|x))): the mean KL to the marginal is the mutual information."""
     p = torch.as_tensor(probs).double()
@@ -373,6 +417,7 @@ def inception_score_entropy(probs):
     return (entropy_marginal - mean_entropy).exp().item()
 
 
+@correct("inception_score")
 def inception_score_log_space(probs):
     """In log space with logsumexp for log p(y), clamping before the log; base-2 logs with 2 ** (the same score)."""
     p = torch.as_tensor(probs).double()
@@ -382,6 +427,7 @@ def inception_score_log_space(probs):
     return float(2 ** kl_bits.mean())
 
 
+@correct("inception_score")
 def inception_score_scipy_loop(probs):
     """scipy.stats.entropy(p, q) is KL(p || q); one image at a time."""
     p = np.asarray(probs, dtype=np.float64)
@@ -393,6 +439,7 @@ def inception_score_scipy_loop(probs):
 # inception_score: mistakes
 
 
+@mistake("inception_score", says="KL is reversed")
 def inception_score_reversed(probs):
     # KL(p(y) || p(y|x)) instead of KL(p(y|x) || p(y))
     p = torch.as_tensor(probs).double()
@@ -400,6 +447,7 @@ def inception_score_reversed(probs):
     return float((torch.xlogy(p_y, p_y) - torch.xlogy(p_y, p)).sum(1).mean().exp())
 
 
+@mistake("inception_score", says=r"the mean of exp\(KL\)")
 def inception_score_mean_of_exp(probs):
     # exp per image, then the mean
     p = torch.as_tensor(probs).double()
@@ -407,24 +455,28 @@ def inception_score_mean_of_exp(probs):
     return float(kl.exp().mean())
 
 
+@mistake("inception_score", says="the exp is missing")
 def inception_score_no_exp(probs):
     # returns E_x KL, the log of the score
     p = torch.as_tensor(probs).double()
     return float((torch.xlogy(p, p) - torch.xlogy(p, p.mean(0))).sum(1).mean())
 
 
+@mistake("inception_score", says="summed over the images")
 def inception_score_sum(probs):
     # sums the KL over images instead of averaging
     p = torch.as_tensor(probs).double()
     return float((torch.xlogy(p, p) - torch.xlogy(p, p.mean(0))).sum(1).sum().exp())
 
 
+@mistake("inception_score", says="averaged over the classes")
 def inception_score_marginal_over_classes(probs):
     # p(y) averaged over the classes instead of over the images
     p = torch.as_tensor(probs).double()
     return float((torch.xlogy(p, p) - torch.xlogy(p, p.mean(1, keepdim=True))).sum(1).mean().exp())
 
 
+@mistake("inception_score", says="log p\\(y\\) is the mean of log p\\(y\\|x\\)")
 def inception_score_mean_of_log(probs):
     # log p(y) as the mean of log p(y|x) instead of the log of the mean
     p = torch.as_tensor(probs).double()
@@ -432,12 +484,14 @@ def inception_score_mean_of_log(probs):
     return float((p * (log_p - log_p.mean(0))).sum(1).mean().exp())
 
 
+@mistake("inception_score", says=r"0 \* log 0")
 def inception_score_naive_log(probs):
     # p * log(p) without care: 0 * log 0 = NaN
     p = torch.as_tensor(probs).double()
     return float((p * (p.log() - p.mean(0).log())).sum(1).mean().exp())
 
 
+@mistake("feature_statistics", says="more than batch_size = 128")
 def feature_statistics_default_batch(classifier, images, batch_size=256):
     # batches of the default size whatever batch_size says
     classifier.eval()

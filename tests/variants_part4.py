@@ -1,10 +1,11 @@
 """Other ways to write each Part 4 step: correct ones the graders must accept, and common mistakes they must catch.
 
 Each mistake is the reference with one thing changed, named after what a student would get wrong.
+Each is registered once, beside its code: `@correct(step)` or `@mistake(step, says=REGEX)` (tests/proofs.py), from
+which tests/test_graders_part4.py makes its proofs.
 """
 
 import math
-import types
 
 import numpy as np
 import torch
@@ -15,11 +16,16 @@ from torch import nn
 from solutions import part1
 from solutions import part4 as ref
 from tests import variants_part1 as v1
+from tests.proofs import Catalogue, with_own
 from utils.engine.sampling import spaced_steps
+
+catalogue = Catalogue()
+correct, mistake = catalogue.correct, catalogue.mistake
 
 # ----------------------------------------------------------------------------------------------------- cosine_schedule
 
 
+@correct("cosine_schedule")
 def cosine_schedule_loop(max_steps, s=0.008):
     """Correct: Python floats, one step at a time."""
 
@@ -29,6 +35,7 @@ def cosine_schedule_loop(max_steps, s=0.008):
     return torch.tensor([min(1 - f(t) / f(t - 1), 0.999) for t in range(1, max_steps + 1)], dtype=torch.float32)
 
 
+@correct("cosine_schedule")
 def cosine_schedule_numpy(max_steps, s=0.008):
     """Correct: numpy, alpha_bar normalized first, np.clip."""
     t = np.linspace(0, max_steps, max_steps + 1)
@@ -37,6 +44,7 @@ def cosine_schedule_numpy(max_steps, s=0.008):
     return torch.from_numpy(np.clip(1 - alpha_bar[1:] / alpha_bar[:-1], 0, 0.999)).float()
 
 
+@correct("cosine_schedule")
 def cosine_schedule_float32(max_steps, s=0.008):
     """Correct: the reference's arithmetic in float32, which the docstring allows (beta_1 comes out 0.1% low)."""
     t = torch.arange(max_steps + 1, dtype=torch.float32)
@@ -44,6 +52,7 @@ def cosine_schedule_float32(max_steps, s=0.008):
     return (1 - (f / f[0])[1:] / (f / f[0])[:-1]).clamp(max=0.999)
 
 
+@mistake("cosine_schedule", says="rounding: computed in float16")
 def cosine_schedule_float16(max_steps, s=0.008):
     """float16 arithmetic: 1 - alpha_bar_1 / alpha_bar_0 rounds to a beta_1 several percent off."""
     t = torch.arange(max_steps + 1, dtype=torch.float16)
@@ -51,16 +60,19 @@ def cosine_schedule_float16(max_steps, s=0.008):
     return (1 - f[1:] / f[:-1]).clamp(max=0.999).float()
 
 
+@mistake("cosine_schedule", says="not clipped at 0.999")
 def cosine_schedule_no_clip(max_steps, s=0.008):
     t = torch.arange(max_steps + 1, dtype=torch.float64)
     f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
     return (1 - f[1:] / f[:-1]).float()
 
 
+@mistake("cosine_schedule", says="offset s is missing")
 def cosine_schedule_no_offset(max_steps, s=0.008):
     return ref.cosine_schedule(max_steps, s=0.0)
 
 
+@mistake("cosine_schedule", says="not normalized by f\\(0\\)")
 def cosine_schedule_unnormalized(max_steps, s=0.008):
     t = torch.arange(1, max_steps + 1, dtype=torch.float64)
     alpha_bar = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -68,6 +80,7 @@ def cosine_schedule_unnormalized(max_steps, s=0.008):
     return (1 - alpha_bar / previous).clamp(max=0.999).float()
 
 
+@mistake("cosine_schedule", says="ratio is shifted by one step")
 def cosine_schedule_shifted_ratio(max_steps, s=0.008):
     t = torch.arange(max_steps + 2, dtype=torch.float64)
     f = torch.cos((t / max_steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -77,12 +90,14 @@ def cosine_schedule_shifted_ratio(max_steps, s=0.008):
 # ---------------------------------------------------------------------------------------------------------- predict_x0
 
 
+@correct("predict_x0")
 def predict_x0_via_reconstruct(x_t, eps, t, schedule):
     """Correct: Part 1's reconstruct, with t made one per image."""
     t = torch.as_tensor(t, device=x_t.device).expand(len(x_t))
     return part1.reconstruct(x_t, eps, t, schedule)
 
 
+@correct("predict_x0")
 def predict_x0_indexing(x_t, eps, t, schedule):
     """Correct: index the table directly and reshape by hand."""
     alpha_bar = schedule.alpha_bars[torch.as_tensor(t) - 1]
@@ -91,16 +106,19 @@ def predict_x0_indexing(x_t, eps, t, schedule):
     return x_t / alpha_bar.sqrt() - eps * torch.sqrt(1 / alpha_bar - 1)
 
 
+@mistake("predict_x0", says="added, not subtracted")
 def predict_x0_sign(x_t, eps, t, schedule):
     alpha_bar = ref.per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
     return (x_t + (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
 
+@mistake("predict_x0", says="square root is missing")
 def predict_x0_no_sqrt(x_t, eps, t, schedule):
     alpha_bar = ref.per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
     return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar
 
 
+@mistake("predict_x0", says="alpha_t where alpha_bar_t belongs")
 def predict_x0_alpha(x_t, eps, t, schedule):
     alpha = ref.per_image(schedule.alpha(torch.as_tensor(t).expand(len(x_t))), x_t)
     return (x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt()
@@ -109,6 +127,7 @@ def predict_x0_alpha(x_t, eps, t, schedule):
 # ----------------------------------------------------------------------------------------------------------- ddim_step
 
 
+@correct("ddim_step")
 def ddim_step_coefficients(x_t, eps, t, t_prev, schedule, eta):
     """Correct: x_prev as one coefficient on x_t and one on eps, noise always drawn and scaled by sigma."""
     ab = float(schedule.alpha_bar(t))
@@ -119,6 +138,7 @@ def ddim_step_coefficients(x_t, eps, t, t_prev, schedule, eta):
     return c_x * x_t + c_eps * eps + sigma * torch.randn(x_t.shape, dtype=x_t.dtype)
 
 
+@correct("ddim_step")
 def ddim_step_via_predict(x_t, eps, t, t_prev, schedule, eta):
     """Correct: alpha_bar_0 = 1 by a padded table, and the noise drawn with torch.normal."""
     table = torch.cat([torch.ones(1), schedule.alpha_bars])
@@ -143,28 +163,34 @@ def _ddim_with(x_t, eps, t, t_prev, schedule, sigma_of, direction_sigma=True, no
     return ab_prev.sqrt() * x0 + direction + sigma * torch.randn_like(x_t)
 
 
+@mistake("ddim_step", says="eta is misplaced")
 def ddim_step_eta_misplaced(x_t, eps, t, t_prev, schedule, eta):
     return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: math.sqrt(eta) * _sigma(ab, abp, 1.0))
 
 
+@mistake("ddim_step", says="sigma\\^2 = beta_t is DDPM's other choice")
 def ddim_step_sigma_beta(x_t, eps, t, t_prev, schedule, eta):
     return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: eta * schedule.beta(t).sqrt() * (t_prev > 0))
 
 
+@mistake("ddim_step", says="off by one in t_prev")
 def ddim_step_t_prev_off_by_one(x_t, eps, t, t_prev, schedule, eta):
     return _ddim_with(
         x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, eta), prev_shift=1 if t_prev else 0
     )
 
 
+@mistake("ddim_step", says="at eta = 0 a DDIM step adds no noise")
 def ddim_step_noise_at_eta_0(x_t, eps, t, t_prev, schedule, eta):
     return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, max(eta, 1.0)))
 
 
+@mistake("ddim_step", says="direction term ignores sigma")
 def ddim_step_direction_ignores_sigma(x_t, eps, t, t_prev, schedule, eta):
     return _ddim_with(x_t, eps, t, t_prev, schedule, lambda ab, abp: _sigma(ab, abp, eta), direction_sigma=False)
 
 
+@mistake("ddim_step", says="(?s)returned NaN or inf.*0 \\* NaN is NaN")
 def ddim_step_alpha_bar_0_is_0(x_t, eps, t, t_prev, schedule, eta):
     """alpha_bar_0 taken as 0 ("all noise") instead of 1: sigma's 1 - alpha_bar_t / 0 is -inf, and at eta = 0 the
     step is 0 * NaN."""
@@ -175,6 +201,7 @@ def ddim_step_alpha_bar_0_is_0(x_t, eps, t, t_prev, schedule, eta):
     return ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * torch.randn_like(x_t)
 
 
+@mistake("ddim_step", says="alpha_bar_0 = 1")
 def ddim_step_alpha_bar_0_is_alpha_bar_1(x_t, eps, t, t_prev, schedule, eta):
     return (
         ref.ddim_step(x_t, eps, t, max(t_prev, 1), schedule, eta)
@@ -186,6 +213,7 @@ def ddim_step_alpha_bar_0_is_alpha_bar_1(x_t, eps, t, t_prev, schedule, eta):
 # --------------------------------------------------------------------------------------------------------- ddim_sample
 
 
+@correct("ddim_sample")
 @torch.no_grad()
 def ddim_sample_indexed(model, n_samples, steps, eta=0.0, x_T=None):
     """Correct: an index loop over the subsequence, with the device taken from the schedule."""
@@ -201,6 +229,7 @@ def ddim_sample_indexed(model, n_samples, steps, eta=0.0, x_T=None):
     return x
 
 
+@correct("ddim_sample")
 @torch.no_grad()
 def ddim_sample_with_own_step(model, n_samples, steps, eta=0.0, x_T=None):
     """Correct: a correct alternative ddim_step, called along the pairs (tau_i, tau_{i-1})."""
@@ -221,21 +250,25 @@ def _sample_pairs(model, n_samples, pairs, eta, x_T):
     return x
 
 
+@mistake("ddim_sample", says="called at T first")
 def ddim_sample_ascending(model, n_samples, steps, eta=0.0, x_T=None):
     taus = spaced_steps(len(model.noise_schedule), steps).tolist()
     return _sample_pairs(model, n_samples, list(zip(taus, [0] + taus[:-1])), eta, x_T)
 
 
+@mistake("ddim_sample", says="one more step, to t_prev = 0")
 def ddim_sample_stops_at_tau_1(model, n_samples, steps, eta=0.0, x_T=None):
     taus = spaced_steps(len(model.noise_schedule), steps).tolist()
     return _sample_pairs(model, n_samples, list(zip(taus[::-1], taus[-2::-1])), eta, x_T)
 
 
+@mistake("ddim_sample", says="t_prev is the previous entry tau_\\{i-1\\}")
 def ddim_sample_previous_step(model, n_samples, steps, eta=0.0, x_T=None):
     taus = spaced_steps(len(model.noise_schedule), steps).tolist()
     return _sample_pairs(model, n_samples, [(t, t - 1) for t in taus[::-1]], eta, x_T)
 
 
+@mistake("ddim_sample", says="start from x_T when it is given")
 def ddim_sample_ignores_x_T(model, n_samples, steps, eta=0.0, x_T=None):
     return ref.ddim_sample(model, n_samples, steps, eta)
 
@@ -243,30 +276,36 @@ def ddim_sample_ignores_x_T(model, n_samples, steps, eta=0.0, x_T=None):
 # --------------------------------------------------------------------------------------------------------- drop_labels
 
 
+@correct("drop_labels")
 def drop_labels_bernoulli(labels, p, no_label):
     """Correct: a Bernoulli mask and masked_fill on a copy."""
     mask = torch.bernoulli(torch.full(labels.shape, float(p))).bool()
     return labels.clone().masked_fill(mask, no_label)
 
 
+@correct("drop_labels")
 def drop_labels_numpy(labels, p, no_label):
     """Correct: numpy's generator."""
     keep = np.random.default_rng().random(len(labels)) >= p
     return torch.from_numpy(np.where(keep, labels.numpy(), no_label)).long()
 
 
+@mistake("drop_labels", says="probability 1 - p")
 def drop_labels_one_minus_p(labels, p, no_label):
     return torch.where(torch.rand(labels.shape) < 1 - p, torch.full_like(labels, no_label), labels)
 
 
+@mistake("drop_labels", says="label 0 is a real class")
 def drop_labels_zero(labels, p, no_label):
     return torch.where(torch.rand(labels.shape) < p, torch.zeros_like(labels), labels)
 
 
+@mistake("drop_labels", says="one random number per label")
 def drop_labels_whole_batch(labels, p, no_label):
     return torch.full_like(labels, no_label) if torch.rand(()) < p else labels.clone()
 
 
+@mistake("drop_labels", says="changed the labels it was given")
 def drop_labels_in_place(labels, p, no_label):
     labels[torch.rand(labels.shape) < p] = no_label
     return labels
@@ -275,6 +314,7 @@ def drop_labels_in_place(labels, p, no_label):
 # ------------------------------------------------------------------------------------------------------ ConditionalUnet
 
 
+@correct("ConditionalUnet")
 class ConditionalUnetOwnForward(ref.Unet):
     """Correct: the label table registered last, and Part 2's forward written out with the label added."""
 
@@ -306,6 +346,7 @@ class _Wrapped(nn.Module):
         return self.time_mlp(conditions[:, 0]) + self.table(conditions[:, 1])
 
 
+@correct("ConditionalUnet")
 class ConditionalUnetStacked(ref.Unet):
     """Correct: its own wrapper module and torch.stack."""
 
@@ -318,18 +359,21 @@ class ConditionalUnetStacked(ref.Unet):
         return super().forward(images, torch.stack([num_steps, labels.long()], dim=1))
 
 
+@mistake("ConditionalUnet", says="'no label' token")
 class ConditionalUnetNoNullRow(ConditionalUnetStacked):
     def __init__(self, config, noise_schedule=None):
         ref.Unet.__init__(self, config, noise_schedule)
         self.time_mlp = _Wrapped(self.time_mlp, nn.Embedding(config.num_classes, 4 * config.channels))
 
 
+@mistake("ConditionalUnet", says="labels=None was read as label 0")
 class ConditionalUnetNoneIsZero(ConditionalUnetStacked):
     def forward(self, images, num_steps, labels=None):
         labels = torch.zeros_like(num_steps) if labels is None else labels
         return ref.Unet.forward(self, images, torch.stack([num_steps, labels.long()], dim=1))
 
 
+@mistake("ConditionalUnet", says="the labels are ignored")
 class ConditionalUnetIgnoresLabels(ConditionalUnetOwnForward):
     def forward(self, images, num_steps, labels=None):
         return ref.Unet.forward(self, images, num_steps)
@@ -338,6 +382,7 @@ class ConditionalUnetIgnoresLabels(ConditionalUnetOwnForward):
 # ----------------------------------------------------------------------------------------------------- conditional_loss
 
 
+@correct("conditional_loss")
 def conditional_loss_by_hand(model, x_0, labels, p_uncond=0.1):
     """Correct: the noise drawn by hand, the labels dropped by a correct alternative."""
     labels = drop_labels_bernoulli(labels, p_uncond, model.config.num_classes)
@@ -348,6 +393,7 @@ def conditional_loss_by_hand(model, x_0, labels, p_uncond=0.1):
     return ((model(x_t, t, labels) - eps) ** 2).mean()
 
 
+@mistake("conditional_loss", says="(?s)same t.*one t drawn for the whole batch")
 def conditional_loss_one_t(model, x_0, labels, p_uncond=0.1):
     """One t drawn for the whole batch."""
     labels = ref.drop_labels(labels, p_uncond, model.config.num_classes)
@@ -358,15 +404,18 @@ def conditional_loss_one_t(model, x_0, labels, p_uncond=0.1):
     return F.mse_loss(model(x_t, t, labels), eps)
 
 
+@mistake("conditional_loss", says="no label was dropped")
 def conditional_loss_no_drop(model, x_0, labels, p_uncond=0.1):
     num_steps, noise, x_t = ref.noise_img(x_0, model.noise_schedule)
     return F.mse_loss(model(x_t, num_steps, labels), noise)
 
 
+@mistake("conditional_loss", says="probability 1 - p_uncond")
 def conditional_loss_one_minus_p(model, x_0, labels, p_uncond=0.1):
     return ref.conditional_loss(model, x_0, labels, 1 - p_uncond)
 
 
+@mistake("conditional_loss", says="compared with x_0")
 def conditional_loss_against_x0(model, x_0, labels, p_uncond=0.1):
     labels = ref.drop_labels(labels, p_uncond, model.config.num_classes)
     num_steps, _, x_t = ref.noise_img(x_0, model.noise_schedule)
@@ -376,6 +425,7 @@ def conditional_loss_against_x0(model, x_0, labels, p_uncond=0.1):
 # ---------------------------------------------------------------------------------------------------------- guided_eps
 
 
+@correct("guided_eps")
 def guided_eps_einops(model, x_t, num_steps, labels, w):
     """Correct: einops repeat for the doubled batch, and eps_u + (1 + w)(eps_c - eps_u)."""
     both_labels = torch.stack([labels, torch.full_like(labels, model.config.num_classes)])  # (2, B)
@@ -386,6 +436,7 @@ def guided_eps_einops(model, x_t, num_steps, labels, w):
     return eps_u + (1 + w) * (eps_c - eps_u)
 
 
+@correct("guided_eps")
 def guided_eps_unconditional_first(model, x_t, num_steps, labels, w):
     """Correct: the "no label" half first."""
     no_label = torch.full_like(labels, model.config.num_classes)
@@ -393,20 +444,24 @@ def guided_eps_unconditional_first(model, x_t, num_steps, labels, w):
     return (1 + w) * eps_c - w * eps_u
 
 
+@mistake("guided_eps", says="signs are swapped")
 def guided_eps_signs_swapped(model, x_t, num_steps, labels, w):
     return ref.guided_eps(model, x_t, num_steps, labels, -1 - w)
 
 
+@mistake("guided_eps", says="guidance-scale convention")
 def guided_eps_scale_convention(model, x_t, num_steps, labels, w):
     return ref.guided_eps(model, x_t, num_steps, labels, w - 1)
 
 
+@mistake("guided_eps", says="call the model once, on a batch of 2B")
 def guided_eps_two_calls(model, x_t, num_steps, labels, w):
     eps_c = model(x_t, num_steps, labels)
     eps_u = model(x_t, num_steps, torch.full_like(labels, model.config.num_classes))
     return (1 + w) * eps_c - w * eps_u
 
 
+@mistake("guided_eps", says="used label 0")
 def guided_eps_label_zero(model, x_t, num_steps, labels, w):
     both = model(torch.cat([x_t, x_t]), torch.cat([num_steps, num_steps]), torch.cat([labels, 0 * labels]))
     eps_c, eps_u = both.chunk(2)
@@ -416,19 +471,24 @@ def guided_eps_label_zero(model, x_t, num_steps, labels, w):
 # ------------------------------------------------------------------------- a later step after a wrong earlier one
 
 
-def _with_own(function, **earlier):
-    """`function` as it runs in a student's file whose earlier steps are `earlier`: the names it calls rebound."""
-    rebound = types.FunctionType(function.__code__, {**function.__globals__, **earlier}, function.__name__)
-    rebound.__defaults__ = function.__defaults__
-    return rebound
-
-
 def _drop_labels_never(labels, p, no_label):
     return labels.clone()
 
 
 # The reference conditional_loss in a notebook whose drop_labels never drops, or whose Part 1 noise_img is wrong.
-conditional_loss_after_wrong_drop_labels = _with_own(ref.conditional_loss, drop_labels=_drop_labels_never)
-conditional_loss_after_wrong_noise_img = _with_own(ref.conditional_loss, noise_img=v1.noise_img_scaled_noise)
+conditional_loss_after_wrong_drop_labels = mistake(
+    "conditional_loss",
+    "(?s)no label was dropped.*first: your `drop_labels`, which this step calls, fails its own check",
+    with_own(ref.conditional_loss, drop_labels=_drop_labels_never),
+)
+conditional_loss_after_wrong_noise_img = mistake(
+    "conditional_loss",
+    "(?s)first: your `noise_img`, which this step calls, fails its own check",
+    with_own(ref.conditional_loss, noise_img=v1.noise_img_scaled_noise),
+)
 # The reference ddim_step in a notebook whose predict_x0 adds the noise term instead of subtracting it.
-ddim_step_after_wrong_predict_x0 = _with_own(ref.ddim_step, predict_x0=predict_x0_sign)
+ddim_step_after_wrong_predict_x0 = mistake(
+    "ddim_step",
+    "(?s)first: your `predict_x0`, which this step calls, fails its own check \\(.*added, not subtracted",
+    with_own(ref.ddim_step, predict_x0=predict_x0_sign),
+)

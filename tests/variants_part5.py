@@ -1,4 +1,5 @@
-"""Other ways to write each Part 5 step: correct ones the graders must accept, and common mistakes they must catch."""
+"""Other ways to write each Part 5 step: correct ones the graders must accept, and common mistakes they must catch,
+each registered once in the part's catalogue with the message its grader must give."""
 
 import math
 
@@ -8,17 +9,23 @@ import torch.nn.functional as F
 
 from solutions import part2
 from solutions import part5 as ref
+from tests.proofs import Catalogue
 from utils.engine.model import per_image
+
+catalogue = Catalogue()
+correct, mistake = catalogue.correct, catalogue.mistake
 
 # ------------------------------------------------------------------------------------------------------ pf_ode_drift
 
 
+@correct("pf_ode_drift")
 def pf_ode_drift_eps(model, z, sigma):
     """Correct: (z - D) / sigma simplified to eps_theta itself."""
     t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
     return model(z / math.sqrt(1 + sigma**2), t)
 
 
+@correct("pf_ode_drift")
 def pf_ode_drift_alpha_bar(model, z, sigma):
     """Correct: through sqrt(alpha_bar) = 1 / sqrt(1 + sigma^2) and Part 4's x0_hat."""
     sqrt_alpha_bar = (1 + sigma**2) ** -0.5
@@ -29,27 +36,32 @@ def pf_ode_drift_alpha_bar(model, z, sigma):
     return (z - x0_hat) / sigma
 
 
+@mistake("pf_ode_drift", says="1/sigma factor")
 def pf_ode_drift_no_one_over_sigma(model, z, sigma):
     t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
     denoised = z - sigma * model(z / math.sqrt(1 + sigma**2), t)
     return z - denoised
 
 
+@mistake("pf_ode_drift", says="sign")
 def pf_ode_drift_sign(model, z, sigma):
     t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
     denoised = z - sigma * model(z / math.sqrt(1 + sigma**2), t)
     return (denoised - z) / sigma
 
 
+@mistake("pf_ode_drift", says="not z")
 def pf_ode_drift_feeds_z(model, z, sigma):
     t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma))
     return model(z, t)
 
 
+@mistake("pf_ode_drift", says="not sigma itself")
 def pf_ode_drift_sigma_as_t(model, z, sigma):
     return model(z / math.sqrt(1 + sigma**2), torch.full((z.shape[0],), sigma))
 
 
+@mistake("pf_ode_drift", says="not rounded")
 def pf_ode_drift_rounded_t(model, z, sigma):
     t = torch.full((z.shape[0],), round(ref.sigma_to_t(model.noise_schedule, sigma)))
     return model(z / math.sqrt(1 + sigma**2), t)
@@ -58,6 +70,7 @@ def pf_ode_drift_rounded_t(model, z, sigma):
 # ----------------------------------------------------------------------------------------------------- karras_sigmas
 
 
+@correct("karras_sigmas")
 def karras_sigmas_loop(n, sigma_min, sigma_max, rho=7.0):
     """Correct: a Python loop in float32."""
     values = []
@@ -66,27 +79,32 @@ def karras_sigmas_loop(n, sigma_min, sigma_max, rho=7.0):
     return torch.tensor(values + [0.0], dtype=torch.float32)
 
 
+@correct("karras_sigmas")
 def karras_sigmas_numpy(n, sigma_min, sigma_max, rho=7.0):
     """Correct: numpy's linspace between the two ends in sigma^(1/rho)."""
     return torch.from_numpy(np.append(np.linspace(sigma_max ** (1 / rho), sigma_min ** (1 / rho), n) ** rho, 0.0))
 
 
+@mistake("karras_sigmas", says="exponent rho is missing")
 def karras_sigmas_no_rho(n, sigma_min, sigma_max, rho=7.0):
     return torch.cat(
         [torch.linspace(sigma_max, sigma_min, n, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)]
     )
 
 
+@mistake("karras_sigmas", says="sigma_n = 0")
 def karras_sigmas_no_zero(n, sigma_min, sigma_max, rho=7.0):
     return ref.karras_sigmas(n, sigma_min, sigma_max, rho)[:-1]
 
 
+@mistake("karras_sigmas", says="rise")
 def karras_sigmas_rising(n, sigma_min, sigma_max, rho=7.0):
     return torch.cat(
         [ref.karras_sigmas(n, sigma_min, sigma_max, rho)[:-1].flip(0), torch.zeros(1, dtype=torch.float64)]
     )
 
 
+@mistake("karras_sigmas", says="i / \\(n - 1\\)")
 def karras_sigmas_over_n(n, sigma_min, sigma_max, rho=7.0):
     i = torch.arange(n, dtype=torch.float64)
     sigmas = (sigma_max ** (1 / rho) + i / n * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
@@ -96,6 +114,7 @@ def karras_sigmas_over_n(n, sigma_min, sigma_max, rho=7.0):
 # --------------------------------------------------------------------------------------------------------- heun_step
 
 
+@correct("heun_step")
 def heun_step_trapezoid(drift, x, s, s_next):
     """Correct: written as Euler's step plus half the change of slope."""
     h = s_next - s
@@ -106,16 +125,19 @@ def heun_step_trapezoid(drift, x, s, s_next):
     return x_euler + h / 2 * (drift(x_euler, s_next) - d)
 
 
+@mistake("heun_step", says="only Euler")
 def heun_step_euler_only(drift, x, s, s_next):
     return x + (s_next - s) * drift(x, s)
 
 
+@mistake("heun_step", says="must stay Euler")
 def heun_step_no_last_euler(drift, x, s, s_next):
     d = drift(x, s)
     x_next = x + (s_next - s) * d
     return x + (s_next - s) * (d + drift(x_next, s_next)) / 2
 
 
+@mistake("heun_step", says="Euler's point")
 def heun_step_slope_at_x(drift, x, s, s_next):
     d = drift(x, s)
     if s_next == 0:
@@ -123,6 +145,7 @@ def heun_step_slope_at_x(drift, x, s, s_next):
     return x + (s_next - s) * (d + drift(x, s_next)) / 2
 
 
+@mistake("heun_step", says="time s, not s_next")
 def heun_step_slope_at_s(drift, x, s, s_next):
     d = drift(x, s)
     x_next = x + (s_next - s) * d
@@ -131,6 +154,7 @@ def heun_step_slope_at_s(drift, x, s, s_next):
     return x + (s_next - s) * (d + drift(x_next, s)) / 2
 
 
+@mistake("heun_step", says="replaces both")
 def heun_step_second_slope_only(drift, x, s, s_next):
     d = drift(x, s)
     x_next = x + (s_next - s) * d
@@ -142,41 +166,49 @@ def heun_step_second_slope_only(drift, x, s, s_next):
 # -------------------------------------------------------------------------------------------------- flow_interpolate
 
 
+@correct("flow_interpolate")
 def flow_interpolate_lerp(x_0, eps, s):
     """Correct: torch.lerp."""
     return torch.lerp(x_0, eps, s.reshape(-1, 1, 1, 1)), eps - x_0
 
 
+@correct("flow_interpolate")
 def flow_interpolate_einsum(x_0, eps, s):
     """Correct: per-image scaling by einsum."""
     return x_0 + torch.einsum("b,bchw->bchw", s, eps - x_0), eps - x_0
 
 
+@mistake("flow_interpolate", says="wrong way")
 def flow_interpolate_reversed(x_0, eps, s):
     s = per_image(s, x_0)
     return s * x_0 + (1 - s) * eps, eps - x_0
 
 
+@mistake("flow_interpolate", says="straight")
 def flow_interpolate_vp(x_0, eps, s):
     s = per_image(s, x_0)
     return (1 - s).sqrt() * x_0 + s.sqrt() * eps, eps - x_0
 
 
+@mistake("flow_interpolate", says="sign")
 def flow_interpolate_velocity_sign(x_0, eps, s):
     s = per_image(s, x_0)
     return (1 - s) * x_0 + s * eps, x_0 - eps
 
 
+@mistake("flow_interpolate", says="DDPM's target")
 def flow_interpolate_eps_target(x_0, eps, s):
     s = per_image(s, x_0)
     return (1 - s) * x_0 + s * eps, eps
 
 
+@mistake("flow_interpolate", says="not x_0")
 def flow_interpolate_x0_target(x_0, eps, s):
     s = per_image(s, x_0)
     return (1 - s) * x_0 + s * eps, x_0
 
 
+@mistake("flow_interpolate", says="does not depend on s")
 def flow_interpolate_scaled_velocity(x_0, eps, s):
     s = per_image(s, x_0)
     return (1 - s) * x_0 + s * eps, s * (eps - x_0)
@@ -185,6 +217,7 @@ def flow_interpolate_scaled_velocity(x_0, eps, s):
 # ------------------------------------------------------------------------------------------------ flow_matching_loss
 
 
+@correct("flow_matching_loss")
 def flow_matching_loss_by_hand(model, x_0):
     """Correct: the interpolation and the mean written out, s from torch.empty().uniform_()."""
     s = torch.empty(len(x_0)).uniform_(0, 1)
@@ -193,6 +226,7 @@ def flow_matching_loss_by_hand(model, x_0):
     return ((model(x_s, s) - (eps - x_0)) ** 2).mean()
 
 
+@correct("flow_matching_loss")
 def flow_matching_loss_numpy_rng(model, x_0):
     """Correct: s and eps from numpy's generator."""
     rng = np.random.default_rng(torch.randint(0, 2**31, ()).item())
@@ -209,32 +243,39 @@ def _loss_with(model, x_0, s, eps=None, target="velocity"):
     return F.mse_loss(model(x_s, s), wanted)
 
 
+@mistake("flow_matching_loss", says="Uniform\\[0, 1\\]")
 def flow_matching_loss_randn_s(model, x_0):
     return _loss_with(model, x_0, torch.randn(len(x_0)), target="raw_s")
 
 
+@mistake("flow_matching_loss", says="one s for the whole batch")
 def flow_matching_loss_one_s(model, x_0):
     return _loss_with(model, x_0, torch.rand(1).expand(len(x_0)))
 
 
+@mistake("flow_matching_loss", says="logit-normal")
 def flow_matching_loss_logit_normal(model, x_0):
     return _loss_with(model, x_0, torch.sigmoid(torch.randn(len(x_0))))
 
 
+@mistake("flow_matching_loss", says="scales it itself")
 def flow_matching_loss_scaled_s(model, x_0):
     s = torch.rand(len(x_0))
     x_s, velocity = ref.flow_interpolate(x_0, torch.randn_like(x_0), s)
     return F.mse_loss(model(x_s, s * ref.FLOW_TIME_SCALE), velocity)
 
 
+@mistake("flow_matching_loss", says="DDPM's target")
 def flow_matching_loss_eps_target(model, x_0):
     return _loss_with(model, x_0, torch.rand(len(x_0)), target="eps")
 
 
+@mistake("flow_matching_loss", says="sign")
 def flow_matching_loss_velocity_sign(model, x_0):
     return _loss_with(model, x_0, torch.rand(len(x_0)), target="minus")
 
 
+@mistake("flow_matching_loss", says="s = 0 is the image")
 def flow_matching_loss_reversed(model, x_0):
     s = torch.rand(len(x_0))
     eps = torch.randn_like(x_0)
@@ -242,10 +283,12 @@ def flow_matching_loss_reversed(model, x_0):
     return F.mse_loss(model(x_s, s), eps - x_0)
 
 
+@mistake("flow_matching_loss", says="torch.rand")
 def flow_matching_loss_uniform_noise(model, x_0):
     return _loss_with(model, x_0, torch.rand(len(x_0)), eps=torch.rand_like(x_0) * 2 - 1)
 
 
+@mistake("flow_matching_loss", says="summed")
 def flow_matching_loss_summed(model, x_0):
     s = torch.rand(len(x_0))
     x_s, velocity = ref.flow_interpolate(x_0, torch.randn_like(x_0), s)
@@ -255,6 +298,7 @@ def flow_matching_loss_summed(model, x_0):
 # ------------------------------------------------------------------------------------------------------- flow_sample
 
 
+@correct("flow_sample")
 @torch.no_grad()
 def flow_sample_loop_index(model, n_samples, steps, method="euler", x_1=None):
     """Correct: step size 1/steps, counting i up; Heun written out."""
@@ -280,24 +324,28 @@ def _flow_loop(model, x, times, method, sign=1.0):
     return x
 
 
+@mistake("flow_sample", says="s = 1")
 @torch.no_grad()
 def flow_sample_forward_time(model, n_samples, steps, method="euler", x_1=None):
     x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
     return _flow_loop(model, x, torch.linspace(0, 1, steps + 1).tolist(), method)
 
 
+@mistake("flow_sample", says="sign")
 @torch.no_grad()
 def flow_sample_step_sign(model, n_samples, steps, method="euler", x_1=None):
     x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
     return _flow_loop(model, x, torch.linspace(1, 0, steps + 1).tolist(), "euler", sign=-1.0)
 
 
+@mistake("flow_sample", says="Euler's step where Heun's")
 @torch.no_grad()
 def flow_sample_always_euler(model, n_samples, steps, method="euler", x_1=None):
     x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
     return _flow_loop(model, x, torch.linspace(1, 0, steps + 1).tolist(), "euler")
 
 
+@mistake("flow_sample", says="calls")
 @torch.no_grad()
 def flow_sample_extra_step(model, n_samples, steps, method="euler", x_1=None):
     x = torch.randn(n_samples, *model.image_shape) if x_1 is None else x_1
@@ -307,6 +355,7 @@ def flow_sample_extra_step(model, n_samples, steps, method="euler", x_1=None):
 # ---------------------------------------------------------------------------------------------------------- FlowUnet
 
 
+@correct("FlowUnet")
 class FlowUnetTimesT(part2.Unet):
     """Correct: the scale written as a multiplication inside the call."""
 
@@ -314,16 +363,19 @@ class FlowUnetTimesT(part2.Unet):
         return super().forward(images, 1000.0 * s)
 
 
+@mistake("FlowUnet", says="unscaled")
 class FlowUnetUnscaled(part2.Unet):
     def forward(self, images, s):
         return super().forward(images, s)
 
 
+@mistake("FlowUnet", says="rounded")
 class FlowUnetRounded(part2.Unet):
     def forward(self, images, s):
         return super().forward(images, (s * ref.FLOW_TIME_SCALE).round())
 
 
+@mistake("FlowUnet", says="without a noise schedule")
 class FlowUnetWithSchedule(ref.FlowUnet):
     def __init__(self, config, noise_schedule=None):
         from solutions.part1 import NoiseSchedule, linear_schedule
@@ -331,6 +383,7 @@ class FlowUnetWithSchedule(ref.FlowUnet):
         super().__init__(config, NoiseSchedule(linear_schedule(1000)))
 
 
+@correct("heun_step")
 def heun_step_rk2(drift, x, s, s_next):
     """Correct: as the two-stage Runge-Kutta method with weights (1/2, 1/2), the times as tensors."""
     h = torch.tensor(s_next, dtype=torch.float64) - torch.tensor(s, dtype=torch.float64)
@@ -341,6 +394,7 @@ def heun_step_rk2(drift, x, s, s_next):
     return x + h.item() * (0.5 * k1 + 0.5 * k2)
 
 
+@correct("flow_sample")
 @torch.no_grad()
 def flow_sample_float32_times(model, n_samples, steps, method="euler", x_1=None):
     """Correct: the times as a float32 tensor, Heun through the reference heun_step, Euler as heun_step's first half."""
@@ -360,6 +414,7 @@ class _Scale(torch.nn.Module):
         return s * 1000
 
 
+@correct("FlowUnet")
 class FlowUnetScaledEmbedding(part2.Unet):
     """Correct: the scale put in front of the time MLP once, in __init__."""
 
