@@ -3,7 +3,8 @@
 ddpm-course reference part1 [--quick]     train the reference on color gradients, save samples (1-2 minutes on a CPU)
 ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, sample, score (see --help)
 ddpm-course reference part4 [...]         faster samplers and guidance: train, ladder, sweep (see --help)
-ddpm-course run part1|part3|part4 [--impl IMPL ...]   the same runs with your code (default: exercises/)
+ddpm-course reference part5 [...]         the ODE view and flow matching: two moons, train, ladder (see --help)
+ddpm-course run part1|part3|part4|part5 [--impl IMPL ...]   the same runs with your code (default: exercises/)
 ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (default: exercises/)
 ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
 ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
@@ -24,7 +25,12 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import traceback
 
-PROGRAMS = {"part1": "ddpm_course.part1", "part3": "ddpm_course.fashion", "part4": "ddpm_course.guidance"}
+PROGRAMS = {
+    "part1": "ddpm_course.part1",
+    "part3": "ddpm_course.fashion",
+    "part4": "ddpm_course.guidance",
+    "part5": "ddpm_course.flow",
+}
 
 
 RUNS = {"reference": "run a part with the reference implementation", "run": "run a part with your implementation"}
@@ -42,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, what in RUNS.items():
-        commands.add_parser(name, help=f"{what} (part1, part3 or part4; see `ddpm-course {name} --help`)")
+        commands.add_parser(name, help=f"{what} (part1, part3, part4 or part5; see `ddpm-course {name} --help`)")
     grade = commands.add_parser("grade", help="grade one part", description="Run every grader of one part.")
-    grade.add_argument("part", type=int, choices=[1, 2, 3, 4])
+    grade.add_argument("part", type=int, choices=[1, 2, 3, 4, 5])
     grade.add_argument(
         "impl",
         nargs="?",

@@ -1,7 +1,7 @@
 """The shape every program of the course shares: whose parts it runs, the recipe it trains with, its command line,
 and how it draws many samples.
 
-    Implementation      the functions and classes a run takes from Parts 1 to 4 (yours or the reference's)
+    Implementation      the functions and classes a run takes from Parts 1 to 5 (yours or the reference's)
     Run, default_run    a run's sizes and settings, chosen once for the device and for a quick or a full run
     add_run_arguments   the options the programs share (--impl, --quick, --device, ...), with one help text each
     sample_in_batches   many samples, a batch at a time, each batch seeded so that two settings are paired
@@ -54,6 +54,15 @@ class Implementation:
     ConditionalUnetConfig: type = _piece(4)
     conditional_loss: Callable = _piece(4)
     guided_eps: Callable = _piece(4)
+    sigmas_of: Callable = _piece(5)
+    pf_ode_drift: Callable = _piece(5)
+    karras_sigmas: Callable = _piece(5)
+    karras_sample: Callable = _piece(5)
+    flow_matching_loss: Callable = _piece(5)
+    flow_sample: Callable = _piece(5)
+    FlowUnet: type = _piece(5)
+    ToyMLP: type = _piece(5)
+    ToyMLPConfig: type = _piece(5)
 
     @classmethod
     def part_of(cls, name: str) -> int:

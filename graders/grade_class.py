@@ -322,7 +322,7 @@ def summary(rows: list[Row], part: int, out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ddpm-course grade-class", description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", type=int, choices=[1, 2, 3, 4])
+    parser.add_argument("part", type=int, choices=[1, 2, 3, 4, 5])
     parser.add_argument("folder", type=Path, help="one .py or .ipynb per student, or one folder per student")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="where the tables go (default: grades/)")
     parser.add_argument("--jobs", type=int, default=None, help="students graded at once (default: the CPU cores)")

@@ -96,11 +96,12 @@ def test_the_command_line_stops_with_one_line(capsys):
     "argv, usage",
     [
         (["--help"], "usage: ddpm-course [-h] COMMAND"),
-        (["run", "--help"], "usage: ddpm-course run [-h] {part1,part3,part4}"),
+        (["run", "--help"], "usage: ddpm-course run [-h] {part1,part3,part4,part5}"),
         (["reference", "--help"], "usage: ddpm-course reference [-h]"),
         (["run", "part1", "--help"], "usage: ddpm-course run part1 "),
         (["run", "part3", "--help"], "usage: ddpm-course run part3 "),
         (["reference", "part4", "--help"], "usage: ddpm-course reference part4 "),
+        (["reference", "part5", "--help"], "usage: ddpm-course reference part5 "),
         (["grade", "--help"], "usage: ddpm-course grade [-h]"),
         (["grade-class", "--help"], "usage: ddpm-course grade-class [-h]"),
         (["build", "--help"], "usage: ddpm-course build [-h]"),

@@ -1,6 +1,9 @@
 """The given machinery of Part 5: a flow model trains with the given loop, saves and loads without a noise schedule,
 and the ODE pieces fit the DDPM model of Part 3."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -21,6 +24,7 @@ from utils.datasets.toy import two_moons
 from utils.engine.checkpoints import load_checkpoint, save_checkpoint
 from utils.engine.training import FitConfig, TrainConfig, fit
 
+REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=())
 
@@ -66,3 +70,29 @@ def test_two_moons_are_centred_and_repeatable():
     assert points.shape == (2000, 2, 1, 1)
     assert points.abs().max() < 1.5 and points.mean(0).abs().max() < 0.05
     assert torch.equal(points, two_moons(2000))
+
+
+def test_own_parts_run_the_part5_program(tmp_path, capsys):
+    from ddpm_course.flow import main
+
+    folder = tmp_path / "student"
+    folder.mkdir()
+    shutil.copy(REPO / "tests" / "students" / "simple_part1.py", folder / "part1.py")
+    for part in (2, 3, 4, 5):
+        shutil.copy(REPO / "solutions" / f"part{part}.py", folder / f"part{part}.py")
+    out = tmp_path / "run"
+    argv = ["--impl", str(folder), "--quick", "--toy", "--train", "--ladder", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"Part 1: {folder}/part1.py (yours)" in printed and f"Part 5: {folder}/part5.py (yours)" in printed
+    assert "path length over end-to-end distance" in printed and "trained the flow U-Net" in printed
+    assert printed.count("model calls: FMNIST-FID") == 4 and "(floor " in printed and "flow Heun" in printed
+    assert {"paths.png", "flow.pt", "metrics.json", "tables.md"} <= {p.name for p in out.iterdir()}
+
+
+def test_the_part5_ladder_needs_a_flow_model(capsys):
+    from ddpm_course.flow import main
+
+    with pytest.raises(SystemExit):
+        main(["--ladder"])
+    assert "give --train, or --flow-checkpoint FILE" in capsys.readouterr().err

@@ -1,0 +1,214 @@
+"""The Part 5 runs in one command: both ODEs' paths on two moons, a flow-matching U-Net trained on FashionMNIST, and
+one ladder of ODE samplers by model calls, scored with the course's protocol.
+
+    ddpm-course reference part5 --toy                         # the paths of both ODEs on two moons (seconds on a CPU)
+    ddpm-course reference part5 --train --epochs 6 --export runs/part5/flow.pt   # train the flow U-Net, Part 3's recipe
+    ddpm-course reference part5 --ladder --flow-checkpoint runs/part5/flow.pt --n-eval 256
+    ddpm-course reference part5 --quick --toy --train --ladder   # all three, tiny: a smoke run in about a minute
+    ddpm-course run part5 --quick --toy --train --ladder         # the same with YOUR Parts 1 to 5 (exercises/)
+
+Whose algorithm runs is a parameter, never an import (`ddpm_course.runs.Implementation`): the DDPM side samples Part
+3's shipped checkpoint with your Part 4 `ddim_sample` and your Part 5 `pf_ode_drift`, `karras_sigmas` and
+`heun_step` (through `karras_sample`); the flow side trains `FlowUnet` with your `flow_matching_loss` in the given
+`fit` (Part 3's CPU recipe: the same U-Net sizes, weight average and step-size cooldown) and samples it with your
+`flow_sample`. Every rung of the ladder starts from the same noise, and every score goes through
+`utils.datasets.scoring.Scoring`: FMNIST-FID and KID against the first N test images, each with its spread, beside
+the floor of N other test images. Everything is written to --out: paths.png, metrics.json and tables.md.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+
+from ddpm_course.fashion import SHIPPED_CHECKPOINT as PART3_CHECKPOINT
+from ddpm_course.guidance import markdown_tables
+from ddpm_course.runs import (
+    Implementation,
+    add_run_arguments,
+    default_run,
+    impl_help,
+    sample_in_batches,
+    with_budget,
+)
+from utils import get_device
+from utils.datasets.classifier import load_classifier
+from utils.datasets.fashion_mnist import load_fashion_mnist
+from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
+from utils.datasets.toy import two_moons
+from utils.engine.checkpoints import export_for_sampling, load_checkpoint
+from utils.engine.training import FitConfig, RunLog, TrainConfig, fit
+from utils.figures.part5 import plot_paths
+
+# What the Part 5 runs take from Parts 1 to 5.
+PART5_NEEDS = (
+    "NoiseSchedule", "linear_schedule", "diffusion_loss", "UnetConfig",
+    "feature_statistics", "frechet_distance", "kernel_inception_distance",
+    "ddim_sample", "pf_ode_drift", "karras_sigmas", "karras_sample", "flow_matching_loss", "flow_sample",
+    "FlowUnet", "ToyMLP", "ToyMLPConfig", "sigmas_of",
+)  # fmt: skip
+
+
+def toy_paths(impl: Implementation, out: Path, quick: bool) -> dict:
+    """Train a DDPM and a flow model on two moons with the implementation's losses; draw both ODEs' Euler paths from
+    the same noise to paths.png. Returns what was measured."""
+    data = two_moons(256 if quick else 4000)
+    config = TrainConfig(epochs=3 if quick else 60, lr=2e-3, batch_size=256, device="cpu")
+    quiet = FitConfig(progress=False)
+    schedule = impl.NoiseSchedule(impl.linear_schedule(100, 1e-3, 0.2))
+    began = time.perf_counter()
+    ddpm = fit(impl.ToyMLP(impl.ToyMLPConfig(), schedule), impl.diffusion_loss, data, config, quiet).eval()
+    flow = fit(impl.ToyMLP(impl.ToyMLPConfig()), impl.flow_matching_loss, data, config, quiet).eval()
+    seconds = time.perf_counter() - began
+    steps, noise = 20, torch.randn(200, 2, 1, 1, generator=torch.Generator().manual_seed(1))
+    sigmas = impl.sigmas_of(schedule)
+    levels = impl.karras_sigmas(steps, float(sigmas[0]), float(sigmas[-1])).tolist()
+    with torch.no_grad():
+        z, ddpm_path = noise * (1 + levels[0] ** 2) ** 0.5, [noise]
+        for sigma, sigma_next in zip(levels[:-1], levels[1:]):
+            z = z + (sigma_next - sigma) * impl.pf_ode_drift(ddpm, z, sigma)
+            ddpm_path.append(z / (1 + sigma_next**2) ** 0.5)
+        x, flow_path = noise.clone(), [noise]
+        for i in range(steps):
+            x = x - (1 / steps) * flow(x, torch.full((len(x),), 1 - i / steps))
+            flow_path.append(x)
+    fig = plot_paths(
+        {
+            f"DDPM's ODE ({steps} Euler steps in sigma)": torch.stack(ddpm_path),
+            f"flow matching ({steps} Euler steps in s)": torch.stack(flow_path),
+        },
+        data,
+    )
+    fig.savefig(out / "paths.png", dpi=100)
+    plt.close(fig)
+    # how straight: the length of each path against the distance between its ends (1 for a straight line)
+    straightness = {}
+    for name, path in (("ddpm", torch.stack(ddpm_path)), ("flow", torch.stack(flow_path))):
+        length = (path[1:] - path[:-1]).flatten(2).norm(dim=2).sum(0)
+        chord = (path[-1] - path[0]).flatten(1).norm(dim=1)
+        straightness[name] = (length / chord).median().item()
+    print(
+        f"two moons: trained both toy models in {seconds:.0f} s; path length over end-to-end distance (median, 1 is "
+        f"straight): DDPM's ODE {straightness['ddpm']:.2f}, flow matching {straightness['flow']:.2f}; wrote "
+        f"{out / 'paths.png'}"
+    )
+    return {"seconds": seconds, "path_length_ratio": straightness}
+
+
+def ladder_settings(quick: bool) -> list[tuple[str, int]]:
+    """(sampler, model calls) of the Part 5 ladder: each sampler at several numbers of model calls."""
+    if quick:
+        return [("DDIM", 4), ("Heun (EDM)", 3), ("flow Euler", 4), ("flow Heun", 3)]
+    calls = (5, 9, 19, 49)  # Heun's 2n - 1 calls for n = 3, 5, 10, 25 levels
+    return [(sampler, n) for n in calls for sampler in ("DDIM", "Heun (EDM)", "flow Euler", "flow Heun")]
+
+
+def draw(impl: Implementation, sampler: str, calls: int, ddpm, flow):
+    """A function (start, size) -> samples for one rung, the given number of model calls each."""
+    if sampler == "DDIM":
+        return lambda start, size: impl.ddim_sample(ddpm, size, calls, eta=0.0)
+    if sampler == "Heun (EDM)":
+        return lambda start, size: impl.karras_sample(ddpm, size, (calls + 1) // 2)
+    if sampler == "flow Euler":
+        return lambda start, size: impl.flow_sample(flow, size, calls)
+    return lambda start, size: impl.flow_sample(flow, size, (calls + 1) // 2, method="heun")
+
+
+def main(
+    argv: list[str] | None = None,
+    impl: Implementation | None = None,
+    default: str = "solutions",
+    prog: str = "ddpm-course reference part5",
+) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    add_run_arguments(parser, impl=impl_help("Parts 1 to 5", default))
+    parser.add_argument("--toy", action="store_true", help="both ODEs' paths on two moons")
+    parser.add_argument("--train", action="store_true", help="train the flow-matching U-Net on FashionMNIST")
+    parser.add_argument("--ladder", action="store_true", help="score the samplers of both models by model calls")
+    add_run_arguments(parser, quick="tiny runs: a smoke test", device=None, epochs=None, minutes=None, n_train=None)
+    parser.add_argument("--n-eval", type=int, default=256, help="samples per rung scored by FMNIST-FID and KID")
+    parser.add_argument("--batch", type=int, default=256, help="images sampled at once")
+    parser.add_argument("--flow-checkpoint", default=None, help="the flow U-Net to score (default: the one trained)")
+    parser.add_argument("--out", default="runs/part5", help="folder for figures, checkpoints and metrics")
+    parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
+    add_run_arguments(parser, threads=None)
+    args = parser.parse_args(argv)
+    matplotlib.use("Agg")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not (args.toy or args.train or args.ladder):
+        parser.error("nothing to do: give --toy, --train or --ladder (or several)")
+    if args.ladder and not (args.train or args.flow_checkpoint):
+        parser.error("the ladder needs a flow model: give --train, or --flow-checkpoint FILE")
+    impl = impl if impl is not None else Implementation.load(args.impl, PART5_NEEDS, default)
+    device = get_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "command": f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv),
+    }
+    load_before = os.getloadavg()[0]
+    if args.toy:
+        summary["toy"] = toy_paths(impl, out, args.quick)
+
+    flow_checkpoint = Path(args.flow_checkpoint) if args.flow_checkpoint else None
+    if args.train:
+        run = with_budget(default_run(device, impl.UnetConfig, quick=args.quick), args.epochs, args.minutes)
+        run = replace(
+            run, n_train=args.n_train or run.n_train, fit=replace(run.fit, checkpoint_path=str(out / "flow.pt"))
+        )
+        images, _ = load_fashion_mnist("train")
+        log = RunLog()
+        began = time.perf_counter()
+        flow = fit(impl.FlowUnet(run.unet), impl.flow_matching_loss, images[: run.n_train], run.train, run.fit, log=log)
+        summary["train"] = {"seconds": time.perf_counter() - began, "steps": log.history["loss"][-1][0]}
+        print(f"trained the flow U-Net {summary['train']['steps']} steps in {summary['train']['seconds']:.0f} s")
+        flow_checkpoint = Path(run.fit.checkpoint_path)
+        if args.export:
+            flow_checkpoint = export_for_sampling(flow_checkpoint, args.export)
+            print(f"exported {flow_checkpoint} ({flow_checkpoint.stat().st_size / 1e6:.2f} MB)")
+
+    if args.ladder:
+        real, _ = load_fashion_mnist("test")
+        n = 32 if args.quick else args.n_eval
+        scoring = Scoring(Metrics.of(impl), real, n, load_classifier(device))
+        ddpm = load_checkpoint(PART3_CHECKPOINT, device, schedule_class=impl.NoiseSchedule).model
+        if not args.train:  # else the model just trained
+            flow = load_checkpoint(flow_checkpoint, device, model_class=impl.FlowUnet).model
+        flow = flow.eval()
+        rows = []
+        for sampler, calls in ladder_settings(args.quick):
+            began = time.perf_counter()
+            samples = sample_in_batches(draw(impl, sampler, calls, ddpm, flow), n, min(args.batch, n))
+            row = {"sampler": sampler, "steps": calls, "eta": None, **scoring.score(samples)}
+            row["seconds"] = time.perf_counter() - began
+            rows.append(row)
+            print(f"{sampler:12s} {calls:3d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
+        summary["ladder"] = {"Part 3's checkpoint (DDIM, Heun) and the flow U-Net (flow), by model calls": rows}
+        summary["load_average"] = [load_before, os.getloadavg()[0]]
+        print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
+        (out / "tables.md").write_text(markdown_tables(summary))
+        print(f"tables for the README in {out / 'tables.md'}")
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
