@@ -85,7 +85,7 @@ def test_own_parts_run_the_part5_program(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"Part 1: {folder}/part1.py (yours)" in printed and f"Part 5: {folder}/part5.py (yours)" in printed
-    assert "path length over end-to-end distance" in printed and "trained the flow U-Net" in printed
+    assert "length over the distance between their ends" in printed and "trained the flow U-Net" in printed
     assert printed.count("model calls: FMNIST-FID") == 4 and "(floor " in printed and "flow Heun" in printed
     assert {"paths.png", "flow.pt", "metrics.json", "tables.md"} <= {p.name for p in out.iterdir()}
 
