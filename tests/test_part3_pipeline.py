@@ -163,7 +163,7 @@ def test_nan_loss_stops_unet_training_with_a_clear_message():
 
 
 def test_shipped_checkpoint_samples():
-    from ddpm_course.fashion import SHIPPED_CHECKPOINT
+    from ddpm_course.fashion import SHIPPED_CHECKPOINT, SHIPPED_COMMAND
 
     if not SHIPPED_CHECKPOINT.is_file():
         pytest.skip("no shipped checkpoint yet")
@@ -171,6 +171,7 @@ def test_shipped_checkpoint_samples():
     loaded = load_checkpoint(SHIPPED_CHECKPOINT, "cpu")
     assert loaded.model.image_shape == (1, 28, 28) and len(loaded.model.noise_schedule) == 1000
     assert loaded.history["loss"] and loaded.train_config is not None
+    assert f"--epochs {loaded.train_config.epochs} " in SHIPPED_COMMAND  # the command says what made the file
     images = sample(respaced(loaded.model, 3), 2)
     assert images.shape == (2, 1, 28, 28) and torch.isfinite(images).all()
 
