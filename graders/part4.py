@@ -134,7 +134,7 @@ def check_cosine_schedule(cosine_schedule) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@grader("predict_x0")
+@grader("predict_x0", uses=("reconstruct",))
 def check_predict_x0(predict_x0) -> None:
     schedule = schedule_with(BIG_BETAS)
     x_t, eps = randn(3, 2, 3, 3, seed=1), randn(3, 2, 3, 3, seed=2)
