@@ -1,7 +1,7 @@
 # GENERATED from solutions/part1.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 14a5eb07e80a0b5a
+# content-hash: 3714583762387853
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -30,7 +30,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from utils import get_device
-from utils.engine.model import DiffusionModel, as_step_tensor, per_image
+from utils.engine.model import DiffusionModel, as_step_tensor, eps_from_x0, per_image, q_sample
 from utils.engine.training import RunLog, TrainConfig, check_images, mean_loss, minibatches
 
 

@@ -1,7 +1,7 @@
 # GENERATED from solutions/part4.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part4.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: aebc4d114d103daf
+# content-hash: cd48691ef5b27ba4
 """Part 4: faster sampling and guidance: the cosine schedule, DDIM, class conditioning and classifier-free guidance.
 
 Follows three papers after DDPM:
@@ -33,9 +33,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 # Part 4 builds on Parts 1 and 2; it copies nothing. The reference by default; to use yours, import from exercises.
-from solutions.part1 import NoiseSchedule, noise_img
+from solutions.part1 import NoiseSchedule, noise_img, reconstruct
 from solutions.part2 import Unet, UnetConfig
-from utils.engine.model import DiffusionModel, per_image
+from utils.engine.model import DiffusionModel
 from utils.engine.sampling import spaced_steps
 
 # betas larger than this make sampling divide by sqrt(1 - beta_t) ~ 0 near t = T (Nichol and Dhariwal, section 3.2).
@@ -65,7 +65,8 @@ def predict_x0(x_t: Tensor, eps: Tensor, t: int | Tensor, schedule: NoiseSchedul
 
         x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)
 
-    The same equation as Part 1's `reconstruct`, here for the samplers: t may be one int for the whole batch.
+    The same equation as Part 1's `reconstruct`, here for the samplers: t may be one int for the whole batch, which
+    `reconstruct` takes once per image.
 
     Args:
         x_t: shape (B, C, H, W), float.

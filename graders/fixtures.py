@@ -31,11 +31,6 @@ class ShapeOnly:
     image_shape: tuple[int, int, int]
 
 
-def alpha_bar_after(betas: Tensor, n: int) -> float:
-    """alpha_bar_n = prod_{s=1..n} (1 - beta_s), with alpha_bar_0 = 1."""
-    return float(torch.prod(1 - betas[:n].double()))
-
-
 def moments(x: Tensor) -> tuple[float, float, float]:
     """Mean, variance and kurtosis (4th standardised moment; 3 for a Gaussian, 1.8 for a uniform) of all entries."""
     x = x.detach().double().flatten()

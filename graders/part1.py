@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graders.arithmetic import alpha_bar_after, eps_of, x_t_of
 from graders.core import (
     copy_weights,
     expect,
@@ -28,7 +29,7 @@ from graders.core import (
     sampling_tolerance,
     var_tolerance,
 )
-from graders.fixtures import BIG_BETAS, LinearNoisePredictor, ShapeOnly, alpha_bar_after, moments, schedule_with
+from graders.fixtures import BIG_BETAS, LinearNoisePredictor, ShapeOnly, moments, schedule_with
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images
 from utils.engine.model import DiffusionModel, normalize_img
@@ -474,7 +475,7 @@ def check_noise_img(noise_img) -> None:
     )
 
     alpha_bar = schedule.alpha_bars[num_steps - 1].reshape(-1, 1, 1, 1)
-    expected = alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+    expected = x_t_of(img, noise, alpha_bar)
     shifted = schedule.alpha_bars[num_steps.clamp(max=T - 1)].reshape(-1, 1, 1, 1)
     alpha_only = schedule.alphas[num_steps - 1].reshape(-1, 1, 1, 1)
     expect_close(
@@ -485,9 +486,9 @@ def check_noise_img(noise_img) -> None:
         likely="eq. 4 with alpha_bar_t of each image's own t, broadcast over (C, H, W)",
         mistakes={
             "off by one: alpha_bar_{t+1} used; step t is at index t - 1 (noise_schedule.alpha_bar(t) does this)": torch.where(
-                num_steps.reshape(-1, 1, 1, 1) < T, shifted.sqrt() * img + (1 - shifted).sqrt() * noise, expected
+                num_steps.reshape(-1, 1, 1, 1) < T, x_t_of(img, noise, shifted), expected
             ),
-            "alpha_t used where eq. 4 needs alpha_bar_t": alpha_only.sqrt() * img + (1 - alpha_only).sqrt() * noise,
+            "alpha_t used where eq. 4 needs alpha_bar_t": x_t_of(img, noise, alpha_only),
             "variances used as scales: x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps takes square roots": alpha_bar
             * img
             + (1 - alpha_bar) * noise,
@@ -515,7 +516,7 @@ def check_reconstruct(reconstruct) -> None:
     t = torch.randint(1, 7, (16,), generator=generator)
     t[:2] = torch.tensor([1, 6])
     alpha_bar = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
-    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * noise
+    x_t = x_t_of(x_0, noise, alpha_bar)
     got = reconstruct(x_t, noise, t, schedule)
     expect_tensor(got, "reconstruct(x_t, eps, t, schedule)", shape=tuple(x_0.shape), floating=True)
     expect_dtype(got, x_t.dtype, "reconstruct(x_t, eps, t, schedule) for float32 x_t")
@@ -592,7 +593,7 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
 
     def as_noise(x0_hat: Tensor, table: Tensor = schedule.alpha_bars, root: bool = True) -> Tensor:
         a = table[t - 1].reshape(-1, 1, 1, 1)
-        return (images - a.sqrt() * x0_hat) / (1 - a).sqrt() if root else (images - a * x0_hat) / (1 - a)
+        return eps_of(images, x0_hat, a) if root else (images - a * x0_hat) / (1 - a)
 
     x0_hat = network(t[:, None] / T)
     expect_close(
@@ -718,7 +719,7 @@ def check_diffusion_loss(diffusion_loss) -> None:
     )
     # The noise that made x_t, from eq. 4 solved for eps: it must be standard Gaussian.
     alpha_bar = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
-    eps = (x_t - alpha_bar.sqrt() * x_0) / (1 - alpha_bar).sqrt()
+    eps = eps_of(x_t, x_0, alpha_bar)
     mean, var, _ = moments(eps)
     expect_statistic(
         var,

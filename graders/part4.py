@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import graders.part1  # noqa: F401  (registers Part 1's noise_img grader, which conditional_loss's `uses` runs)
+from graders.arithmetic import betas_from, cosine_f, ddim_coefficients, eps_of, x_0_of, x_t_of
 from graders.core import (
     copy_weights,
     expect,
@@ -33,37 +34,28 @@ from utils.engine.model import DiffusionModel
 from utils.engine.sampling import spaced_steps
 
 
-def _f(t: Tensor, T: int, s: float) -> Tensor:
-    return torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
-
-
-def _betas_from(alpha_bars: Tensor) -> Tensor:
-    """beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} for alpha_bars holding t = 0, ..., T."""
-    return 1 - alpha_bars[1:] / alpha_bars[:-1]
-
-
 def _cosine_mistakes(T: int, s: float) -> dict[str, Tensor]:
     t = torch.arange(T + 1, dtype=torch.float64)
-    f = _f(t, T, s)
+    f = cosine_f(t, T, s)
     normalized = f / f[0]
     # alpha_bar_t = f(t) with alpha_bar_0 = 1 put in front: only beta_1 shows it
     unnormalized = torch.cat([torch.ones(1, dtype=torch.float64), f[1:]])
-    shifted = _f(torch.arange(T + 2, dtype=torch.float64), T, s)
+    shifted = cosine_f(torch.arange(T + 2, dtype=torch.float64), T, s)
     return {
-        "the betas are not clipped at 0.999: f(T) = 0 makes beta_T = 1, and sampling divides by sqrt(1 - beta_T)": _betas_from(
+        "the betas are not clipped at 0.999: f(T) = 0 makes beta_T = 1, and sampling divides by sqrt(1 - beta_T)": betas_from(
             normalized
         ).float(),
-        "the offset s is missing: f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2)": _betas_from(
-            _f(t, T, 0.0) / _f(t, T, 0.0)[0]
+        "the offset s is missing: f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2)": betas_from(
+            cosine_f(t, T, 0.0) / cosine_f(t, T, 0.0)[0]
         )
         .clamp(max=0.999)
         .float(),
-        "alpha_bar_t is not normalized by f(0): alpha_bar_t = f(t) / f(0), so that alpha_bar_0 = 1": _betas_from(
+        "alpha_bar_t is not normalized by f(0): alpha_bar_t = f(t) / f(0), so that alpha_bar_0 = 1": betas_from(
             unnormalized
         )
         .clamp(max=0.999)
         .float(),
-        "the ratio is shifted by one step: beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, for t = 1, ..., T": _betas_from(
+        "the ratio is shifted by one step: beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, for t = 1, ..., T": betas_from(
             shifted[1:] / shifted[0]
         )
         .clamp(0, 0.999)
@@ -72,8 +64,8 @@ def _cosine_mistakes(T: int, s: float) -> dict[str, Tensor]:
         .clamp(max=0.999)
         .float(),
         "rounding: computed in float16, whose 3 significant digits cannot hold 1 - alpha_bar_t / alpha_bar_{t-1} "
-        "for small betas; compute f in float64 (float32 will do), then convert the betas to float32": _betas_from(
-            _f(torch.arange(T + 1, dtype=torch.float16), T, s)
+        "for small betas; compute f in float64 (float32 will do), then convert the betas to float32": betas_from(
+            cosine_f(torch.arange(T + 1, dtype=torch.float16), T, s)
         )
         .clamp(max=0.999)
         .float(),
@@ -119,7 +111,7 @@ def check_cosine_schedule(cosine_schedule) -> None:
     )
     # The schedule it gives really has alpha_bar_t = f(t) / f(0) where no clipping happened.
     t = torch.arange(1, 1001, dtype=torch.float64)
-    target = _f(t, 1000, 0.008) / _f(torch.zeros(1, dtype=torch.float64), 1000, 0.008)
+    target = cosine_f(t, 1000, 0.008) / cosine_f(torch.zeros(1, dtype=torch.float64), 1000, 0.008)
     alpha_bars = part1.NoiseSchedule(big).alpha_bars.double()
     expect_close(
         alpha_bars[:900],
@@ -134,7 +126,7 @@ def check_cosine_schedule(cosine_schedule) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@grader("predict_x0")
+@grader("predict_x0", uses=("reconstruct",))
 def check_predict_x0(predict_x0) -> None:
     schedule = schedule_with(BIG_BETAS)
     x_t, eps = randn(3, 2, 3, 3, seed=1), randn(3, 2, 3, 3, seed=2)
@@ -159,14 +151,10 @@ def check_predict_x0(predict_x0) -> None:
                 )
                 / ab,
                 "the noise's factor is (1 - alpha_bar_t), not its square root": (x_t - (1 - ab) * eps) / ab.sqrt(),
-                "alpha_t where alpha_bar_t belongs: x_t holds t steps of noise, alpha_bar_t of them": (
-                    x_t - (1 - alpha).sqrt() * eps
-                )
-                / alpha.sqrt(),
-                "off by one step: schedule.alpha_bar(t) already holds step t (index t - 1)": (
-                    x_t - (1 - ab_next).sqrt() * eps
-                )
-                / ab_next.sqrt(),
+                "alpha_t where alpha_bar_t belongs: x_t holds t steps of noise, alpha_bar_t of them": x_0_of(
+                    x_t, eps, alpha
+                ),
+                "off by one step: schedule.alpha_bar(t) already holds step t (index t - 1)": x_0_of(x_t, eps, ab_next),
             },
         )
     expect(got.dtype == x_t.dtype, "predict_x0 should keep the dtype of x_t.", str(x_t.dtype), str(got.dtype))
@@ -179,9 +167,8 @@ def _ddim_moments(schedule, t: int, t_prev: int, eta: float, x_t: Tensor, eps: T
     """The exact mean (a tensor like x_t) and variance of one DDIM step, in float64."""
     ab = float(schedule.alpha_bars[t - 1])
     ab_prev = float(schedule.alpha_bars[t_prev - 1]) if t_prev > 0 else 1.0
-    var = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
-    x0 = (x_t.double() - math.sqrt(1 - ab) * eps.double()) / math.sqrt(ab)
-    return math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - var, 0.0)) * eps.double(), var
+    c_x, c_eps, var = ddim_coefficients(ab, ab_prev, eta)
+    return c_x * x_t.double() + c_eps * eps.double(), var
 
 
 @grader("ddim_step", uses=("predict_x0",))
@@ -217,7 +204,7 @@ def check_ddim_step(ddim_step) -> None:
             "sigma = eta * sqrt(...) * sqrt(...) must be 0 when eta = 0: eta multiplies sigma",
         )
         expected, _ = _ddim_moments(schedule, t, t_prev, 0.0, x_t, eps)
-        x0 = (x_t.double() - (1 - ab[t - 1]).sqrt() * eps) / ab[t - 1].sqrt()
+        x0 = x_0_of(x_t.double(), eps, ab[t - 1])
         ab_prev = float(ab[t_prev - 1]) if t_prev else 1.0
         mistakes = {
             "the direction term is missing: + sqrt(1 - alpha_bar_prev - sigma^2) eps": math.sqrt(ab_prev) * x0,
@@ -225,16 +212,14 @@ def check_ddim_step(ddim_step) -> None:
             + (1 - ab_prev) * eps,
         }
         if t_prev == 0:
-            mistakes["at t_prev = 0 use alpha_bar_0 = 1 (no noise left), not alpha_bar_1"] = (
-                ab[0].sqrt() * x0 + (1 - ab[0]).sqrt() * eps
-            )
+            mistakes["at t_prev = 0 use alpha_bar_0 = 1 (no noise left), not alpha_bar_1"] = x_t_of(x0, eps, ab[0])
         else:
             for wrong in (t_prev - 1, t_prev + 1):
                 ab_wrong = float(ab[wrong - 1]) if wrong else 1.0
                 mistakes[
                     f"off by one in t_prev: alpha_bar_prev is schedule.alpha_bar(t_prev) (index t_prev - 1); "
                     f"this used step {wrong}"
-                ] = math.sqrt(ab_wrong) * x0 + math.sqrt(1 - ab_wrong) * eps
+                ] = x_t_of(x0, eps, ab_wrong)
         expect_close(
             got,
             expected,
@@ -317,11 +302,9 @@ class _DDIMPredictor(LinearNoisePredictor):
         for t, t_prev in steps:
             ab = float(s.alpha_bars[t - 1])
             ab_prev = float(s.alpha_bars[t_prev - 1]) if t_prev else 1.0
-            sigma2 = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
+            c_x, c_eps, sigma2 = ddim_coefficients(ab, ab_prev, eta)
             a, b = float(self.a[t - 1]), float(self.b[t - 1])
-            # x_prev = c0 x + c1 eps + noise, eps = a x + b
-            c_x = math.sqrt(ab_prev) / math.sqrt(ab)
-            c_eps = -math.sqrt(ab_prev) * math.sqrt(1 - ab) / math.sqrt(ab) + math.sqrt(max(1 - ab_prev - sigma2, 0))
+            # x_prev = c_x x + c_eps eps + noise, with eps = a x + b
             scale, shift = c_x + c_eps * a, c_eps * b
             mean, var = scale * mean + shift, scale**2 * var + sigma2
         return mean, var
@@ -735,7 +718,7 @@ def check_conditional_loss(conditional_loss) -> None:
     kept = y != K
     expect(torch.equal(y[kept], labels[kept]), "the labels kept should reach the model with their own images.")
     ab = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
-    eps = (x_t - ab.sqrt() * x_0) / (1 - ab).sqrt()
+    eps = eps_of(x_t, x_0, ab)
     _, var, _ = moments(eps)
     expect_statistic(
         var,

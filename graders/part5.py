@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor
 
+from graders.arithmetic import x_t_of
 from graders.core import (
     copy_weights,
     expect,
@@ -236,11 +237,9 @@ def check_flow_interpolate(flow_interpolate) -> None:
         mistakes={
             "s runs the wrong way: s = 0 is the clean image and s = 1 the noise, x_s = (1 - s) x_0 + s eps": s4 * x_0
             + (1 - s4) * eps,
-            "a variance-preserving path, not a straight one: x_s = (1 - s) x_0 + s eps, no square roots": (
-                1 - s4
-            ).sqrt()
-            * x_0
-            + s4.sqrt() * eps,
+            "a variance-preserving path, not a straight one: x_s = (1 - s) x_0 + s eps, no square roots": x_t_of(
+                x_0, eps, 1 - s4
+            ),
         },
     )
     expect_close(

@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from utils import get_device
-from utils.engine.model import DiffusionModel, as_step_tensor, per_image
+from utils.engine.model import DiffusionModel, as_step_tensor, eps_from_x0, per_image, q_sample
 from utils.engine.training import RunLog, TrainConfig, check_images, mean_loss, minibatches
 
 
@@ -175,10 +175,9 @@ def noise_img(
     num_steps = torch.randint(1, max_steps + 1, (img.shape[0],), device=img.device)
     # 2. standard Gaussian noise, unscaled: this is what the model learns to predict.
     noise = torch.randn_like(img)
-    # 3. eq. 4 with a per-image alpha_bar_t broadcast over (C, H, W).
+    # 3. eq. 4 with a per-image alpha_bar_t broadcast over (C, H, W): q_eq4 took one t, so the given q_sample does it.
     alpha_bar = per_image(noise_schedule.alpha_bar(num_steps), img)
-    noised = alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
-    return num_steps, noise, noised
+    return num_steps, noise, q_sample(img, noise, alpha_bar)
     # END SOLUTION
 
 
@@ -256,8 +255,7 @@ class TinyDiffuser(DiffusionModel):
         t = rearrange(num_steps.to(pixels.dtype) / len(self.noise_schedule), "b -> b 1")
         x0_hat = rearrange(self.model(torch.cat([pixels, t], dim=1)), "b (c h w) -> b c h w", c=channels, h=height)
         # 2. the noise that takes x0_hat to x_t (eq. 4 solved for eps), with each image's own alpha_bar_t
-        alpha_bar = per_image(self.noise_schedule.alpha_bar(num_steps), images)
-        return (images - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()
+        return eps_from_x0(images, x0_hat, per_image(self.noise_schedule.alpha_bar(num_steps), images))
         # END SOLUTION
 
 

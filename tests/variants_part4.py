@@ -17,6 +17,7 @@ from solutions import part1
 from solutions import part4 as ref
 from tests import variants_part1 as v1
 from tests.proofs import Catalogue, with_own
+from utils.engine.model import per_image
 from utils.engine.sampling import spaced_steps
 
 catalogue = Catalogue()
@@ -108,19 +109,19 @@ def predict_x0_indexing(x_t, eps, t, schedule):
 
 @mistake("predict_x0", says="added, not subtracted")
 def predict_x0_sign(x_t, eps, t, schedule):
-    alpha_bar = ref.per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
+    alpha_bar = per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
     return (x_t + (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
 
 @mistake("predict_x0", says="square root is missing")
 def predict_x0_no_sqrt(x_t, eps, t, schedule):
-    alpha_bar = ref.per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
+    alpha_bar = per_image(schedule.alpha_bar(torch.as_tensor(t).expand(len(x_t))), x_t)
     return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar
 
 
 @mistake("predict_x0", says="alpha_t where alpha_bar_t belongs")
 def predict_x0_alpha(x_t, eps, t, schedule):
-    alpha = ref.per_image(schedule.alpha(torch.as_tensor(t).expand(len(x_t))), x_t)
+    alpha = per_image(schedule.alpha(torch.as_tensor(t).expand(len(x_t))), x_t)
     return (x_t - (1 - alpha).sqrt() * eps) / alpha.sqrt()
 
 

@@ -11,7 +11,11 @@ else: a network that needs T (to scale t, say) reads `len(self.noise_schedule)`.
 
     DiffusionModel          the interface: model(x_t, t), image_shape, noise_schedule, device
     check_reaches_noise     does a schedule end in pure noise, as Algorithm 2 assumes?
+    betas_from_alpha_bars   the betas of a schedule given by its alpha_bars (respacing, Part 3 and 4)
     per_image               the one broadcast helper: a value per image, shaped to multiply a batch of images
+    q_sample                eq. 4, x_t from x_0 and eps
+    x0_from_eps             eq. 4 solved for x_0: the clean image that x_t and a noise point to
+    eps_from_x0             eq. 4 solved for eps: the noise that takes a clean image to x_t
     as_step_tensor          a step count t as a long tensor
     normalize_img           pixels in [0, 1] to model inputs in [-1, 1] (DDPM section 3.3), and back
 """
@@ -90,6 +94,18 @@ def check_reaches_noise(noise_schedule: nn.Module, bound: float = MAX_ALPHA_BAR_
     return alpha_bar_T
 
 
+def betas_from_alpha_bars(alpha_bars: Tensor) -> Tensor:
+    """beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, with alpha_bar_0 = 1: the betas whose product gives `alpha_bars`.
+
+    Args:
+        alpha_bars: alpha_bar_1, ..., alpha_bar_T, shape (T,), float.
+    Returns:
+        beta_1, ..., beta_T, shape (T,), in the dtype of `alpha_bars`.
+    """
+    previous = torch.cat([alpha_bars.new_ones(1), alpha_bars[:-1]])  # alpha_bar_{t-1}, with alpha_bar_0 = 1
+    return 1 - alpha_bars / previous
+
+
 def per_image(values: Tensor, like: Tensor) -> Tensor:
     """Reshape per-image scalars `values` of shape (B,) to (B, 1, ..., 1) so they broadcast against `like`.
 
@@ -101,6 +117,26 @@ def per_image(values: Tensor, like: Tensor) -> Tensor:
             f"per_image expects one value per image, shape ({like.shape[0]},); got shape {tuple(values.shape)}"
         )
     return values.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+
+
+# Eq. 4 and its two inverses, for given code (the samplers' clipping, Part 1's noise_img and TinyDiffuser). Students
+# write eq. 4 themselves in Part 1's q_eq4 and its inverse in reconstruct; everything else calls these three.
+# `alpha_bar` is alpha_bar_t already shaped to broadcast against the images (per_image), or one number for all.
+
+
+def q_sample(x_0: Tensor, eps: Tensor, alpha_bar: Tensor | float) -> Tensor:
+    """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps: DDPM eq. 4, q(x_t | x_0), with the noise eps given."""
+    return alpha_bar**0.5 * x_0 + (1 - alpha_bar) ** 0.5 * eps
+
+
+def x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar: Tensor | float) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t): eq. 4 solved for x_0."""
+    return (x_t - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5
+
+
+def eps_from_x0(x_t: Tensor, x_0: Tensor, alpha_bar: Tensor | float) -> Tensor:
+    """eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t): eq. 4 solved for the noise."""
+    return (x_t - alpha_bar**0.5 * x_0) / (1 - alpha_bar) ** 0.5
 
 
 def as_step_tensor(t: int | Tensor, device: torch.device | str | None = None) -> Tensor:
