@@ -50,7 +50,7 @@ from utils.figures.part5 import plot_paths
 
 # What the Part 5 runs take from Parts 1 to 5.
 PART5_NEEDS = (
-    "NoiseSchedule", "linear_schedule", "diffusion_loss", "UnetConfig",
+    "NoiseSchedule", "linear_schedule", "diffusion_loss", "Unet", "UnetConfig",
     "feature_statistics", "frechet_distance", "kernel_inception_distance",
     "ddim_sample", "pf_ode_drift", "karras_sigmas", "karras_sample", "flow_matching_loss", "flow_sample",
     "FlowUnet", "ToyMLP", "ToyMLPConfig", "sigmas_of",
@@ -189,7 +189,7 @@ def main(
         real, _ = load_fashion_mnist("test")
         n = 32 if args.quick else args.n_eval
         scoring = Scoring(Metrics.of(impl), real, n, load_classifier(device))
-        ddpm = load_checkpoint(PART3_CHECKPOINT, device, schedule_class=impl.NoiseSchedule).model
+        ddpm = load_checkpoint(PART3_CHECKPOINT, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule).model
         if not args.train:  # else the model just trained
             flow = load_checkpoint(flow_checkpoint, device, model_class=impl.FlowUnet).model
         flow = flow.eval()

@@ -54,7 +54,7 @@ from utils.engine.training import RunLog, fit
 SHIPPED_CHECKPOINT = REPO_ROOT / "utils" / "weights" / "unet_fmnist_cond_cpu.pt"
 # How SHIPPED_CHECKPOINT was made, on a 2-core CPU shared with other jobs (one thread, nice 10): see SHIPPED_RECIPE.
 SHIPPED_COMMAND = (
-    "ddpm-course reference part4 --train --device cpu --threads 1 --minutes 25 "
+    "ddpm-course reference part4 --train --device cpu --threads 1 --epochs 6 --n-train 60000 "
     "--out runs/part4_shipped --export utils/weights/unet_fmnist_cond_cpu.pt"
 )
 
@@ -370,7 +370,7 @@ def main(
         scoring = Scoring(Metrics.of(impl), real, args.n_eval, classifier)
         models = {
             "linear schedule (Part 3's checkpoint)": load_checkpoint(
-                UNCONDITIONAL_CHECKPOINT, device, schedule_class=impl.NoiseSchedule
+                UNCONDITIONAL_CHECKPOINT, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule
             ).model,
             "cosine schedule (conditional, no label)": conditional,
         }

@@ -63,7 +63,7 @@ def test_checkpoint_round_trip_keeps_weights_schedule_config_and_history(tmp_pat
     log = RunLog()
     model = train_tiny(log=log, epochs=2)
     save_checkpoint(tmp_path / "run.pt", model, replace(CONFIG, epochs=2), epoch=2, log=log)
-    loaded = load_checkpoint(tmp_path / "run.pt", "cpu")
+    loaded = load_checkpoint(tmp_path / "run.pt", "cpu", Unet, NoiseSchedule)
     assert type(loaded.model) is Unet and loaded.model.config == TINY_UNET
     assert loaded.train_config == replace(CONFIG, epochs=2) and loaded.epoch == 2
     assert loaded.history["loss"] == log.history["loss"]
@@ -75,7 +75,7 @@ def test_checkpoint_round_trip_keeps_weights_schedule_config_and_history(tmp_pat
 def test_half_precision_checkpoint_keeps_the_schedule_exact(tmp_path):
     model = train_tiny(model=tiny_unet(1000))
     save_checkpoint(tmp_path / "half.pt", model, half=True)
-    loaded = load_checkpoint(tmp_path / "half.pt", "cpu").model
+    loaded = load_checkpoint(tmp_path / "half.pt", "cpu", Unet, NoiseSchedule).model
     assert loaded.noise_schedule.alpha_bars.dtype == torch.float32
     torch.testing.assert_close(loaded.noise_schedule.alpha_bars, model.noise_schedule.alpha_bars)
     torch.testing.assert_close(outputs(loaded), outputs(model), atol=1e-2, rtol=1e-2)
@@ -94,15 +94,17 @@ def test_loading_tells_what_is_wrong(tmp_path):
             super().__init__(replace(config, channels=16), noise_schedule)
 
     with pytest.raises(RuntimeError, match="does not fit this model"):
-        load_checkpoint(tmp_path / "run.pt", "cpu", model_class=WiderUnet)
+        load_checkpoint(tmp_path / "run.pt", "cpu", model_class=WiderUnet, schedule_class=NoiseSchedule)
 
 
 def test_a_checkpoint_cannot_make_loading_import_other_modules():
     from utils.engine.checkpoints import import_class
 
-    assert import_class("solutions.part2:Unet") is Unet
-    with pytest.raises(ValueError, match="outside this course's packages"):
+    assert import_class("utils.engine.training:TrainConfig") is TrainConfig
+    with pytest.raises(ValueError, match="outside this course's given code"):
         import_class("antigravity:Thing")
+    with pytest.raises(ValueError, match="pass the class to rebuild it with"):  # the parts' classes are the caller's
+        import_class("solutions.part2:Unet")
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):
@@ -151,7 +153,10 @@ def test_export_for_sampling_bakes_in_the_average_and_drops_the_optimizer(tmp_pa
     assert state["optimizer"] is None and state["ema"] is None
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run.pt").stat().st_size / 2
     torch.testing.assert_close(
-        outputs(load_checkpoint(tmp_path / "small.pt", "cpu").model), outputs(model.eval()), atol=2e-2, rtol=2e-2
+        outputs(load_checkpoint(tmp_path / "small.pt", "cpu", Unet, NoiseSchedule).model),
+        outputs(model.eval()),
+        atol=2e-2,
+        rtol=2e-2,
     )
 
 
@@ -168,7 +173,7 @@ def test_shipped_checkpoint_samples():
     if not SHIPPED_CHECKPOINT.is_file():
         pytest.skip("no shipped checkpoint yet")
     assert SHIPPED_CHECKPOINT.stat().st_size < 5e6
-    loaded = load_checkpoint(SHIPPED_CHECKPOINT, "cpu")
+    loaded = load_checkpoint(SHIPPED_CHECKPOINT, "cpu", Unet, NoiseSchedule)
     assert loaded.model.image_shape == (1, 28, 28) and len(loaded.model.noise_schedule) == 1000
     assert loaded.history["loss"] and loaded.train_config is not None
     assert f"--epochs {loaded.train_config.epochs} " in SHIPPED_COMMAND  # the command says what made the file

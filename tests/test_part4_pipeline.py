@@ -101,7 +101,7 @@ def test_guided_model_is_a_diffusion_model_the_samplers_take():
 def test_conditional_checkpoints_round_trip(tmp_path):
     model = tiny_model().eval()
     path = save_checkpoint(tmp_path / "c.pt", model, TrainConfig())
-    loaded = load_checkpoint(path, "cpu").model
+    loaded = load_checkpoint(path, "cpu", ConditionalUnet, NoiseSchedule).model
     assert type(loaded) is ConditionalUnet and loaded.config == TINY
     x, t, y = torch.randn(3, 1, 8, 8), torch.tensor([1, 5, 20]), torch.tensor([0, 1, 3])
     with torch.no_grad():
@@ -113,7 +113,7 @@ def test_shipped_conditional_checkpoint_loads_and_is_small():
     assert (
         SHIPPED_CHECKPOINT.stat().st_size < 3e6 and "--export utils/weights/unet_fmnist_cond_cpu.pt" in SHIPPED_COMMAND
     )
-    model = load_checkpoint(SHIPPED_CHECKPOINT, "cpu").model
+    model = load_checkpoint(SHIPPED_CHECKPOINT, "cpu", ConditionalUnet, NoiseSchedule).model
     assert isinstance(model, ConditionalUnet) and len(model.noise_schedule) == 1000
     torch.testing.assert_close(model.noise_schedule.betas, cosine_schedule(1000))
 

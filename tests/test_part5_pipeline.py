@@ -36,7 +36,7 @@ def test_fit_trains_a_flow_model_and_its_checkpoint_round_trips(tmp_path):
         FitConfig(progress=False))  # fmt: skip
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     save_checkpoint(tmp_path / "flow.pt", model)
-    loaded = load_checkpoint(tmp_path / "flow.pt", "cpu").model
+    loaded = load_checkpoint(tmp_path / "flow.pt", "cpu", FlowUnet).model
     assert isinstance(loaded, FlowUnet) and loaded.noise_schedule is None and loaded.device.type == "cpu"
     x_1 = torch.randn(2, 1, 8, 8)
     torch.testing.assert_close(flow_sample(loaded, 2, 3, x_1=x_1), flow_sample(model.eval(), 2, 3, x_1=x_1))

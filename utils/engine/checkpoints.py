@@ -11,7 +11,8 @@ without running any pickled code):
     optimizer, ema              Adam's moments and the weight average (its parameters and count), only in
                                 checkpoints written to resume from
 
-Every model is rebuilt the same way, `model_class(config, schedule)`, and every schedule as `schedule_class(betas)`.
+Every model is rebuilt the same way, `model_class(config, schedule)`, and every schedule as `schedule_class(betas)`;
+the classes of the course's parts are passed in by the caller (yours or the reference's), never imported by name.
 
 The noise schedule is stored apart from the weights on purpose: weights may be halved to float16 to keep a shipped
 file small, while alpha_bar_T ~ 4e-5 would not survive float16's precision.
@@ -53,19 +54,20 @@ def class_path(obj_or_class) -> str:
 
 
 def import_class(path: str) -> type:
-    """The class named by `class_path`."""
+    """The given class named by `class_path`. Only the given code's classes (`utils.*`) load by name: the course's
+    parts are the caller's to choose (yours or the reference's), so a model or schedule of Parts 1-5 is passed in."""
     module_name, _, qualname = path.partition(":")
-    if module_name == "__main__":
+    if module_name.split(".")[0] in ("solutions", "exercises", "__main__"):
         raise ValueError(
-            f"the checkpoint's class {path} was defined in a notebook or script, which cannot be imported again; "
-            "pass the class itself, e.g. load_checkpoint(path, model_class=MyUnet)"
+            f"the checkpoint was saved from {path}: pass the class to rebuild it with, yours or the reference's, "
+            "e.g. load_checkpoint(path, model_class=Unet, schedule_class=NoiseSchedule)"
         )
-    if module_name.split(".")[0] not in ("solutions", "exercises", "utils"):
+    if module_name.split(".")[0] != "utils":
         # Checkpoints load with weights_only=True so that a file cannot run code; importing any module it names
-        # would undo that, so only the course's own classes load by name.
+        # would undo that.
         raise ValueError(
-            f"the checkpoint names the class {path}, outside this course's packages; if you trust it, pass the class "
-            "itself, e.g. load_checkpoint(path, model_class=MyUnet)"
+            f"the checkpoint names the class {path}, outside this course's given code; if you trust it, pass the "
+            "class itself, e.g. load_checkpoint(path, model_class=MyUnet)"
         )
     obj = importlib.import_module(module_name)
     for part in qualname.split("."):
@@ -160,8 +162,9 @@ def load_checkpoint(
     Args:
         path: a file written by `save_checkpoint`.
         device: where to put the model; None picks CUDA, then MPS, then the CPU.
-        model_class: the class to build instead of the saved one, e.g. your own `Unet` with the same layers.
-        schedule_class: likewise for the NoiseSchedule, e.g. your own.
+        model_class: the class to build, e.g. your own `Unet` or the reference's (needed unless the saved class is
+            given code's); its module's config class of the saved name rebuilds the config.
+        schedule_class: likewise for the NoiseSchedule (needed for a model saved with one).
     """
     state = read_checkpoint(path)
     device = get_device(device)
@@ -243,11 +246,15 @@ def resume_training(
 def build_model(state: dict, model_class: type | None = None, schedule_class: type | None = None) -> DiffusionModel:
     """A freshly initialized model of the checkpoint's class and config, with its schedule (weights not loaded yet).
 
-    The config is rebuilt with the class the model's own module defines next to it when `model_class` is given, so a
-    student's Unet gets a UnetConfig it knows."""
+    The config is rebuilt with the class of the saved name that the model's own module (or a base class's) defines,
+    so a student's Unet gets a UnetConfig it knows."""
     cls = model_class or import_class(state["model_class"])
     saved_config = state["model_config"]["class"]
-    config_cls = getattr(sys.modules.get(cls.__module__), saved_config.partition(":")[2], None) if model_class else None
+    modules = [sys.modules.get(base.__module__) for base in cls.__mro__]
+    config_cls = next(
+        (getattr(m, saved_config.partition(":")[2]) for m in modules if hasattr(m, saved_config.partition(":")[2])),
+        None,
+    )
     config = _dataclass_from(config_cls or import_class(saved_config), state["model_config"]["fields"])
     return cls(config, build_schedule(state, schedule_class))
 
