@@ -4,6 +4,7 @@ one ladder of ODE samplers by model calls, scored with the course's protocol.
     ddpm-course reference part5 --toy                         # the paths of both ODEs on two moons (seconds on a CPU)
     ddpm-course reference part5 --train --epochs 6 --export runs/part5/flow.pt   # train the flow U-Net, Part 3's recipe
     ddpm-course reference part5 --ladder --flow-checkpoint runs/part5/flow.pt --n-eval 256
+    ddpm-course reference part5 --ladder --n-eval 256            # the shipped flow U-Net beside Part 3's checkpoint
     ddpm-course reference part5 --quick --toy --train --ladder   # all three, tiny: a smoke run in about a minute
     ddpm-course run part5 --quick --toy --train --ladder         # the same with YOUR Parts 1 to 5 (exercises/)
 
@@ -39,7 +40,7 @@ from ddpm_course.runs import (
     sample_in_batches,
     with_budget,
 )
-from utils import get_device
+from utils import REPO_ROOT, get_device
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
@@ -47,6 +48,13 @@ from utils.datasets.toy import two_moons
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
 from utils.engine.training import FitConfig, RunLog, TrainConfig, fit
 from utils.figures.part5 import plot_paths
+
+SHIPPED_CHECKPOINT = REPO_ROOT / "utils" / "weights" / "flow_fmnist_cpu.pt"
+# How SHIPPED_CHECKPOINT was made: Part 3's CPU recipe (sizes, weight average, cooldown) for Part 3's 5,628 steps.
+SHIPPED_COMMAND = (
+    "ddpm-course reference part5 --train --device cpu --threads 2 --epochs 6 --n-train 60000 "
+    "--export utils/weights/flow_fmnist_cpu.pt"
+)
 
 # What the Part 5 runs take from Parts 1 to 5.
 PART5_NEEDS = (
@@ -142,7 +150,11 @@ def main(
     add_run_arguments(parser, quick="tiny runs: a smoke test", device=None, epochs=None, minutes=None, n_train=None)
     parser.add_argument("--n-eval", type=int, default=256, help="samples per rung scored by FMNIST-FID and KID")
     parser.add_argument("--batch", type=int, default=256, help="images sampled at once")
-    parser.add_argument("--flow-checkpoint", default=None, help="the flow U-Net to score (default: the one trained)")
+    parser.add_argument(
+        "--flow-checkpoint",
+        default=None,
+        help="the flow U-Net to score (default: the one trained, else the shipped one)",
+    )
     parser.add_argument("--out", default="runs/part5", help="folder for figures, checkpoints and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
     add_run_arguments(parser, threads=None)
@@ -152,8 +164,6 @@ def main(
         torch.set_num_threads(args.threads)
     if not (args.toy or args.train or args.ladder):
         parser.error("nothing to do: give --toy, --train or --ladder (or several)")
-    if args.ladder and not (args.train or args.flow_checkpoint):
-        parser.error("the ladder needs a flow model: give --train, or --flow-checkpoint FILE")
     impl = impl if impl is not None else Implementation.load(args.impl, PART5_NEEDS, default)
     device = get_device(args.device)
     out = Path(args.out)
@@ -168,7 +178,7 @@ def main(
     if args.toy:
         summary["toy"] = toy_paths(impl, out, args.quick)
 
-    flow_checkpoint = Path(args.flow_checkpoint) if args.flow_checkpoint else None
+    flow_checkpoint = Path(args.flow_checkpoint) if args.flow_checkpoint else SHIPPED_CHECKPOINT
     if args.train:
         run = with_budget(default_run(device, impl.UnetConfig, quick=args.quick), args.epochs, args.minutes)
         run = replace(

@@ -90,9 +90,15 @@ def test_own_parts_run_the_part5_program(tmp_path, capsys):
     assert {"paths.png", "flow.pt", "metrics.json", "tables.md"} <= {p.name for p in out.iterdir()}
 
 
-def test_the_part5_ladder_needs_a_flow_model(capsys):
-    from ddpm_course.flow import main
+def test_the_shipped_flow_checkpoint_loads_and_its_command_says_what_made_it():
+    from ddpm_course.flow import SHIPPED_CHECKPOINT, SHIPPED_COMMAND
 
-    with pytest.raises(SystemExit):
-        main(["--ladder"])
-    assert "give --train, or --flow-checkpoint FILE" in capsys.readouterr().err
+    assert (
+        SHIPPED_CHECKPOINT.stat().st_size < 3e6
+        and f"--export {SHIPPED_CHECKPOINT.relative_to(REPO)}" in SHIPPED_COMMAND
+    )
+    loaded = load_checkpoint(SHIPPED_CHECKPOINT, "cpu", FlowUnet)
+    assert isinstance(loaded.model, FlowUnet) and loaded.model.noise_schedule is None
+    assert f"--epochs {loaded.train_config.epochs} " in SHIPPED_COMMAND
+    x_1 = torch.randn(2, *loaded.model.image_shape)
+    assert flow_sample(loaded.model, 2, 2, x_1=x_1).isfinite().all()
