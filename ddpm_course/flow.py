@@ -58,7 +58,7 @@ SHIPPED_COMMAND = (
 
 # What the Part 5 runs take from Parts 1 to 5.
 PART5_NEEDS = (
-    "NoiseSchedule", "linear_schedule", "diffusion_loss", "Unet", "UnetConfig",
+    "NoiseSchedule", "linear_schedule", "diffusion_loss", "sample", "Unet", "UnetConfig",
     "feature_statistics", "frechet_distance", "kernel_inception_distance",
     "ddim_sample", "pf_ode_drift", "karras_sigmas", "karras_sample", "flow_matching_loss", "flow_sample",
     "FlowUnet", "ToyMLP", "ToyMLPConfig", "sigmas_of",
@@ -112,16 +112,20 @@ def toy_paths(impl: Implementation, out: Path, quick: bool) -> dict:
     return {"seconds": seconds, "path_length_ratio": straightness}
 
 
-def ladder_settings(quick: bool) -> list[tuple[str, int]]:
-    """(sampler, model calls) of the Part 5 ladder: each sampler at several numbers of model calls."""
+def ladder_settings(quick: bool, full_ddpm: int | None = None) -> list[tuple[str, int]]:
+    """(sampler, model calls) of the Part 5 ladder: each sampler at several numbers of model calls, then (with
+    `full_ddpm` = T) DDPM's Algorithm 2 in all T steps, the paper's sampler, as the slowest rung."""
     if quick:
         return [("DDIM", 4), ("Heun (EDM)", 3), ("flow Euler", 4), ("flow Heun", 3)]
     calls = (5, 9, 19, 49)  # Heun's 2n - 1 calls for n = 3, 5, 10, 25 levels
-    return [(sampler, n) for n in calls for sampler in ("DDIM", "Heun (EDM)", "flow Euler", "flow Heun")]
+    rungs = [(sampler, n) for n in calls for sampler in ("DDIM", "Heun (EDM)", "flow Euler", "flow Heun")]
+    return rungs + ([("DDPM", full_ddpm)] if full_ddpm else [])
 
 
 def draw(impl: Implementation, sampler: str, calls: int, ddpm, flow):
     """A function (start, size) -> samples for one rung, the given number of model calls each."""
+    if sampler == "DDPM":  # Part 1's Algorithm 2 in every one of the model's T steps
+        return lambda start, size: impl.sample(ddpm, size)
     if sampler == "DDIM":
         return lambda start, size: impl.ddim_sample(ddpm, size, calls, eta=0.0)
     if sampler == "Heun (EDM)":
@@ -154,6 +158,9 @@ def main(
         "--flow-checkpoint",
         default=None,
         help="the flow U-Net to score (default: the one trained, else the shipped one)",
+    )
+    parser.add_argument(
+        "--no-full-ddpm", action="store_true", help="leave out DDPM in all 1000 steps (the slowest rung)"
     )
     parser.add_argument("--out", default="runs/part5", help="folder for figures, checkpoints and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
@@ -204,17 +211,18 @@ def main(
             flow = load_checkpoint(flow_checkpoint, device, model_class=impl.FlowUnet).model
         flow = flow.eval()
         rows = []
-        for sampler, calls in ladder_settings(args.quick):
+        summary["load_average"] = [load_before]
+        summary["ladder"] = {"Part 3's checkpoint (DDPM, DDIM, Heun) and the flow U-Net (flow), by model calls": rows}
+        for sampler, calls in ladder_settings(args.quick, None if args.no_full_ddpm else len(ddpm.noise_schedule)):
             began = time.perf_counter()
             samples = sample_in_batches(draw(impl, sampler, calls, ddpm, flow), n, min(args.batch, n))
             row = {"sampler": sampler, "steps": calls, "eta": None, **scoring.score(samples)}
             row["seconds"] = time.perf_counter() - began
             rows.append(row)
-            print(f"{sampler:12s} {calls:3d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
-        summary["ladder"] = {"Part 3's checkpoint (DDIM, Heun) and the flow U-Net (flow), by model calls": rows}
-        summary["load_average"] = [load_before, os.getloadavg()[0]]
+            print(f"{sampler:12s} {calls:4d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
+            summary["load_average"][1:] = [os.getloadavg()[0]]
+            (out / "tables.md").write_text(markdown_tables(summary))  # after every rung: a long run keeps what it has
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
-        (out / "tables.md").write_text(markdown_tables(summary))
         print(f"tables for the README in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"wrote {out / 'metrics.json'}")
