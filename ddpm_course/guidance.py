@@ -287,6 +287,9 @@ def main(
     parser.add_argument("--sweep-n", type=int, default=200, help="samples per guidance weight (equal per class)")
     parser.add_argument("--sweep-steps", type=int, default=20, help="DDIM steps of the guidance sweep")
     parser.add_argument(
+        "--sweep-weights", default="0,0.5,1,2,3,5,8", help="the sweep's guidance weights w, comma-separated"
+    )
+    parser.add_argument(
         "--full-ddpm",
         choices=("both", "linear", "none"),
         default="both",
@@ -395,7 +398,7 @@ def main(
                 scoring=scoring,
             )
     if args.sweep:
-        weights = [0.0, 1.0, 3.0] if args.quick else [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
+        weights = [0.0, 1.0, 3.0] if args.quick else [float(w) for w in args.sweep_weights.split(",")]
         rows = guidance_sweep(conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier)
         summary["sweep"] = rows
         for row in rows:

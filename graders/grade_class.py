@@ -7,7 +7,9 @@
 `submissions/` holds one `.py` or `.ipynb` per student (the student is the file's name), or one folder per student
 holding one (if it holds several, the one whose name contains `partN`). Each student is graded in a process of their
 own (`pytest tests/test_partN.py --impl THEIR_FILE` with the plugin graders/grade_report.py), so a crash, an
-endless loop, `sys.exit()` or megabytes of printing stays on that student's row. Students are graded in parallel, up
+endless loop, `sys.exit()` or megabytes of printing stays on that student's row; that process is contained in a sandbox
+of its own (graders/sandbox.py: a read-only copy of the course, limits, and where the OS allows, a user of its own, no
+network and the instructor's folders hidden). Students are graded in parallel, up
 to the machine's cores.
 
 Every cell of the table is one of: pass, fail, not implemented, timed out, could not load; the score counts the
@@ -26,17 +28,21 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from graders import REPO_ROOT
-from graders.grade_report import NOT_LOADED, OUTCOMES, PASS, TIMED_OUT
+from graders.grade_report import MESSAGE_CHARS, NOT_LOADED, OUTCOMES, PASS, TIMED_OUT
+from graders.sandbox import Containment, Limits, Policy, Sandbox
 
 SUFFIXES = (".py", ".ipynb")
 OUTPUT_CAP_BYTES = 64 * 1024  # the end of a student's output that is kept: the summary, and the last messages
-DEFAULT_TIMEOUT_S = 900.0  # a whole student; each step also has its own, shorter limit (graders/core.py)
+DEFAULT_TIMEOUT_S = 900.0
+TEMP = Path(
+    tempfile.gettempdir()
+)  # hidden from a submission but for its own sandbox there  # a whole student; each step also has its own, shorter limit (graders/core.py)
 
 
 @dataclass
@@ -161,26 +167,32 @@ def _kill_session(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def grade_one(submission: Submission, part: int, timeout: float, select: str | None, logs: Path) -> Row:
-    """Grade one student in a subprocess and read back the outcome of each step."""
+def grade_one(
+    submission: Submission, part: int, timeout: float, select: str | None, logs: Path, number: int = 0,
+    policy: Policy | None = None,
+) -> Row:  # fmt: skip
+    """Grade one student in a contained subprocess (graders.sandbox) and read back the outcome of each step. Without
+    a `policy`, the strongest this machine allows, hiding the submission's folder, `logs` and the course."""
     row = Row(submission.student, str(submission.path or ""))
     if submission.path is None:
         row.note = submission.problem
         return row
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="grade-") as work:
-        report = Path(work) / "report.json"
+    if policy is None:
+        policy, _ = Policy.for_class(submission.path.parent, logs, Path.home(), REPO_ROOT, TEMP)
+    with Sandbox(submission.path, number, policy) as box:
+        report = box.report
         command = [
             sys.executable,
             "-m",
             "pytest",
-            str(REPO_ROOT / "tests" / f"test_part{part}.py"),
+            str(box.course / "tests" / f"test_part{part}.py"),
             "--impl",
-            str(submission.path.resolve()),
+            str(box.submission),
             "--rootdir",
-            str(REPO_ROOT),
+            str(box.course),
             "-c",
-            str(REPO_ROOT / "pyproject.toml"),
+            str(box.course / "pyproject.toml"),
             "-q",
             "--no-header",
             "-p",
@@ -192,11 +204,9 @@ def grade_one(submission: Submission, part: int, timeout: float, select: str | N
         ]
         if select:
             command += ["-k", select]
-        # This course first on the path, whatever else is installed; the student's own folder is the working one.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-        code, output = run_capped(command, timeout, Path(work), env)
+        code, output = run_capped(box.command(command), timeout, box.home, box.environment())
         if report.is_file():
-            row.steps = json.loads(report.read_text())
+            row.steps = _read_report(report)
         if code is None:
             row.note = f"stopped after {timeout:g} s, the time limit of a whole submission"
         elif not report.is_file():
@@ -206,6 +216,22 @@ def grade_one(submission: Submission, part: int, timeout: float, select: str | N
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"{_safe(row.student)}.txt").write_text(output)
     return row
+
+
+def _read_report(path: Path) -> dict[str, dict[str, str]]:
+    """The grading process's report, kept only as far as it has the expected shape (it was written by a process
+    that ran the submission)."""
+    try:
+        report = json.loads(path.read_text()[: 1 << 20])
+    except (ValueError, OSError):
+        return {}
+    if not isinstance(report, dict):
+        return {}
+    return {
+        str(step): {"outcome": result["outcome"], "message": str(result.get("message", ""))[:MESSAGE_CHARS]}
+        for step, result in report.items()
+        if isinstance(result, dict) and result.get("outcome") in OUTCOMES
+    }
 
 
 def _safe(name: str) -> str:
@@ -232,18 +258,26 @@ def grade_class(
     timeout: float = DEFAULT_TIMEOUT_S,
     select: str | None = None,
     progress: bool = True,
-) -> list[Row]:
-    """Grade every submission in `folder`, write `out/partN.csv` and `out/partN.json`, and return the rows."""
+    limits: Limits | None = None,
+) -> tuple[list[Row], Containment]:
+    """Grade every submission in `folder`, write `out/partN.csv` and `out/partN.json`, and return the rows and how
+    far the submissions could be contained on this machine."""
     submissions = find_submissions(folder, part)
     if not submissions:
         raise FileNotFoundError(f"no submissions in {folder}: expected .py or .ipynb files, or one folder per student")
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(submissions)))
+    out.mkdir(parents=True, exist_ok=True)
+    policy, containment = Policy.for_class(folder, out, Path.home(), REPO_ROOT, TEMP, limits=limits)
     rows = []
     with (
         ThreadPoolExecutor(max_workers=jobs) as pool,
         tqdm(total=len(submissions), desc=f"grading Part {part}", unit="student", disable=not progress) as bar,
     ):
-        futures = [pool.submit(grade_one, s, part, timeout, select, out / "logs" / f"part{part}") for s in submissions]
+        logs = out / "logs" / f"part{part}"
+        futures = [
+            pool.submit(grade_one, s, part, timeout, select, logs, number, policy)
+            for number, s in enumerate(submissions)
+        ]
         for future in as_completed(futures):
             rows.append(future.result())
             bar.update(1)
@@ -252,11 +286,13 @@ def grade_class(
     steps = [step for step in steps_of(part) if step in reported] or steps_of(part)
     for row in rows:
         complete(row, steps)
-    write_tables(rows, steps, part, out)
-    return rows
+    write_tables(rows, steps, part, out, containment)
+    return rows, containment
 
 
-def write_tables(rows: list[Row], steps: list[str], part: int, out: Path) -> tuple[Path, Path]:
+def write_tables(
+    rows: list[Row], steps: list[str], part: int, out: Path, containment: Containment | None = None
+) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out / f"part{part}.csv", out / f"part{part}.json"
     with csv_path.open("w", newline="") as f:
@@ -278,6 +314,7 @@ def write_tables(rows: list[Row], steps: list[str], part: int, out: Path) -> tup
             {
                 "part": part,
                 "steps": steps,
+                "containment": asdict(containment) if containment is not None else None,
                 "outcomes": list(OUTCOMES),
                 "students": [
                     {
@@ -334,11 +371,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-k", dest="select", default=None, help="grade only the steps this pytest -k expression keeps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--memory-gb",
+        type=float,
+        default=Limits.memory_gb,
+        help=f"address space each submission may use (default {Limits.memory_gb:g})",
+    )
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder")
-    rows = grade_class(args.part, args.folder, args.out, args.jobs, args.timeout, args.select, not args.no_progress)
+    limits = Limits(memory_gb=args.memory_gb)
+    rows, containment = grade_class(
+        args.part, args.folder, args.out, args.jobs, args.timeout, args.select, not args.no_progress, limits
+    )
     print(summary(rows, args.part, args.out))
+    print(containment.describe())
     return 0
 
 
