@@ -5,7 +5,7 @@ ddpm-course reference part3 [...]         the FashionMNIST pipeline: train, samp
 ddpm-course reference part4 [...]         faster samplers and guidance: train, ladder, sweep (see --help)
 ddpm-course reference part5 [...]         the ODE view and flow matching: two moons, train, ladder (see --help)
 ddpm-course run part1|part3|part4|part5 [--impl IMPL ...]   the same runs with your code (default: exercises/)
-ddpm-course grade PART [IMPL]             run the graders of one part on IMPL (default: exercises/)
+ddpm-course grade PART [IMPL] [--sandbox] run the graders of one part on IMPL (default: exercises/); contained with --sandbox
 ddpm-course grade-class PART FOLDER [...] grade a folder of submissions: a table of steps per student (--help)
 ddpm-course build [--check] [--force]     regenerate the exercise stubs and notebooks from their sources
 ddpm-course bench [...]                   throughput and sample-quality benchmark (Part 3)
@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         default="exercises",
         help="exercises (default), solutions, a folder, a .py file, a notebook, or partN=PATH",
     )
+    grade.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="grade the file as grade-class does, contained in a process of its own: for code you did not write",
+    )
     commands.add_parser("grade-class", help="grade a class's submissions", add_help=False)
     commands.add_parser("build", help="regenerate stubs and notebooks", add_help=False)
     commands.add_parser("bench", help="benchmark (Part 3)", add_help=False)
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module("ddpm_course.benchmark").main(rest) or 0
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.sandbox:
+        return importlib.import_module("graders.grade_class").grade_file(args.part, args.impl)
     from graders.run import grade_part
 
     return grade_part(args.part, args.impl)

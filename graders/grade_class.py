@@ -205,8 +205,11 @@ def grade_one(
         if select:
             command += ["-k", select]
         code, output = run_capped(box.command(command), timeout, box.home, box.environment())
-        if report.is_file():
+        if report.is_file():  # messages name the student's file where they named its copy in the sandbox
             row.steps = _read_report(report)
+            for result in row.steps.values():
+                result["message"] = result["message"].replace(str(box.submission), str(submission.path))
+            output = output.replace(str(box.submission), str(submission.path))
         if code is None:
             row.note = f"stopped after {timeout:g} s, the time limit of a whole submission"
         elif not report.is_file():
@@ -355,6 +358,25 @@ def summary(rows: list[Row], part: int, out: Path) -> str:
         f"{out / 'logs' / f'part{part}'}"
     )
     return "\n".join(lines)
+
+
+def grade_file(part: int, path: str, timeout: float = DEFAULT_TIMEOUT_S) -> int:
+    """`ddpm-course grade PART FILE --sandbox`: one submission graded as in a class, one line per step; 0 if all
+    pass."""
+    file = Path(path)
+    if not file.is_file() or file.suffix not in SUFFIXES:
+        print(f"could not load: --sandbox grades one .py or .ipynb file; {path} is not one")
+        return 2
+    with tempfile.TemporaryDirectory() as logs:
+        row = grade_one(Submission(file.stem, file), part, timeout, None, Path(logs))
+    steps = steps_of(part)
+    complete(row, steps)
+    for step in steps:
+        result = row.steps[step]
+        mark = "\N{CHECK MARK}" if result["outcome"] == PASS else "\N{BALLOT X}"
+        print(f"{mark} {step}: {result['outcome']}" + (f"\n  {result['message']}" if result["message"] else ""))
+    print(f"\nPart {part}, {path} (contained): {row.score} of {len(steps)} steps pass")
+    return 0 if row.score == len(steps) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,3 +123,12 @@ def test_finding_submissions(tmp_path):
     row = gc.grade_one(found["max"], 1, timeout=5, select=None, logs=tmp_path / "logs")
     gc.complete(row, ["linear_schedule"])
     assert row.steps["linear_schedule"]["outcome"] == "could not load" and "no .py" in row.note
+
+
+def test_grade_sandbox_grades_one_file_as_in_a_class(tmp_path, capsys):
+    path = tmp_path / "ben_part1.py"
+    path.write_text(STUBS + LINEAR_SCHEDULE)
+    assert cli_main(["grade", "1", str(path), "--sandbox"]) == 1
+    printed = capsys.readouterr().out
+    assert "\N{CHECK MARK} linear_schedule: pass" in printed and "\N{BALLOT X} q_eq4: not implemented" in printed
+    assert f"Part 1, {path} (contained): 1 of 10 steps pass" in printed and "/grade-" not in printed

@@ -1,14 +1,15 @@
-"""Given code for the course, never an exercise: the bottom layer, which imports nothing from exercises/, solutions/
-or graders/.
+"""Given code for the course, never an exercise: the bottom layer, which imports nothing from exercises/, solutions/,
+graders/ or ddpm_course/.
 
-    engine/      what the exercises and programs build on: DiffusionModel, the configs, minibatches, the run log, the
-                 given training loop `fit`, checkpoints, respaced sampling
-    datasets/    color gradients, FashionMNIST (and its shipped sample), the classifier behind FMNIST-FID
-    figures/     plots, the U-Net drawings, the denoising animation
-    programs/    the runs of a part end to end, for any implementation (whose algorithm is a parameter)
+    engine/      what the exercises and programs build on: DiffusionModel and its eq. 4 helpers, the configs, the run
+                 log and the given training loop `fit`, respaced and guided sampling, checkpoints
+    datasets/    color gradients, FashionMNIST (and its shipped sample), two moons, the classifier behind FMNIST-FID,
+                 and the scoring protocol
+    figures/     plots, the U-Net drawings, the denoising animation, each part's figures
     authoring/   the build that makes the stubs and notebooks from their sources
-    impl.py      loading an implementation: exercises, solutions, a .py file or a notebook
     colab.py     the notebooks' set-up cell where the course is not installed
+
+The programs that run a part end to end and the loader of implementations live one layer up, in ddpm_course/.
 """
 
 import os
