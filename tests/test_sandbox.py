@@ -205,7 +205,7 @@ def hostile_class(tmp_path_factory, containment):
     graded.add("exits_mid_step")
     before = {"course": _digest(course), "class": _digest(folder), "secret": secret.read_bytes()}
     out = root / "grades"
-    env = {**os.environ, "PYTHONPATH": str(course), "HOME": str(home), "DDPM_TIME_LIMIT_SCALE": "0.2"}
+    env = {**os.environ, "PYTHONPATH": str(course), "HOME": str(home)}
     jobs = "2" if containment.own_user else "1"  # without users of their own, a fork bomb shares the process limit
     command = [sys.executable, "-m", "ddpm_course.cli", "grade-class", "1", str(folder), "--out", str(out)]
     result = subprocess.run(
