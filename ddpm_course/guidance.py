@@ -62,7 +62,7 @@ SHIPPED_COMMAND = (
 # What the Part 4 runs take from Parts 1, 3 and 4. Part 2 comes in through Part 4's ConditionalUnet.
 PART4_NEEDS = (
     "NoiseSchedule", "sample", "feature_statistics", "frechet_distance", "kernel_inception_distance",
-    "cosine_schedule", "ddim_sample", "ConditionalUnet", "ConditionalUnetConfig", "conditional_loss", "guided_eps",
+    "cosine_schedule", "ddim_sample", "Unet", "ConditionalUnet", "ConditionalUnetConfig", "conditional_loss", "guided_eps",
 )  # fmt: skip
 
 
