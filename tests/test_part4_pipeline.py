@@ -174,3 +174,14 @@ def test_the_ladder_takes_its_numbers_of_steps():
         ("DDPM", 50, None),
         ("DDPM", None, None),
     ]
+
+
+def test_the_part4_ladder_loads_part3s_checkpoint_into_the_implementations_unet(tmp_path, capsys):
+    from ddpm_course.guidance import main
+
+    out = tmp_path / "run"
+    argv = ["--quick", "--ladder", "--ladder-models", "linear", "--full-ddpm", "none", "--device", "cpu"]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "linear schedule (Part 3's checkpoint)" in printed and "(floor " in printed
+    assert {"metrics.json", "tables.md"} <= {p.name for p in out.iterdir()}
