@@ -19,7 +19,6 @@ scores.png and metrics.json. FMNIST-FID and FMNIST-KID are always printed with t
 floor measured against the same reference at the same N (`utils.datasets.scoring`).
 """
 
-import argparse
 import json
 import math
 import sys
@@ -40,6 +39,7 @@ from ddpm_course.runs import (
     default_run,
     impl_help,
     make_unet,
+    program_parser,
     sample_in_batches,
     with_budget,
 )
@@ -119,12 +119,7 @@ def main(
     default: str = "solutions",
     prog: str = "ddpm-course reference part3",
 ) -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    parser = program_parser(__doc__, prog)
     add_run_arguments(parser, impl=impl_help("Parts 1-3", default), quick=None, device=None, epochs=None)
     add_run_arguments(parser, minutes=None, n_train=None)
     parser.add_argument("--n-eval", type=int, default=None, help="samples scored by FMNIST-FID (and the floor's N)")

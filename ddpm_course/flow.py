@@ -17,7 +17,6 @@ Whose algorithm runs is a parameter, never an import (`ddpm_course.runs.Implemen
 the floor of N other test images. Everything is written to --out: paths.png, metrics.json and tables.md.
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -37,6 +36,7 @@ from ddpm_course.runs import (
     add_run_arguments,
     default_run,
     impl_help,
+    program_parser,
     sample_in_batches,
     with_budget,
 )
@@ -141,12 +141,7 @@ def main(
     default: str = "solutions",
     prog: str = "ddpm-course reference part5",
 ) -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    parser = program_parser(__doc__, prog)
     add_run_arguments(parser, impl=impl_help("Parts 1 to 5", default))
     parser.add_argument("--toy", action="store_true", help="both ODEs' paths on two moons")
     parser.add_argument("--train", action="store_true", help="train the flow-matching U-Net on FashionMNIST")

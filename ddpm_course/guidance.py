@@ -15,7 +15,6 @@ each score with its spread) and every rung and weight is paired (the same x_T an
 --out: metrics.json, and tables.md, the README's tables with the command, N, device and load that made them.
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -39,6 +38,7 @@ from ddpm_course.runs import (
     default_run,
     impl_help,
     make_unet,
+    program_parser,
     sample_in_batches,
     with_budget,
 )
@@ -265,12 +265,7 @@ def main(
     default: str = "solutions",
     prog: str = "ddpm-course reference part4",
 ) -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    parser = program_parser(__doc__, prog)
     add_run_arguments(parser, impl=impl_help("Parts 1, 3 and 4", default))
     parser.add_argument("--train", action="store_true", help="train a conditional U-Net (cosine schedule)")
     parser.add_argument("--ladder", action="store_true", help="score the sampler ladder")

@@ -185,6 +185,13 @@ def impl_help(parts: str, default: str) -> str:
     )
 
 
+def program_parser(doc: str, prog: str) -> argparse.ArgumentParser:
+    """A program's parser: its name, the first paragraph of its docstring as description, the whole as epilog."""
+    return argparse.ArgumentParser(
+        prog=prog, description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, **helps: str | None) -> None:
     """Add the shared options named (`quick=None`, `n_train="..."`: --quick, --n-train) to `parser`, in that order,
     each with the help given, or its usual one for None."""

@@ -176,14 +176,7 @@ class Sandbox:
     def __init__(self, submission: Path, number: int, policy: Policy):
         self.policy = policy
         self.root = Path(tempfile.mkdtemp(prefix="grade-"))
-        self.course = self.root / "course"
-        for name in COURSE_PARTS:
-            source = REPO_ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, self.course / name, ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"))
-            elif source.is_file():
-                self.course.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, self.course / name)
+        self.course = copy_course(self.root / "course")
         for folder in ("home", "tmp", "submission"):
             (self.root / folder).mkdir()
         self.submission = self.root / "submission" / submission.name
@@ -290,6 +283,18 @@ def main(argv: list[str]) -> None:
 
         sys.exit(subprocess.call(argv[3:]))
     os.execve(argv[3], argv[3:], os.environ)
+
+
+def copy_course(destination: Path) -> Path:
+    """A copy of the course's code (COURSE_PARTS, without notebooks or caches) at `destination`."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in COURSE_PARTS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"))
+        elif source.is_file():
+            shutil.copy2(source, destination / name)
+    return destination
 
 
 def _read_only(folder: Path) -> None:

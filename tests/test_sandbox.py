@@ -11,7 +11,6 @@ import csv
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from graders import REPO_ROOT
-from graders.sandbox import COURSE_PARTS, Policy
+from graders.sandbox import Policy, copy_course
 
 SOLUTION = (REPO_ROOT / "solutions" / "part1.py").read_text()
 STEPS = "linear_schedule or q_eq4"
@@ -173,14 +172,7 @@ def hostile_class(tmp_path_factory, containment):
     """The course copied (the install under attack), a class of attackers and honest twins, an instructor's home
     with a private file and a listening socket; graded once by the copy's grade-class in a process of its own."""
     root = tmp_path_factory.mktemp("hostile")
-    course = root / "course"
-    for name in COURSE_PARTS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, course / name, ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"))
-        elif source.is_file():
-            course.mkdir(exist_ok=True)
-            shutil.copy2(source, course / name)
+    course = copy_course(root / "course")
     home = root / "instructor"
     home.mkdir()
     secret = home / "secret.txt"
