@@ -237,26 +237,32 @@ def call(what: str, fn, *args, likely: str | None = None):
 # The grader decorator
 
 
-def _student_frame(tb, obj=None) -> str:
-    """Where the student's code broke: the innermost frame in the file `obj` (what was handed in) comes from, or else
-    the innermost one outside the graders and torch. When the error was raised further in, in given or reference
-    code, that place is named too, so that the student reads their own line first."""
-    frames = [
-        f
+def code_frames(tb) -> list[tuple[str, int, str, str]]:
+    """(file, line, function, source) of each frame of a traceback outside the graders and torch, innermost last."""
+    return [
+        (f.filename, f.lineno, f.name, f.line or "")
         for f in traceback.extract_tb(tb)
         if GRADERS_DIR not in Path(f.filename).resolve().parents
         and "site-packages" not in f.filename
         and "/torch/" not in f.filename
     ]
+
+
+def _student_frame(error: BaseException, obj=None) -> str:
+    """Where the student's code broke: the innermost frame in the file `obj` (what was handed in) comes from, or else
+    the innermost one outside the graders and torch. When the error was raised further in, in given or reference
+    code, that place is named too, so that the student reads their own line first. An error that came from a worker
+    (graders.remote) brings its frames along."""
+    frames = getattr(error, "remote_frames", None) or code_frames(error.__traceback__)
     if not frames:
         return ""
     own_files = _files_of(obj)
-    own = [f for f in frames if f.filename in own_files]
+    own = [f for f in frames if f[0] in own_files]
     f = own[-1] if own else frames[-1]
-    where = f"\n  at {f.filename}:{f.lineno}, in {f.name}: {f.line or ''}".rstrip()
+    where = f"\n  at {f[0]}:{f[1]}, in {f[2]}: {f[3]}".rstrip()
     if frames[-1] is not f:
         inner = frames[-1]
-        where += f"\n  (raised inside given code: {_short(inner.filename)}:{inner.lineno}, in {inner.name})"
+        where += f"\n  (raised inside given code: {_short(inner[0])}:{inner[1]}, in {inner[2]})"
     return where
 
 
@@ -266,7 +272,8 @@ def _files_of(obj) -> set[str]:
     if isinstance(obj, type):
         functions = [v for k, v in vars(obj).items() if hasattr(v, "__code__")]
     functions = [inspect.unwrap(f) for f in functions]
-    return {f.__code__.co_filename for f in functions if hasattr(f, "__code__")}
+    files = {f.__code__.co_filename for f in functions if hasattr(f, "__code__")}
+    return files | set(getattr(obj, "source_files", ()))  # a submission's function or class in a worker
 
 
 def _short(filename: str) -> str:
@@ -319,7 +326,7 @@ def grader(
                 ) from None
             except Exception as e:  # the student's code broke: say where, without the graders' frames
                 raise GraderFailure(
-                    f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e.__traceback__, obj)}"
+                    f"{step}: your code raised {type(e).__name__}: {e}{_student_frame(e, obj)}"
                     f"{_likely_crash_cause(e)}{_earlier_failure(obj, uses)}"
                 ) from None
             finally:

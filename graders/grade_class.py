@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from graders import REPO_ROOT
 from graders.grade_report import MESSAGE_CHARS, NOT_LOADED, OUTCOMES, PASS, TIMED_OUT
+from graders.remote import JUDGE_ENV
 from graders.sandbox import Containment, Limits, Policy, Sandbox
 
 SUFFIXES = (".py", ".ipynb")
@@ -180,19 +181,26 @@ def grade_one(
     start = time.perf_counter()
     if policy is None:
         policy, _ = Policy.for_class(submission.path.parent, logs, Path.home(), REPO_ROOT, TEMP)
-    with Sandbox(submission.path, number, policy) as box:
-        report = box.report
+    with Sandbox(submission.path, number, policy) as box, tempfile.TemporaryDirectory(prefix="judge-") as private:
+        # The judge runs the graders and writes the report; it never imports the submission, which runs in a worker
+        # inside the sandbox and answers the judge's requests with data (graders/remote.py).
+        report = Path(private) / "report.json"
+        worker = {
+            "command": box.command([sys.executable, "-m", "graders.remote"]),
+            "env": box.environment(),
+            "cwd": str(box.home),
+        }
         command = [
             sys.executable,
             "-m",
             "pytest",
-            str(box.course / "tests" / f"test_part{part}.py"),
+            str(REPO_ROOT / "tests" / f"test_part{part}.py"),
             "--impl",
             str(box.submission),
             "--rootdir",
-            str(box.course),
+            str(REPO_ROOT),
             "-c",
-            str(box.course / "pyproject.toml"),
+            str(REPO_ROOT / "pyproject.toml"),
             "-q",
             "--no-header",
             "-p",
@@ -204,12 +212,13 @@ def grade_one(
         ]
         if select:
             command += ["-k", select]
-        code, output = run_capped(box.command(command), timeout, box.home, box.environment())
+        environment = {**os.environ, JUDGE_ENV: json.dumps(worker)}
+        code, output = run_capped(command, timeout, Path(private), environment)
         if report.is_file():  # messages name the student's file where they named its copy in the sandbox
             row.steps = _read_report(report)
             for result in row.steps.values():
                 result["message"] = result["message"].replace(str(box.submission), str(submission.path))
-            output = output.replace(str(box.submission), str(submission.path))
+        output = output.replace(str(box.submission), str(submission.path))
         if code is None:
             row.note = f"stopped after {timeout:g} s, the time limit of a whole submission"
         elif not report.is_file():

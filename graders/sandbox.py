@@ -278,6 +278,9 @@ def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[0] != "--enter" or argv[2] != "--":
         sys.exit("usage: python -m graders.sandbox --enter SETTINGS_JSON -- COMMAND...")
     enter(json.loads(argv[1]))
+    libc = _libc() if sys.platform == "linux" else None
+    if libc is not None:  # PR_SET_PDEATHSIG, after the change of user (which clears it): when the process that
+        libc.prctl(1, 9)  # started this one (a judge) ends, killed at its time limit too, this one goes with it
     if os.name == "nt":  # Windows has no exec that keeps the process: run the command and pass its exit code on
         import subprocess
 

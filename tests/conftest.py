@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from ddpm_course.impl import ImplError, choose_sources, load_part
+from ddpm_course.impl import REFERENCE, ImplError, choose_sources, load_part
 from graders.core import GraderFailure
+from graders.remote import judged_module
 
 
 def _impl(request, part: int):
@@ -12,8 +13,11 @@ def _impl(request, part: int):
     spec = request.config.getoption("--impl")
     try:
         named = [v for v in spec.split(",") if v.partition("=")[0] == f"part{part}" or "=" not in v]
-        return load_part(choose_sources(named, [part], default="solutions")[part])
-    except ImplError as e:  # a file that does not import is the student's first thing to fix, said in one line
+        source = choose_sources(named, [part], default="solutions")[part]
+        # In class grading the submission runs in a worker of its own, never in this process (graders/remote.py).
+        judged = judged_module(source.spec, part) if source.spec != REFERENCE else None
+        return judged if judged is not None else load_part(source)
+    except (ImplError, ImportError) as e:  # a file that does not import is the student's first thing to fix
         pytest.fail(f"could not load --impl {spec}: {e}", pytrace=False)
 
 

@@ -146,6 +146,60 @@ EXITS_MID_STEP = """
 def linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):
     os._exit(0)
 """
+# Forgers: a wrong `linear_schedule` and code that tries to turn its verdict into a pass from inside the process the
+# submission runs in. The verdict is decided in a judge that never imports it (graders/remote.py): each must fail.
+WRONG_SCHEDULE = """
+
+def linear_schedule(max_steps, min_noise=1e-4, max_noise=0.02):
+    return torch.zeros(max_steps)
+"""
+FORGERIES = {
+    "forges_the_report_at_exit": """
+import atexit, json, sys
+
+def _forge():
+    try:
+        import graders.grade_report as report
+    except ImportError:
+        return
+    for step in ("linear_schedule", "q_eq4"):
+        report._results[step] = {"outcome": "pass", "message": ""}
+    for i, arg in enumerate(sys.argv[:-1]):
+        if arg == "--grade-report":
+            Path(sys.argv[i + 1]).write_text(json.dumps(report._results))
+
+atexit.register(_forge)
+""",
+    "patches_the_graders": """
+import graders.core, graders.part1
+
+for module in (graders.core, graders.part1):
+    for name in ("expect", "expect_close", "expect_tensor", "fail"):
+        if hasattr(module, name):
+            setattr(module, name, lambda *args, **kwargs: args[0] if args else None)
+for name in dir(graders.part1):
+    if name.startswith("check_"):
+        setattr(graders.part1, name, lambda *args, **kwargs: None)
+""",
+    "patches_pytest": """
+import _pytest.reports
+
+_made = _pytest.reports.TestReport.__init__
+
+def _always_passed(self, *args, **kwargs):
+    _made(self, *args, **kwargs)
+    self.outcome, self.longrepr = "passed", None
+
+_pytest.reports.TestReport.__init__ = _always_passed
+""",
+    "patches_torch_allclose": """
+import torch
+
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(a, dtype=torch.bool)
+""",
+}
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +249,9 @@ def hostile_class(tmp_path_factory, containment):
             graded |= {name, f"{name}_twin"}
     (folder / "exits_mid_step.py").write_text(header + SOLUTION + EXITS_MID_STEP)
     graded.add("exits_mid_step")
+    for name, forgery in FORGERIES.items():
+        (folder / f"{name}.py").write_text(header + SOLUTION + forgery + WRONG_SCHEDULE)
+        graded.add(name)
     before = {"course": _digest(course), "class": _digest(folder), "secret": secret.read_bytes()}
     out = root / "grades"
     env = {**os.environ, "PYTHONPATH": str(course), "HOME": str(home)}
@@ -217,15 +274,25 @@ def test_every_contained_attack_and_every_honest_twin_passes(hostile_class):
     wrong = {
         name: (row["linear_schedule"], row["q_eq4"])
         for name, row in rows.items()
-        if name != "exits_mid_step" and (row["linear_schedule"], row["q_eq4"]) != ("pass", "pass")
+        if name != "exits_mid_step"
+        and name not in FORGERIES
+        and (row["linear_schedule"], row["q_eq4"]) != ("pass", "pass")
     }
     assert not wrong, f"attacks that got through (or broke an honest row): {wrong}"
 
 
-def test_a_submission_that_ends_its_process_mid_step_gets_could_not_load(hostile_class):
+def test_a_submission_that_ends_its_process_mid_step_fails_that_step_and_the_next_is_graded(hostile_class):
     row = hostile_class["rows"]["exits_mid_step"]
-    assert (row["linear_schedule"], row["q_eq4"], row["score"]) == ("could not load", "could not load", "0")
-    assert "ended without a report" in row["note"]
+    assert (row["linear_schedule"], row["q_eq4"], row["score"]) == ("fail", "pass", "1")
+    table = json.loads((hostile_class["out"] / "part1.json").read_text())
+    message = next(s for s in table["students"] if s["student"] == "exits_mid_step")["steps"]["linear_schedule"]
+    assert "ended the grading process" in message["message"]
+
+
+@pytest.mark.parametrize("forger", sorted(FORGERIES))
+def test_a_forged_verdict_does_not_count(forger, hostile_class):
+    row = hostile_class["rows"][forger]
+    assert (row["linear_schedule"], row["q_eq4"], row["score"]) == ("fail", "pass", "1"), row
 
 
 def test_the_course_the_class_and_the_instructors_files_are_unchanged(hostile_class):
