@@ -5,12 +5,12 @@
     ddpm-course grade-class 1 submissions/ -k "linear_schedule or q_eq4"   # some steps only
 
 `submissions/` holds one `.py` or `.ipynb` per student (the student is the file's name), or one folder per student
-holding one (if it holds several, the one whose name contains `partN`). Each student is graded in a process of their
-own (`pytest tests/test_partN.py --impl THEIR_FILE` with the plugin graders/grade_report.py), so a crash, an
-endless loop, `sys.exit()` or megabytes of printing stays on that student's row; that process is contained in a sandbox
-of its own (graders/sandbox.py: a read-only copy of the course, limits, and where the OS allows, a user of its own, no
-network and the instructor's folders hidden). Students are graded in parallel, up
-to the machine's cores.
+holding one (if it holds several, the one whose name contains `partN`). Each student is graded by a judge process of
+their own (`pytest tests/test_partN.py` with the plugin graders/grade_report.py), so a crash, an endless loop,
+`sys.exit()` or megabytes of printing stays on that student's row. The judge never imports the submission: it runs
+in a worker inside a sandbox of its own (graders/remote.py, graders/sandbox.py: a read-only copy of the course,
+limits, and where the OS allows, a user of its own, no network and the instructor's folders hidden), and answers the
+graders' requests with data. Students are graded in parallel, up to the machine's cores.
 
 Every cell of the table is one of: pass, fail, not implemented, timed out, could not load; the score counts the
 passes. The JSON file holds the graders' messages as well, and `logs/` the last part of each student's output.
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from graders import REPO_ROOT
 from graders.grade_report import MESSAGE_CHARS, NOT_LOADED, OUTCOMES, PASS, TIMED_OUT
-from graders.remote import JUDGE_ENV
+from graders.launch import JUDGE_ENV
 from graders.sandbox import Containment, Limits, Policy, Sandbox
 
 SUFFIXES = (".py", ".ipynb")
@@ -189,6 +189,8 @@ def grade_one(
             "command": box.command([sys.executable, "-m", "graders.remote"]),
             "env": box.environment(),
             "cwd": str(box.home),
+            "spec": str(box.submission),
+            "part": part,
         }
         command = [
             sys.executable,

@@ -61,5 +61,8 @@ def _message(report, excinfo) -> str:
 
 def pytest_sessionfinish(session):
     path = session.config.getoption("--grade-report")
+    from graders.remote import stop_all
+
+    stop_all()  # in a judge: no worker is left running while the report is written
     if path:
         Path(path).write_text(json.dumps(_results, indent=1))

@@ -23,10 +23,12 @@ What a grader gets from the student is therefore data or a proxy:
   the judge's tensors the call used: `loss.backward()` here fills `.grad` of the judge's parameters as in one process;
 - any other object: `RemoteObject`, whose attributes and methods are looked up in the worker.
 
-The judge's modules handed to the student (a grader's fixture model, a schedule) get a twin in the worker, synced
-the same way, so that training in the worker changes the judge's model; a `RunLog` and the judge's functions (a
-forward hook) stay here and are called back. The torch random state travels with each call, so a grader that seeds
-and then compares draws sees what it would see in one process.
+The judge's objects handed to the student (a grader's fixture model, a schedule, a `RunLog`, a forward hook) get a
+twin in the worker: their tensors are synced the same way, so that training in the worker changes the judge's model,
+and so are their data attributes (a fixture's record of its calls, a log's history). A function the worker cannot
+import by name (a lambda) stays here and is called back. The torch random state, the grad mode, the default dtype
+and the thread count travel with each call, so a grader that seeds and then compares draws sees what it would see in
+one process.
 
 What the student's code does to its own process (patching torch, the graders or pytest, an `atexit` hook,
 `os._exit`) stays there: the worker can only answer requests, and its answers are data. A worker that dies or hangs
@@ -35,7 +37,6 @@ is killed and started again for the next step.
 
 import builtins
 import collections
-import contextlib
 import copy
 import importlib
 import io
@@ -43,21 +44,17 @@ import itertools
 import json
 import os
 import pickle
-import signal
 import socket
-import struct
-import subprocess
 import sys
-import threading
 import types
 import weakref
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-JUDGE_ENV = "DDPM_JUDGE"  # set for the judge by graders/grade_class.py: how to start a worker (JSON)
-MAX_MESSAGE = 1 << 31  # 2 GiB: a message longer than that is refused
-OUTPUT_CAP = 64 * 1024  # of the worker's printing, this much is passed on after each request
+from graders.launch import JUDGE_ENV, WorkerDied, WorkerProcess, receive, send, started  # noqa: F401
+
 # Code whose classes and functions the judge may take as itself when the worker names them: the course and the
 # libraries it is built on. A student's module is never one of them.
 TRUSTED = ("torch", "utils", "graders", "solutions", "ddpm_course", "builtins", "abc", "math", "einops", "collections")
@@ -72,36 +69,6 @@ CROSSING_ERRORS = {
         "AssertionError ImportError ModuleNotFoundError NameError UnboundLocalError MemoryError OSError Exception"
     ).split()
 }
-
-
-class WorkerDied(RuntimeError):
-    """The worker ended (its code exited the process, or it was killed) in the middle of a request."""
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Framing
-
-
-def send(sock: socket.socket, data: bytes) -> None:
-    sock.sendall(struct.pack("!Q", len(data)) + data)
-
-
-def receive(sock: socket.socket) -> bytes:
-    size = struct.unpack("!Q", _exactly(sock, 8))[0]
-    if size > MAX_MESSAGE:
-        raise WorkerDied(f"a message of {size:,} bytes, more than the {MAX_MESSAGE:,} allowed")
-    return _exactly(sock, size)
-
-
-def _exactly(sock: socket.socket, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise WorkerDied("the connection closed")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _is_trusted(module_name) -> bool:
@@ -121,9 +88,14 @@ def _trusted_object(module_name, qualname):
     return obj
 
 
+def _version(t: Tensor) -> int:
+    """How often `t` was written to in place (a tensor made in inference mode keeps no count: then -1)."""
+    return -1 if t.is_inference() else t._version
+
+
 def _stamp(t: Tensor) -> tuple:
     """What changes when a tensor is written to or replaced."""
-    return (t._version, t.untyped_storage().data_ptr(), t.dtype, t.device, tuple(t.shape), t.requires_grad)
+    return (_version(t), t.untyped_storage().data_ptr(), t.dtype, t.device, tuple(t.shape), t.requires_grad)
 
 
 def _own_slots(module: nn.Module):
@@ -181,7 +153,7 @@ def _update(obj, attributes: dict) -> None:
 def _fingerprint(value):
     """What changes when data is changed in place or replaced (tensors by identity and version)."""
     if isinstance(value, Tensor):
-        return ("t", id(value), value._version)
+        return ("t", id(value), _version(value))
     if type(value) in (list, tuple):
         return (type(value).__name__, id(value), tuple(_fingerprint(v) for v in value))
     if type(value) in DICTS:
@@ -189,12 +161,33 @@ def _fingerprint(value):
     return ("v", type(value).__name__, repr(value))
 
 
-def _tensors_in(value) -> list[Tensor]:
-    """The tensors in a nest of lists, tuples and dicts, in order."""
+def _class_name(t: Tensor) -> tuple[str, str] | None:
+    kind = type(t)
+    return None if kind in (Tensor, nn.Parameter) else (kind.__module__, kind.__qualname__)
+
+
+def _named_class(name: tuple[str, str]) -> type:
+    module, qualname = name
+    kind = importlib.import_module(module)
+    for part in qualname.split("."):
+        kind = getattr(kind, part)
+    return kind
+
+
+def _is_array(value) -> bool:
+    return type(value).__name__ == "ndarray" and type(value).__module__ == "numpy"
+
+
+def _same_array(a, b) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def _tensors_in(value, numpy: bool = False) -> list:
+    """The tensors (with `numpy`, the numpy arrays) in a nest of lists, tuples and dicts, in order."""
     found = []
 
     def walk(v):
-        if isinstance(v, Tensor):
+        if _is_array(v) if numpy else isinstance(v, Tensor):
             found.append(v)
         elif type(v) in (list, tuple):
             for item in v:
@@ -243,19 +236,19 @@ def _error_from(described) -> BaseException:
 class Judge:
     """The connection to one worker, started on first use and again after it dies or a step runs out of time."""
 
-    def __init__(self, command: list[str], env: dict, cwd: str, spec: str, part: int):
-        self.command, self.env, self.cwd, self.spec, self.part = command, env, cwd, spec, part
-        self.process: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None
+    def __init__(self, settings: dict):
+        self.settings = settings  # how to start the worker: command, env, cwd, spec, part
+        self.worker: WorkerProcess | None = None
         self.generation = 0
         self.load_error: str | None = None
-        self._output = bytearray()
         self._classes: dict = {}
         self._reset_tables()
 
     def _reset_tables(self) -> None:
-        self.twins: dict[int, object] = {}  # number -> the judge's object that has a copy in the worker
+        self.twins: dict[int, Callable] = {}  # number -> (a reference to) the judge's object copied in the worker
         self.twin_of: dict[int, int] = {}  # id(object) -> number
+        self.holders: collections.Counter = collections.Counter()  # handle -> proxies alive here
+        self.released: list[tuple] = []  # what the worker may forget, told with the next request
         self.callbacks: dict[int, object] = {}  # number -> the judge's object that the worker calls back
         self.callback_of: dict[int, int] = {}
         self.mirrors: dict[int, weakref.ref] = {}  # handle -> the mirror of the worker's module
@@ -266,51 +259,24 @@ class Judge:
     # -- the worker's life
 
     def start(self) -> None:
+        """Start a worker (or take the one started early for this judge) and read its answer to the greeting."""
         self.stop()
         self._reset_tables()
         self.generation += 1
-        mine, theirs = socket.socketpair()
-        self.process = subprocess.Popen(
-            [*self.command, "--fd", str(theirs.fileno()), "--impl", self.spec, "--part", str(self.part)],
-            env=self.env,
-            cwd=self.cwd,
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        settings = self.settings
+        self.worker = (started(settings["spec"], settings["part"]) if self.generation == 1 else None) or (
+            WorkerProcess(settings)
         )
-        theirs.close()
-        self.sock = mine
-        threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
-        kind, value = self._exchange(("hello",))
+        kind, value = self._exchange(None)
         self.load_error = str(value) if kind == "load_error" else None
 
-    def _drain(self, process: subprocess.Popen) -> None:
-        while chunk := process.stdout.read1(1 << 16):
-            self._output.extend(chunk)
-            if len(self._output) > OUTPUT_CAP:
-                del self._output[: len(self._output) - OUTPUT_CAP]
-
-    def _pass_output_on(self) -> None:
-        if self._output:
-            text = self._output.decode("utf-8", "replace")
-            self._output.clear()
-            sys.stdout.write(text)
-
     def stop(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
 
     def alive(self) -> bool:
-        return self.sock is not None and self.process is not None and self.process.poll() is None
+        return self.worker is not None and self.worker.alive()
 
     # -- one request
 
@@ -326,18 +292,21 @@ class Judge:
         return value
 
     def _exchange(self, message, leaves: list | None = None):
+        """Send `message` (None: only read the answer to the greeting) and read the reply."""
+        sock = self.worker.sock
         try:
-            send(self.sock, self.encode(message, leaves))
+            if message is not None:
+                send(sock, self.encode(message, leaves))
             while True:
-                reply = self.decode(receive(self.sock))
+                reply = self.decode(receive(sock))
                 if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] in ("ok", "error", "load_error")):
                     if isinstance(reply, tuple) and len(reply) == 6 and reply[0] == "callback":
-                        send(self.sock, self.encode(self._call_back(*reply[1:])))
+                        send(sock, self.encode(self._call_back(*reply[1:])))
                         continue
                     raise WorkerDied("the grading process answered out of turn")
                 return reply
         except BaseException as e:  # out of time, or the worker died: it is not in step any more
-            code = self.process.poll() if self.process else None
+            code = self.worker.process.poll() if self.worker else None
             self.stop()
             if isinstance(e, (WorkerDied, OSError, EOFError, pickle.UnpicklingError)):
                 raise WorkerDied(
@@ -348,7 +317,8 @@ class Judge:
                 ) from None
             raise
         finally:
-            self._pass_output_on()
+            if self.worker is not None:
+                sys.stdout.write(self.worker.take_output())
 
     def _call_back(self, number, name, args, kwargs, grad):
         """Call the judge's object `number` (its method `name`) for the worker, in the worker's grad mode."""
@@ -372,10 +342,14 @@ class Judge:
         marked = [i for i, t in enumerate(tensors) if t.requires_grad and id(t) not in shared]
         if leaves is not None:
             leaves.extend(tensors[i] for i in marked)
+        released, self.released = self.released, []
         return pickle.dumps(
             {
+                "released": released,
                 "payload": payload,
-                "tensors": [t.detach() for t in tensors],
+                # plain tensors, with the class of any subclass (a grader's test tensor) named to rebuild it
+                "tensors": [t.detach().as_subclass(Tensor) for t in tensors],
+                "subclass": [_class_name(t) for t in tensors],
                 "requires_grad": [t.requires_grad for t in tensors],
                 "parameter": [isinstance(t, nn.Parameter) for t in tensors],
                 "leaves": marked,
@@ -429,8 +403,36 @@ class Judge:
         if isinstance(reduced, str):
             return NotImplemented
         number = next(self.counter)
-        self.twins[number], self.twin_of[id(o)] = o, number
+        try:  # when the judge lets go of it, so may the worker
+            weakref.finalize(o, self._forget, self.generation, ("j", number), id(o))
+            self.twins[number] = weakref.ref(o)
+        except TypeError:  # an object that takes no weak reference is kept
+            self.twins[number] = lambda o=o: o
+        self.twin_of[id(o)] = number
         return (_twin, (number, reduced[0], reduced[1]), *reduced[2:])
+
+    def twin(self, number: int):
+        """The judge's object `number`, or None when it is gone."""
+        ref = self.twins.get(number)
+        return ref() if ref is not None else None
+
+    def hold(self, handle: int, proxy) -> None:
+        """`proxy` stands for the worker's object `handle`: the worker keeps it while any such proxy lives here."""
+        self.holders[handle] += 1
+        weakref.finalize(proxy, self._forget, self.generation, ("h", handle), None)
+
+    def _forget(self, generation: int, item: tuple, ident: int | None) -> None:
+        if generation != self.generation:
+            return
+        if item[0] == "j":
+            self.twins.pop(item[1], None)
+            self.twin_of.pop(ident, None)
+        elif item[0] == "h":
+            self.holders[item[1]] -= 1
+            if self.holders[item[1]] > 0:
+                return
+            del self.holders[item[1]]
+        self.released.append(item)
 
     # -- decoding: the worker's data, as weights_only builds it; handles become proxies
 
@@ -441,12 +443,16 @@ class Judge:
         if type(value) is dict:
             if "__remote__" in value:
                 return self._proxy(value)
+            if "__subclass__" in value and isinstance(value.get("value"), Tensor):
+                kind = _trusted_object(*value["__subclass__"])
+                ok = isinstance(kind, type) and issubclass(kind, Tensor)
+                return value["value"].as_subclass(kind) if ok else value["value"]
             if "__numpy__" in value and isinstance(value["__numpy__"], Tensor):
                 array = value["__numpy__"].numpy()
                 return array[()] if value.get("scalar") else array
             if "__judge__" in value:
                 number = value["__judge__"]
-                return self.twins[number] if number in self.twins else self.callbacks.get(number)
+                return self.twin(number) if number in self.twins else self.callbacks.get(number)
             return {k: self._build(v) for k, v in value.items()}
         if type(value) is list:
             return [self._build(v) for v in value]
@@ -469,12 +475,14 @@ class Judge:
             trusted = _trusted_object(described.get("module"), described.get("qualname"))
             if isinstance(trusted, (types.FunctionType, types.BuiltinFunctionType)):
                 return trusted
-            return RemoteFunction(self, handle, described)
-        if kind == "trusted":
-            trusted = _trusted_object(described.get("module"), "")
+            proxy = RemoteFunction(self, handle, described)
+        else:
+            trusted = _trusted_object(described.get("module"), "") if kind == "trusted" else None
             if trusted is not None:
                 return trusted
-        return RemoteObject(self, handle, described)
+            proxy = RemoteObject(self, handle, described)
+        self.hold(handle, proxy)
+        return proxy
 
     def _remote_class(self, described: dict) -> type:
         trusted = _trusted_object(described.get("module"), described.get("qualname"))
@@ -490,14 +498,15 @@ class Judge:
                 "__new__": _make_remotely,
                 "__module__": "submission",
                 "_remote_class": (self, self.generation, described["__remote__"]),
-                "__globals__": _Namespace(self),
+                "__globals__": _Namespace(self, described["__remote__"]),
                 "source_files": tuple(str(f) for f in described.get("files", [])),
             }
+            self.holders[described["__remote__"]] += 1  # a class is kept for the worker's life
             if described.get("is_module"):
                 bases = tuple(b for b in bases if issubclass(b, nn.Module)) or (nn.Module,)
                 namespace |= _MIRROR_METHODS
                 if not any(issubclass(b, Mirror) for b in bases):
-                    bases = (Mirror,) if bases == (nn.Module,) else (*bases, Mirror)
+                    bases = (*bases, Mirror)
             else:
                 bases = (RemoteObject,)
             self._classes[key] = type(str(described.get("name", "Submitted")), bases, namespace)
@@ -517,7 +526,7 @@ class Judge:
         modules = {}
         for path, info in described["tree"]:
             if "__judge__" in info:  # a module of the judge's inside the student's
-                modules[path] = self.twins[info["__judge__"]]
+                modules[path] = self.twin(info["__judge__"])
                 continue
             existing = self.mirrors.get(info["handle"])
             if existing is not None and existing() is not None:
@@ -529,9 +538,13 @@ class Judge:
             nn.Module.__init__(mirror)
             mirror.__dict__["_remote"] = (self, self.generation, info["handle"])
             mirror.training = bool(info["training"])
+            tensors = self._build(info.get("tensors", {}))  # its plain tensor attributes, as they were: vars() shows
+            mirror.__dict__.update({k: v for k, v in tensors.items() if isinstance(v, Tensor) and k[:1] != "_"})
             self.mirrors[info["handle"]] = weakref.ref(mirror)
+            self.hold(info["handle"], mirror)
             modules[path] = mirror
             for kind, name, value, grad in info["slots"]:
+                value = self._build(value)
                 if kind == "p":
                     mirror._parameters[name] = nn.Parameter(value, requires_grad=bool(grad))
                     self.stamps[(("m", info["handle"]), "p", name)] = _stamp(mirror._parameters[name])
@@ -549,7 +562,8 @@ class Judge:
     def _shared_modules(self):
         """(key, module) of every module both sides hold: the judge's twins (by position in their trees) and the
         mirrors of the worker's modules (by handle)."""
-        for number, obj in list(self.twins.items()):
+        for number in list(self.twins):
+            obj = self.twin(number)
             if isinstance(obj, nn.Module):
                 for position, m in enumerate(_tree_walk(obj, skip=lambda m: isinstance(m, Mirror))):
                     yield ("j", number, position), m
@@ -585,9 +599,11 @@ class Judge:
         for key, module in self._shared_modules():
             if key[0] == "j":
                 yield key, module
-        for number, obj in list(self.twins.items()):
-            if not isinstance(obj, nn.Module) and hasattr(obj, "__dict__") and not isinstance(obj, type):
-                yield ("o", number), obj
+        for number in list(self.twins):
+            obj = self.twin(number)
+            if obj is not None and not isinstance(obj, nn.Module) and hasattr(obj, "__dict__"):
+                if not isinstance(obj, type):
+                    yield ("o", number), obj
 
     def incoming(self, changes: list) -> None:
         """Set here what the worker's call changed in shared modules."""
@@ -595,6 +611,9 @@ class Judge:
         with torch.no_grad():
             for key, kind, name, value, grad in changes:
                 module = modules.get(tuple(key))
+                if module is not None and kind == "c" and (value is None or isinstance(value, nn.Module)):
+                    module._modules[str(name)] = value  # the student's code put another module there
+                    continue
                 if module is not None and kind == "a" and type(value) is dict:
                     _update(module, value)
                     self.stamps[(tuple(key), "attributes")] = _fingerprint(_attributes(module))
@@ -630,8 +649,11 @@ class Judge:
         torch.random.set_rng_state(rng)
         self.incoming(changes)
         arg_tensors = _tensors_in((args, kwargs))
+        arrays = _tensors_in((args, kwargs), numpy=True)
         with torch.no_grad():
             for index, new in written:
+                if index < 0 and -1 - index < len(arrays) and getattr(new, "shape", None) == arrays[-1 - index].shape:
+                    arrays[-1 - index][...] = new  # a numpy array the student's code changed in place
                 if 0 <= index < len(arg_tensors) and isinstance(new, Tensor):
                     old = arg_tensors[index]
                     old.copy_(new) if (old.shape, old.dtype) == (new.shape, new.dtype) else old.set_(new)
@@ -678,6 +700,7 @@ class _Bridge(torch.autograd.Function):
     @staticmethod
     def forward(ctx, judge, generation, call, n_outputs, *tensors):
         ctx.judge, ctx.generation, ctx.call, ctx.n_outputs = judge, generation, call, n_outputs
+        ctx.release = _Release(judge, generation, call)  # when the graph goes, the worker's goes too
         ctx.n_leaves = len(tensors) - n_outputs
         return tuple(t.detach().clone() for t in tensors[:n_outputs])
 
@@ -689,6 +712,17 @@ class _Bridge(torch.autograd.Function):
         found = list(found)[: ctx.n_leaves] if isinstance(found, list) else []
         found += [None] * (ctx.n_leaves - len(found))
         return (None, None, None, None, *([None] * ctx.n_outputs), *found)
+
+
+class _Release:
+    """Tells the worker, when the judge's graph that holds it is freed, that the call's graph may go."""
+
+    def __init__(self, judge: "Judge", generation: int, call: int):
+        self.judge, self.generation, self.call = judge, generation, call
+
+    def __del__(self):
+        if self.generation == self.judge.generation:
+            self.judge.released.append(("c", self.call))
 
 
 def _no_init(self, *args, **kwargs):
@@ -730,50 +764,65 @@ def _handle(obj) -> int:
 
 
 class _Namespace:
-    """The student's module's names, looked up in the worker: what `fn.__globals__` is for a function there."""
+    """The names a function (or a class's module) of the student's sees, looked up in the worker: what
+    `fn.__globals__` is for a function there."""
 
-    def __init__(self, judge: "Judge"):
-        self.judge = judge
+    def __init__(self, judge: "Judge", handle: int):
+        self.judge, self.handle, self.generation = judge, handle, judge.generation
 
     def get(self, name: str, default=None):
+        if self.generation != self.judge.generation:
+            return default
         try:
-            return self.judge.call(("module", name), (), {})
-        except AttributeError:
+            return self.judge.call(("global", self.handle, name), (), {})
+        except (AttributeError, KeyError):
             return default
 
 
-class Mirror(nn.Module):
-    """A student's module seen from the judge (see the module's docstring)."""
+class Mirror:
+    """A student's module seen from the judge (see the module's docstring): mixed in last, after the student's
+    trusted base (nn.Module, DiffusionModel, ...), so that the class's MRO reads as the student's does. Its methods
+    are put in each mirror class itself (`_MIRROR_METHODS`): here, after nn.Module, they would be found by
+    nn.Module's own `super()` calls."""
 
     def _handle_for(self, judge: "Judge") -> int:
         return _handle(self)
 
-    def forward(self, *args, **kwargs):
-        return self.__dict__["_remote"][0].call(("call", _handle(self), None), args, kwargs)
 
-    def __getattr__(self, name: str):
-        try:
-            return nn.Module.__getattr__(self, name)
-        except AttributeError:
-            if name.startswith("_") or "_remote" not in self.__dict__:
-                raise
-        return self.__dict__["_remote"][0].call(("getattr", _handle(self), name), (), {})
+def _mirror_forward(self, *args, **kwargs):
+    return self.__dict__["_remote"][0].call(("call", _handle(self), None), args, kwargs)
 
-    def __setattr__(self, name: str, value) -> None:
-        if name.startswith("_") or name == "training" or isinstance(value, (nn.Module, Tensor)):
-            nn.Module.__setattr__(self, name, value)
-        else:
-            self.__dict__["_remote"][0].call(("setattr", _handle(self), name), (value,), {})
 
-    def __deepcopy__(self, memo):
-        return self.__dict__["_remote"][0].call(("deepcopy", _handle(self), None), (), {})
+def _mirror_getattr(self, name: str):
+    try:
+        return nn.Module.__getattr__(self, name)
+    except AttributeError:
+        if name.startswith("_") or "_remote" not in self.__dict__:
+            raise
+    return self.__dict__["_remote"][0].call(("getattr", _handle(self), name), (), {})
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(of the submission)"
+
+def _mirror_setattr(self, name: str, value) -> None:
+    if name.startswith("_") or name == "training" or isinstance(value, (nn.Module, Tensor)):
+        nn.Module.__setattr__(self, name, value)
+    else:
+        self.__dict__["_remote"][0].call(("setattr", _handle(self), name), (value,), {})
+
+
+def _mirror_deepcopy(self, memo):
+    return self.__dict__["_remote"][0].call(("deepcopy", _handle(self), None), (), {})
+
+
+def _mirror_repr(self) -> str:
+    return f"{type(self).__name__}(of the submission)"
 
 
 _MIRROR_METHODS = {
-    name: Mirror.__dict__[name] for name in ("forward", "__getattr__", "__setattr__", "__deepcopy__", "__repr__")
+    "forward": _mirror_forward,
+    "__getattr__": _mirror_getattr,
+    "__setattr__": _mirror_setattr,
+    "__deepcopy__": _mirror_deepcopy,
+    "__repr__": _mirror_repr,
 }
 
 
@@ -820,7 +869,7 @@ class RemoteFunction:
     def __init__(self, judge: "Judge", handle: int, described: dict):
         self._remote = (judge, judge.generation, handle)
         self.__name__ = self.__qualname__ = str(described.get("name", "function"))
-        self.__globals__ = _Namespace(judge)
+        self.__globals__ = _Namespace(judge, handle)
         self.source_files = tuple(str(f) for f in described.get("files", []))
 
     def _handle_for(self, judge: "Judge") -> int:
@@ -857,6 +906,24 @@ class RemoteModule(types.ModuleType):
 _JUDGES: dict[tuple, Judge] = {}
 
 
+def stop_all() -> None:
+    """Stop every worker of this judge (before its report is written, so that none is left to touch it)."""
+    for judge in _JUDGES.values():
+        judge.stop()
+
+
+def _not_dumpable() -> None:
+    """On Linux, keep other processes of the same user (a worker not given a user of its own) from attaching to this
+    one or reading its memory (PR_SET_DUMPABLE = 0)."""
+    if sys.platform == "linux":
+        import ctypes
+        import ctypes.util
+
+        path = ctypes.util.find_library("c")
+        if path:
+            ctypes.CDLL(path).prctl(4, 0)
+
+
 def judged_module(spec: str, part: int) -> RemoteModule | None:
     """In a judge process (JUDGE_ENV set), Part `part` of the submission `spec` as a RemoteModule whose code runs
     in a worker; None elsewhere. Raises ImportError when the submission does not load."""
@@ -865,8 +932,8 @@ def judged_module(spec: str, part: int) -> RemoteModule | None:
         return None
     judge = _JUDGES.get((spec, part))
     if judge is None:
-        settings = json.loads(raw)
-        judge = _JUDGES[(spec, part)] = Judge(settings["command"], settings["env"], settings["cwd"], spec, part)
+        _not_dumpable()
+        judge = _JUDGES[(spec, part)] = Judge({**json.loads(raw), "spec": spec, "part": part})
         judge.start()
     if judge.load_error:
         raise ImportError(judge.load_error)
@@ -894,9 +961,16 @@ class Worker:
 
     def decode(self, data: bytes):
         outer = pickle.loads(data)  # the judge's data: trusted
+        for kind, number in outer.get("released", []):
+            if kind == "c":
+                self.calls.pop(number, None)
+            elif kind == "h" and number in self.objects:
+                self.handle_of.pop(id(self.objects.pop(number)), None)
+            elif kind == "j" and number in self.twins:
+                self.twin_of.pop(id(self.twins.pop(number)), None)
         tensors = [
-            nn.Parameter(t, requires_grad=g) if p else t.requires_grad_(g)
-            for t, g, p in zip(outer["tensors"], outer["requires_grad"], outer["parameter"])
+            nn.Parameter(t, requires_grad=g) if p else (t.as_subclass(_named_class(c)) if c else t).requires_grad_(g)
+            for t, g, p, c in zip(outer["tensors"], outer["requires_grad"], outer["parameter"], outer["subclass"])
         ]
         message = self._loads(outer["payload"], tensors)
         self.sent_leaves = [tensors[i] for i in outer.get("leaves", [])]
@@ -941,12 +1015,15 @@ class Worker:
             plain = value.detach()
             if kind not in (Tensor, nn.Parameter):
                 plain = plain.as_subclass(Tensor)
+                origin = self._origin(kind)  # a subclass of the course's (a grader's test tensor) stays one
+                if origin is not None:
+                    return {"__subclass__": [origin, kind.__qualname__], "value": plain}
             if grads is not None and value.requires_grad and value.grad_fn is not None:
                 grads.append(value)
             return plain
-        if type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "biuf":
-            array = value.copy() if kind.__name__ == "ndarray" else value.reshape(())  # a numpy scalar: 0-d
-            return {"__numpy__": torch.from_numpy(array.reshape(array.shape)), "scalar": kind.__name__ != "ndarray"}
+        if kind.__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "biufc":
+            array = value.__array__().copy()  # a numpy scalar too: as an array of no dimensions
+            return {"__numpy__": torch.from_numpy(array), "scalar": kind.__name__ != "ndarray"}
         if depth > 50:
             raise RecursionError("a value nested more than 50 deep")
         if kind in (list, tuple):
@@ -968,9 +1045,12 @@ class Worker:
         return number, False
 
     def _origin(self, obj) -> str | None:
-        """The module `obj` says it comes from, unless that is the submission itself."""
+        """The trusted module `obj` comes from: only where that module's name for it is `obj` itself (not a copy of
+        a function with other globals, nor anything of the submission's)."""
         module = getattr(obj, "__module__", None)
-        return None if module == self.module.__name__ else module
+        if module == self.module.__name__ or not _is_trusted(module):
+            return None
+        return module if _trusted_object(module, getattr(obj, "__qualname__", "")) is obj else None
 
     def handle(self, value) -> dict:
         number, known = self._number(value)
@@ -1015,9 +1095,11 @@ class Worker:
             number, _ = self._number(m)
             slots = []
             for kind, name, t in _own_slots(m):
-                slots.append((kind, name, t.detach(), t.requires_grad))
+                slots.append((kind, name, self.describe(t), t.requires_grad))
                 self.stamps[(("m", number), kind, name)] = _stamp(t)
+            tensors = {k: self.describe(v) for k, v in vars(m).items() if isinstance(v, Tensor) and k[:1] != "_"}
             info = {"handle": number, "class": self.describe(type(m)), "training": m.training, "slots": slots}
+            info["tensors"] = tensors
             tree.append((path, info))
         return tree
 
@@ -1066,9 +1148,17 @@ class Worker:
                 module.training = flag
 
     def give(self, modules: dict) -> list:
-        """What the call changed in shared modules (values and gradients)."""
+        """What the call changed in shared modules: submodules of the judge's replaced, values, gradients, data
+        attributes; keyed as before the call (the judge applies them to the tree as it was)."""
         changes = []
         for key, module in modules.items():
+            if key[0] == "j":
+                children = {name: id(child) for name, child in module._modules.items()}
+                before = self.stamps.get((key, "children"), children)
+                for name, child in module._modules.items():
+                    if before.get(name) != id(child):
+                        changes.append((key, "c", name, self.describe(child), None))
+                self.stamps[(key, "children")] = children
             if key[0] in "jo":
                 attributes = _attributes(module)
                 if self.stamps.get((key, "attributes")) != _fingerprint(attributes):
@@ -1080,7 +1170,7 @@ class Worker:
                 grad = t.grad if kind == "p" else None
                 stamp = (_stamp(t), None if grad is None else _stamp(grad))
                 if self.stamps.get((key, kind, name)) not in (stamp, stamp[0]):
-                    changes.append((key, kind, name, t.detach(), None if grad is None else grad.detach()))
+                    changes.append((key, kind, name, self.describe(t), None if grad is None else grad.detach()))
                 self.stamps[(key, kind, name)] = stamp
         return changes
 
@@ -1128,8 +1218,13 @@ class Worker:
         sent_leaves = self.sent_leaves  # a call-back's reply, decoded during the call, has its own
         modules = self._shared_modules()
         self.take(modules, changed, training)
+        for key, module in modules.items():  # the judge's modules' submodules as they are before the call
+            if key[0] == "j":
+                self.stamps.setdefault((key, "children"), {n: id(c) for n, c in module._modules.items()})
         arg_tensors = _tensors_in((args, kwargs))
-        versions = [t._version for t in arg_tensors]
+        versions = [_version(t) for t in arg_tensors]
+        arrays = _tensors_in((args, kwargs), numpy=True)
+        copies = [a.copy() for a in arrays]
         torch.random.set_rng_state(context["rng"])
         torch.set_default_dtype(context["dtype"])
         torch.set_num_threads(context["threads"])
@@ -1137,7 +1232,11 @@ class Worker:
             value = self.run(target, args, kwargs)
         grads: list[Tensor] = []
         described = self.describe(value, grads)
-        modules = self._shared_modules()  # the call may have made new modules of the student's: they are not shared
+        # The judge's modules by their keys before the call (a replaced submodule shifts the positions after it);
+        # the student's by handle, new ones included.
+        modules = {k: m for k, m in modules.items() if k[0] != "m"} | {
+            k: m for k, m in self._shared_modules().items() if k[0] == "m"
+        }
         bridged = None
         if grads:
             ids = {id(g) for g in grads}
@@ -1148,7 +1247,10 @@ class Worker:
                 number = next(self.counter)
                 self.calls[number] = (grads, leaves)
             bridged = {"call": number, "outputs": positions}
-        written = [(i, t.detach()) for i, (t, v) in enumerate(zip(arg_tensors, versions)) if t._version != v]
+        written = [(i, t.detach()) for i, (t, v) in enumerate(zip(arg_tensors, versions)) if _version(t) != v]
+        written += [
+            (-1 - i, self.describe(a)) for i, (a, c) in enumerate(zip(arrays, copies)) if not _same_array(a, c)
+        ]
         return described, torch.random.get_rng_state(), self.give(modules), written, bridged
 
     @staticmethod
@@ -1167,6 +1269,14 @@ class Worker:
         obj, name = self.objects[rest[0]], rest[1]
         if kind == "getattr":
             return getattr(obj, name)
+        if kind == "global":  # a name as `obj` (a function, or a class in its module) sees it
+            namespace = getattr(obj, "__globals__", None)
+            if not isinstance(namespace, dict):
+                module = sys.modules.get(getattr(obj, "__module__", ""))
+                namespace = vars(module) if module is not None else {}
+            if name not in namespace:
+                raise AttributeError(name)
+            return namespace[name]
         if kind == "setattr":
             return setattr(obj, name, args[0])
         if kind == "deepcopy":
@@ -1235,7 +1345,7 @@ def _describe_error(e: BaseException) -> dict:
 def serve(fd: int, spec: str, part: int) -> None:
     """The worker's main: load the student's module (telling the judge when it cannot), then answer requests."""
     sock = socket.socket(fileno=fd)
-    pickle.loads(receive(sock))  # the judge's hello
+    pickle.loads(receive(sock))  # the judge's greeting (graders.launch)
     from ddpm_course.impl import ImplError, choose_sources, load_part
 
     try:

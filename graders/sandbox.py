@@ -182,14 +182,13 @@ class Sandbox:
         self.submission = self.root / "submission" / submission.name
         shutil.copy2(submission, self.submission)
         self.home = self.root / "home"  # also its working folder
-        self.report = self.root / "report.json"
         # Ids apart for each grading process, so that two classes graded at once never share one.
         self.uid = UID_BASE + 1024 * (os.getpid() % 4096) + number % 1024 if policy.own_user else None
         _read_only(self.course)
         if self.uid is not None:  # its own user owns its folders, not the course copy
             for path in [self.submission, *(self.root / f for f in ("home", "tmp", "submission"))]:
                 os.chown(path, self.uid, self.uid)
-            os.chown(self.root, self.uid, self.uid)  # its report is written at the top; no other user may look in
+            os.chown(self.root, self.uid, self.uid)  # no other user may look in
         os.chmod(self.root, 0o700)
 
     def environment(self) -> dict[str, str]:

@@ -75,12 +75,17 @@ def registry(part: int) -> dict[str, Callable]:
     return REGISTRY[f"graders.part{part}"]
 
 
+def proofs_cases(part: int) -> list[Case]:
+    """Part `part`'s catalogue: every other implementation registered in tests/variants_partN.py, in order."""
+    return importlib.import_module(f"tests.variants_part{part}").catalogue.cases
+
+
 def proofs(part: int) -> dict[str, Callable]:
     """The test functions proving Part `part`'s graders; a proof module does `globals().update(proofs(N))`."""
     steps = registry(part)
     reference = importlib.import_module(f"solutions.part{part}")
     cases = [Case(step, getattr(reference, step)) for step in steps]
-    cases += importlib.import_module(f"tests.variants_part{part}").catalogue.cases
+    cases += proofs_cases(part)
     correct = [c for c in cases if c.says is None]
     mistakes = [c for c in cases if c.says is not None]
     assert {c.step for c in cases} <= set(steps), f"Part {part}'s catalogue names a step no grader registers"
