@@ -1248,9 +1248,7 @@ class Worker:
                 self.calls[number] = (grads, leaves)
             bridged = {"call": number, "outputs": positions}
         written = [(i, t.detach()) for i, (t, v) in enumerate(zip(arg_tensors, versions)) if _version(t) != v]
-        written += [
-            (-1 - i, self.describe(a)) for i, (a, c) in enumerate(zip(arrays, copies)) if not _same_array(a, c)
-        ]
+        written += [(-1 - i, self.describe(a)) for i, (a, c) in enumerate(zip(arrays, copies)) if not _same_array(a, c)]
         return described, torch.random.get_rng_state(), self.give(modules), written, bridged
 
     @staticmethod
