@@ -49,24 +49,37 @@ class WorkerProcess:
     the submission while the judge goes on; the judge reads the answer to the greeting when it first needs it."""
 
     def __init__(self, settings: dict):
-        mine, theirs = socket.socketpair()
-        command = [*settings["command"], "--fd", str(theirs.fileno())]
-        command += ["--impl", str(settings["spec"]), "--part", str(settings["part"])]
-        self.process = subprocess.Popen(
+        where = ["--impl", str(settings["spec"]), "--part", str(settings["part"])]
+        if os.name == "nt" or settings.get("loopback"):  # no descriptor to hand down: it connects to the loopback
+            listener = socket.create_server(("127.0.0.1", 0))
+            listener.settimeout(120)
+            self.process = self._spawn(
+                [*settings["command"], "--connect", str(listener.getsockname()[1]), *where], settings
+            )
+            self.sock = listener.accept()[0]
+            listener.close()
+        else:
+            mine, theirs = socket.socketpair()
+            command = [*settings["command"], "--fd", str(theirs.fileno()), *where]
+            self.process = self._spawn(command, settings, pass_fds=(theirs.fileno(),))
+            theirs.close()
+            self.sock = mine
+        self.output = bytearray()
+        threading.Thread(target=self._drain, daemon=True).start()
+        send(self.sock, pickle.dumps({"hello": True}))
+
+    @staticmethod
+    def _spawn(command: list[str], settings: dict, **options) -> subprocess.Popen:
+        return subprocess.Popen(
             command,
             env=settings["env"],
             cwd=settings["cwd"],
-            pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **options,
         )
-        theirs.close()
-        self.sock = mine
-        self.output = bytearray()
-        threading.Thread(target=self._drain, daemon=True).start()
-        send(self.sock, pickle.dumps({"hello": True}))
 
     def _drain(self) -> None:
         while chunk := self.process.stdout.read1(1 << 16):
@@ -84,7 +97,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.sock.close()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError, AttributeError):  # no killpg on Windows
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.kill()
         self.process.wait()

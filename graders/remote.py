@@ -1340,9 +1340,8 @@ def _describe_error(e: BaseException) -> dict:
     }
 
 
-def serve(fd: int, spec: str, part: int) -> None:
+def serve(sock: socket.socket, spec: str, part: int) -> None:
     """The worker's main: load the student's module (telling the judge when it cannot), then answer requests."""
-    sock = socket.socket(fileno=fd)
     pickle.loads(receive(sock))  # the judge's greeting (graders.launch)
     from ddpm_course.impl import ImplError, choose_sources, load_part
 
@@ -1360,9 +1359,14 @@ def serve(fd: int, spec: str, part: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m graders.remote --fd FD --impl SPEC --part N`: a worker (started by a judge, in the sandbox)."""
+    """`python -m graders.remote --fd FD --impl SPEC --part N` (or `--connect PORT`): a worker, started by a judge
+    (graders/launch.py) in the sandbox."""
     args = dict(zip(argv[::2], argv[1::2]))
-    serve(int(args["--fd"]), args["--impl"], int(args["--part"]))
+    if "--connect" in args:  # Windows: to the judge's port on the loopback
+        sock = socket.create_connection(("127.0.0.1", int(args["--connect"])))
+    else:
+        sock = socket.socket(fileno=int(args["--fd"]))
+    serve(sock, args["--impl"], int(args["--part"]))
 
 
 if __name__ == "__main__":  # run as the module itself, not a second copy named __main__ (pickle names this one)

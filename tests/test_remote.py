@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +94,20 @@ def test_the_judge_gives_the_verdict_one_process_gives(part, index, case, judges
     alone = _verdict(check, case.implementation)
     judged = _verdict(check, remote_cases[index].implementation)
     assert judged == alone
+
+
+def test_a_worker_reached_over_the_loopback_grades_the_same(tmp_path):
+    """Windows has no socket to hand down to a child: there the worker connects to a port of the loopback."""
+    from tests.proofs import registry
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    spec = str(REPO_ROOT / "solutions" / "part1.py")
+    copy = tmp_path / "part1.py"
+    copy.write_text(Path(spec).read_text())
+    settings = {"command": [sys.executable, "-m", "graders.remote"], "env": env, "cwd": str(tmp_path)}
+    judge = Judge({**settings, "spec": str(copy), "part": 1, "loopback": True})
+    judge.start()
+    try:
+        assert _verdict(registry(1)["q_eq4"], RemoteModule(judge, str(copy)).q_eq4) == ("pass", "")
+    finally:
+        judge.stop()
