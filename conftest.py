@@ -28,11 +28,11 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    # In a judge of class grading, the submission's worker starts now, while this process imports the graders.
-    if os.environ.get("DDPM_JUDGE"):
-        from graders.launch import start_early
+    # In a judge of class grading, the submission's worker starts now, while this process imports the graders
+    # (graders.launch reads the judge's settings, and imports no torch; elsewhere this does nothing).
+    from graders.launch import start_early
 
-        start_early()
+    start_early()
     # The solved notebooks (solutions/*.ipynb, in testpaths) run top to bottom under nbval when it is installed,
     # without comparing outputs; where it is not, `pytest tests/test_part1.py` still works.
     if config.pluginmanager.hasplugin("nbval"):
