@@ -19,13 +19,11 @@ the floor of N other test images. Everything is written to --out: paths.png, met
 
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import torch
 
@@ -38,9 +36,10 @@ from ddpm_course.runs import (
     impl_help,
     program_parser,
     sample_in_batches,
+    start_program,
     with_budget,
 )
-from utils import REPO_ROOT, get_device
+from utils import REPO_ROOT
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
@@ -160,23 +159,8 @@ def main(
     parser.add_argument("--out", default="runs/part5", help="folder for figures, checkpoints and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
     add_run_arguments(parser, threads=None)
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not (args.toy or args.train or args.ladder):
-        parser.error("nothing to do: give --toy, --train or --ladder (or several)")
-    impl = impl if impl is not None else Implementation.load(args.impl, PART5_NEEDS, default)
-    device = get_device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(),
-        "command": f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv),
-    }
-    load_before = os.getloadavg()[0]
+    actions = ("toy", "train", "ladder")
+    args, impl, device, out, summary = start_program(parser, argv, prog, actions, impl, PART5_NEEDS, default)
     if args.toy:
         summary["toy"] = toy_paths(impl, out, args.quick)
 
@@ -206,7 +190,6 @@ def main(
             flow = load_checkpoint(flow_checkpoint, device, model_class=impl.FlowUnet).model
         flow = flow.eval()
         rows = []
-        summary["load_average"] = [load_before]
         summary["ladder"] = {"Part 3's checkpoint (DDPM, DDIM, Heun) and the flow U-Net (flow), by model calls": rows}
         for sampler, calls in ladder_settings(args.quick, None if args.no_full_ddpm else len(ddpm.noise_schedule)):
             began = time.perf_counter()

@@ -17,7 +17,6 @@ each score with its spread) and every rung and weight is paired (the same x_T an
 
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
@@ -40,9 +38,10 @@ from ddpm_course.runs import (
     make_unet,
     program_parser,
     sample_in_batches,
+    start_program,
     with_budget,
 )
-from utils import REPO_ROOT, get_device
+from utils import REPO_ROOT
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
@@ -307,23 +306,8 @@ def main(
     parser.add_argument("--out", default="runs/part4", help="folder for checkpoints, figures and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
     add_run_arguments(parser, threads=None)
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not (args.train or args.ladder or args.sweep):
-        parser.error("nothing to do: give --train, --ladder or --sweep (or several)")
-    impl = impl if impl is not None else Implementation.load(args.impl, PART4_NEEDS, default)
-    device = get_device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "command": f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv),
-    }
-    summary["cpus"] = os.cpu_count()
-    load_before = os.getloadavg()[0]
+    actions = ("train", "ladder", "sweep")
+    args, impl, device, out, summary = start_program(parser, argv, prog, actions, impl, PART4_NEEDS, default)
     doing = [what for what, asked in (("train", args.train), ("ladder", args.ladder), ("sweep", args.sweep)) if asked]
     print(f"device: {device}; running {', '.join(doing)}{' (quick)' if args.quick else ''}; writing to {out}/")
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
@@ -402,7 +386,7 @@ def main(
                 f"{row['accuracy_se']:.3f}; {row['seconds']:.1f} s"
             )
     if args.ladder or args.sweep:
-        summary["load_average"] = [load_before, os.getloadavg()[0]]
+        summary["load_average"][1:] = [os.getloadavg()[0]]
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         (out / "tables.md").write_text(markdown_tables(summary))
         print(f"tables for the README in {out / 'tables.md'}")

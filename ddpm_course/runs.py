@@ -12,14 +12,19 @@ a file or a notebook), and the given machinery around them (`utils.engine`) is t
 """
 
 import argparse
+import os
+import shlex
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ddpm_course.impl import load_parts
 from ddpm_course.speed import SpeedConfig
+from utils import get_device
 from utils.engine.model import DiffusionModel
 from utils.engine.training import FitConfig, TrainConfig
 
@@ -198,6 +203,41 @@ def add_run_arguments(parser: argparse.ArgumentParser, **helps: str | None) -> N
     for name, help_text in helps.items():
         options = RUN_OPTIONS[name]
         parser.add_argument("--" + name.replace("_", "-"), **{**options, "help": help_text or options.get("help")})
+
+
+def start_program(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    prog: str,
+    actions: tuple[str, ...],
+    impl: Implementation | None,
+    needs: Iterable[str],
+    default: str,
+) -> tuple[argparse.Namespace, Implementation, torch.device, Path, dict]:
+    """The start every measuring program shares: its arguments (at least one of `actions` asked for), its
+    implementation (`impl`, else the pieces `needs` from --impl), its device, its output folder (made), and its
+    summary so far: where and how it runs, and the load average as it began (`summary["load_average"]`)."""
+    import matplotlib
+
+    args = parser.parse_args(argv)
+    matplotlib.use("Agg")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not any(getattr(args, action) for action in actions):
+        options = [f"--{action}" for action in actions]
+        parser.error(f"nothing to do: give {', '.join(options[:-1])} or {options[-1]} (or several)")
+    impl = impl if impl is not None else Implementation.load(args.impl, needs, default)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = get_device(args.device)
+    summary = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "command": f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "load_average": [os.getloadavg()[0]],
+    }
+    return args, impl, device, out, summary
 
 
 def make_unet(run: Run, impl: Implementation, schedule: Callable | None = None) -> DiffusionModel:
