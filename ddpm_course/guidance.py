@@ -350,19 +350,21 @@ def main(
     if args.ladder:
         settings = ladder_settings(args.quick, tuple(int(n) for n in args.ladder_steps.split(",")))
         scoring = Scoring(Metrics.of(impl), real, args.n_eval, classifier)
-        models = {
-            "linear schedule (Part 3's checkpoint)": load_checkpoint(
-                UNCONDITIONAL_CHECKPOINT, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule
-            ).model,
-            "cosine schedule (conditional, no label)": conditional,
+        models = {  # each loaded only if it goes up the ladder
+            "linear schedule (Part 3's checkpoint)": lambda: (
+                load_checkpoint(
+                    UNCONDITIONAL_CHECKPOINT, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule
+                ).model
+            ),
+            "cosine schedule (conditional, no label)": lambda: conditional,
         }
         summary["ladder"] = {}
-        for name, model in models.items():
+        for name, build in models.items():
             if args.ladder_models != "both" and not name.startswith(args.ladder_models):
                 continue
             full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
             summary["ladder"][name] = sampler_ladder(
-                model,
+                build(),
                 impl,
                 real,
                 args.n_eval,
