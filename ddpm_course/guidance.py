@@ -308,7 +308,7 @@ def main(
     add_run_arguments(parser, threads=None)
     actions = ("train", "ladder", "sweep")
     args, impl, device, out, summary = start_program(parser, argv, prog, actions, impl, PART4_NEEDS, default)
-    doing = [what for what, asked in (("train", args.train), ("ladder", args.ladder), ("sweep", args.sweep)) if asked]
+    doing = [action for action in actions if getattr(args, action)]
     print(f"device: {device}; running {', '.join(doing)}{' (quick)' if args.quick else ''}; writing to {out}/")
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_CHECKPOINT
 
