@@ -208,6 +208,8 @@ def grade_one(
             "-p",
             "no:cacheprovider",
             "-p",
+            "no:nbval",  # its import (nbformat's schema checks) costs seconds a student, and no notebook runs here
+            "-p",
             "graders.grade_report",
             "--grade-report",
             str(report),
