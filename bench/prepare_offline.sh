@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gather into .offline/ (git-ignored) what bench/gpu.sh needs on a GPU machine that cannot reach the internet:
-# the four FashionMNIST files, and wheels of the benchmark's peer (diffusers) and the one package it needs that a
-# typical CUDA PyTorch image lacks (importlib-metadata), built for that machine's Python.
+# the four FashionMNIST files; wheels of the benchmark's peer (diffusers) and the one package it needs that a
+# typical CUDA PyTorch image lacks (importlib-metadata); and wheels of what runs the notebooks as CI does (nbval,
+# ipykernel and theirs, about 17 MB), all built for that machine's Python.
 #
 #     bash bench/prepare_offline.sh          # for Python 3.12 on x86-64 Linux
 #     bash bench/prepare_offline.sh 3.11
@@ -28,4 +29,8 @@ PY
 python -m pip download --quiet --no-deps --only-binary=:all: --python-version "$python_version" \
     --implementation cp --platform manylinux2014_x86_64 --platform any -d .offline/wheels \
     "diffusers==0.42.1" "importlib-metadata==8.7.0"
+# with their own needs, resolved for that Python; a CUDA image has pytest, but seldom Jupyter
+python -m pip download --quiet --only-binary=:all: --python-version "$python_version" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+    -d .offline/wheels "nbval==0.11.0" "ipykernel>=6"
 du -sh .offline/*

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from ddpm_course.benchmark import DiffusersPeer, PeerConfig, synchronize
+from ddpm_course.benchmark import INSTALL_HINT, DiffusersPeer, PeerConfig, peer_available, synchronize
 from ddpm_course.runs import PART3_NEEDS, Implementation, add_run_arguments, default_run, make_unet
 from ddpm_course.speed import fuse_blocks, tune_for
 from utils import get_device
@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             model = make_unet(run, impl).to(device).train()
             if label == "ours+fused":
                 print(fuse_blocks(model))
+        elif label == "peer" and not peer_available():
+            print(f"(the peer needs diffusers: {INSTALL_HINT})")
+            continue
         elif label == "peer":
             schedule = impl.NoiseSchedule(impl.linear_schedule(run.max_steps))
             model = DiffusersPeer(PeerConfig(), schedule).to(device).train()

@@ -193,6 +193,17 @@ def test_step_profile_counts_fewer_ops_with_the_fused_twins(capsys, monkeypatch)
     assert "FLOPs per step" in printed and "saved for backward" in printed and "x the floor" in printed
 
 
+def test_step_profile_without_diffusers_says_how_to_get_the_peer_and_profiles_the_rest(capsys, monkeypatch):
+    from ddpm_course import profile_step
+
+    monkeypatch.setattr(profile_step, "ceilings", lambda device: (1e10, 1e10))
+    monkeypatch.setattr(profile_step, "peer_available", lambda: False)
+    args = ["--device", "cpu", "--models", "peer,ours", "--batch-size", "2", "--steps", "1"]
+    assert profile_step.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "the peer needs diffusers" in printed and "FLOPs per step" in printed, printed
+
+
 @pytest.mark.parametrize(
     "setting, model, message",
     [
