@@ -384,12 +384,3 @@ def load_notebook_definitions(path: Path, module_name: str) -> types.ModuleType:
             module.__impl_trees__.append((f"code cell {index + 1}, ", tree))
             exec(compile(tree, f"{path.name} (cell {index + 1})", "exec"), module.__dict__)
     return module
-
-
-def gather(cls: type, sources: dict[str, object]):
-    """The dataclass `cls` with each field taken, by name, from the module (or object) `sources` maps it to: how a
-    program collects the pieces of an implementation it runs. Missing pieces are all named at once."""
-    missing = [name for name, source in sources.items() if not hasattr(source, name)]
-    if missing:
-        raise AttributeError(f"the implementation lacks {', '.join(missing)}")
-    return cls(**{name: getattr(source, name) for name, source in sources.items()})

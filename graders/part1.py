@@ -1032,7 +1032,7 @@ def check_sample(sample) -> None:
             "torch.stack the list of x_t",
         )
     expect_tensor(steps, "sample(model, n, return_all_steps=True)", shape=expected_shape, floating=True)
-    first_mean, first_var, _ = moments(steps[0])
+    _, first_var, _ = moments(steps[0])
     if abs(first_var - 1) > var_tolerance(1.0, count) and abs(moments(steps[-1])[1] - 1) <= var_tolerance(1.0, count):
         fail(
             "the sequence runs backwards.",

@@ -673,17 +673,6 @@ class Judge:
         return _replace_tensors(value, dict(zip((id(t) for t in marked), tied)))
 
 
-def _is_trusted_function(o) -> bool:
-    """A function of trusted code other than the graders' (which are called back instead): pickled by name."""
-    module = getattr(o, "__module__", None) or ""
-    return (
-        isinstance(o, (types.BuiltinFunctionType, types.FunctionType))
-        and _is_trusted(module)
-        and not module.startswith("graders")
-        and "<locals>" not in getattr(o, "__qualname__", "<locals>")
-    )
-
-
 def _by_reference(o) -> bool:
     """A function the worker cannot import by name (a lambda, a closure): it stays here and is called back."""
     return isinstance(o, types.FunctionType) and ("<locals>" in o.__qualname__ or o.__name__ == "<lambda>")
