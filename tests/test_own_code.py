@@ -71,49 +71,12 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
     except Exception as e:  # noqa: BLE001 - any missing or unreadable file means: no data on this machine
         pytest.skip(f"FashionMNIST not available: {e}")
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "--impl",
-                str(student),
-                "--quick",
-                "--device",
-                "cpu",
-                "--n-train",
-                "128",
-                "--n-eval",
-                "16",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    quick = ["--impl", str(student), "--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16", "--out"]
+    assert main([*quick, str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"Part 1: {student}/part1.py (yours)" in printed and "(floor " in printed and "FMNIST-KID" in printed
     assert {"checkpoint.pt", "samples.png", "denoising.gif", "metrics.json"} <= {p.name for p in out.iterdir()}
-    assert (
-        main(
-            [
-                "--impl",
-                str(student),
-                "--quick",
-                "--device",
-                "cpu",
-                "--n-train",
-                "128",
-                "--n-eval",
-                "16",
-                "--resume",
-                str(out / "checkpoint.pt"),
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*quick, str(out), "--resume", str(out / "checkpoint.pt"), "--epochs", "2"]) == 0
     assert read_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
