@@ -103,12 +103,15 @@ def expect(condition: bool, what: str, expected=None, got=None, likely: str | No
 # Comparisons
 
 
-def expect_tensor(value, what: str, shape: tuple | None = None, floating: bool | None = None) -> Tensor:
-    """Check that `value` is a tensor (of `shape`, floating or integer as asked) and return it."""
+def expect_tensor(
+    value, what: str, shape: tuple | None = None, floating: bool | None = None, likely: str | None = None
+) -> Tensor:
+    """Check that `value` is a tensor (of `shape`, floating or integer as asked) and return it; `likely` names the
+    mistake behind a wrong shape."""
     if not isinstance(value, Tensor):
         fail(f"{what} should be a torch.Tensor.", "a Tensor", f"{type(value).__name__}: {value!r:.80}")
     if shape is not None and tuple(value.shape) != tuple(shape):
-        fail(f"{what} has the wrong shape.", f"shape {tuple(shape)}", f"shape {tuple(value.shape)}")
+        fail(f"{what} has the wrong shape.", f"shape {tuple(shape)}", f"shape {tuple(value.shape)}", likely)
     if floating is True and not value.is_floating_point():
         fail(f"{what} should hold floats.", "a floating-point dtype", str(value.dtype))
     if floating is False and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
@@ -119,6 +122,15 @@ def expect_tensor(value, what: str, shape: tuple | None = None, floating: bool |
             "use torch.randint for step counts, or `.long()`",
         )
     return value
+
+
+def expect_subclass(obj, base: type, name: str, likely: str | None = None) -> None:
+    """`obj`, an instance of the student's class `name`, must be a `base`; the message names the class it subclasses."""
+    if base is nn.Module:
+        what, expected = f"{name} should be an nn.Module.", "a subclass of nn.Module"
+    else:
+        what, expected = f"{name} should subclass {base.__name__}.", f"class {name}({base.__name__})"
+    expect(isinstance(obj, base), what, expected, type(obj).__mro__[1].__name__, likely)
 
 
 def expect_dtype(value: Tensor, dtype: torch.dtype, what: str, likely: str | None = None) -> None:
@@ -202,9 +214,7 @@ def expect_statistic(
     near = [
         (abs(got - wrong), description) for description, wrong in (mistakes or {}).items() if abs(got - wrong) <= tol
     ]
-    if near:
-        fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", min(near)[1])
-    fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", likely)
+    fail(what, f"{expected:.4f} (± {tol:.2g} for sampling error)", f"{got:.4f}", min(near)[1] if near else likely)
 
 
 def call(what: str, fn, *args, likely: str | None = None):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from graders.core import expect, expect_subclass
 from solutions import part1 as ref
 from utils.engine.model import DiffusionModel
 
@@ -40,6 +41,18 @@ def moments(x: Tensor) -> tuple[float, float, float]:
     return mean.item(), var.item(), kurtosis.item()
 
 
+def expect_diffusion_model(model, name: str, image_shape: tuple, likely: str | None = None) -> None:
+    """`model`, built from the student's class `name`, is a DiffusionModel that kept config.image_shape."""
+    expect_subclass(model, DiffusionModel, name, likely)
+    expect(
+        tuple(getattr(model, "image_shape", ())) == image_shape,
+        f"{name} should keep config.image_shape.",
+        str(image_shape),
+        repr(getattr(model, "image_shape", None)),
+        "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape",
+    )
+
+
 class LinearNoisePredictor(DiffusionModel):
     """A known model for grading `sample`: eps_theta(x, t) = a_t x + b_t, with no parameters.
 
@@ -69,23 +82,16 @@ class LinearNoisePredictor(DiffusionModel):
         mean, var = 0.0, 1.0
         moments_ = [(mean, var)]
         for t in range(T, 0, -1):
-            beta, alpha, alpha_bar = (float(s.betas[t - 1]), float(s.alphas[t - 1]), float(s.alpha_bars[t - 1]))
+            beta, alpha = float(s.betas[t - 1]), float(s.alphas[t - 1])
+            # "alpha_bar(t - 1)" reads alpha_bars[t - 2]: at t = 1 Python's index -1 wraps to alpha_bar_T
+            alpha_bar = float(s.alpha_bars[t - 2 if variant == "alpha_bar(t - 1)" else t - 1])
             a, b = float(self.a[t - 1]), float(self.b[t - 1])
             k = beta / math.sqrt(1 - alpha_bar)
-            scale = 1 / math.sqrt(alpha)
-            if variant == "no division by sqrt(alpha_t)":
-                scale = 1.0
+            scale = 1.0 if variant == "no division by sqrt(alpha_t)" else 1 / math.sqrt(alpha)
             c, d = scale * (1 - k * a), -scale * k * b
-            noise_var = beta if t > 1 else 0.0
-            if variant == "noise at t = 1":
-                noise_var = beta
-            if variant == "sigma = beta":
-                noise_var = beta**2 if t > 1 else 0.0
-            if variant == "no noise":
+            noise_var = {"noise at t = 1": beta, "sigma = beta": beta**2, "no noise": 0.0}.get(variant, beta)
+            if t == 1 and variant != "noise at t = 1":
                 noise_var = 0.0
-            if variant == "alpha_bar(t - 1)":  # alpha_bars[t - 2]: at t = 1 Python's index -1 wraps to alpha_bar_T
-                k = beta / math.sqrt(1 - float(s.alpha_bars[t - 2]))
-                c, d = scale * (1 - k * a), -scale * k * b
             mean, var = c * mean + d, c * c * var + noise_var
             moments_.append((mean, var))
         return moments_

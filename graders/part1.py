@@ -21,6 +21,7 @@ from graders.core import (
     expect_close,
     expect_dtype,
     expect_statistic,
+    expect_subclass,
     expect_tensor,
     fail,
     fmt,
@@ -29,7 +30,7 @@ from graders.core import (
     sampling_tolerance,
     var_tolerance,
 )
-from graders.fixtures import BIG_BETAS, LinearNoisePredictor, ShapeOnly, moments, schedule_with
+from graders.fixtures import BIG_BETAS, LinearNoisePredictor, ShapeOnly, expect_diffusion_model, moments, schedule_with
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images
 from utils.engine.model import DiffusionModel, normalize_img
@@ -219,13 +220,7 @@ def check_noise_schedule(NoiseSchedule) -> None:
     linear = ref.linear_schedule(10)
     schedule = NoiseSchedule(linear.clone())
     what = "NoiseSchedule(linear_schedule(10))"
-    expect(
-        isinstance(schedule, nn.Module),
-        "NoiseSchedule should be an nn.Module.",
-        "a subclass of nn.Module",
-        type(schedule).__mro__[1].__name__,
-        "class NoiseSchedule(nn.Module) and super().__init__() first",
-    )
+    expect_subclass(schedule, nn.Module, "NoiseSchedule", "class NoiseSchedule(nn.Module) and super().__init__() first")
     reference = ref.NoiseSchedule(linear.clone())
     buffers = dict(schedule.named_buffers())
     for name in ("betas", "alphas", "alpha_bars"):
@@ -545,19 +540,7 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
     T = 50
     schedule = ref.NoiseSchedule(ref.linear_schedule(T, 0.01, 0.3))
     model = TinyDiffuser(config, schedule)
-    expect(
-        isinstance(model, DiffusionModel),
-        "TinyDiffuser should subclass DiffusionModel.",
-        "class TinyDiffuser(DiffusionModel)",
-        type(model).__mro__[1].__name__,
-    )
-    expect(
-        tuple(getattr(model, "image_shape", ())) == (2, 3, 5),
-        "TinyDiffuser should keep config.image_shape.",
-        "(2, 3, 5)",
-        repr(getattr(model, "image_shape", None)),
-        "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape",
-    )
+    expect_diffusion_model(model, "TinyDiffuser", (2, 3, 5))
     torch.manual_seed(3)
     reference = ref.TinyDiffuser(config, schedule)
     expected_count = n_params(reference)

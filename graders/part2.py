@@ -23,15 +23,15 @@ from graders.core import (
     expect,
     expect_close,
     expect_dtype,
+    expect_subclass,
     expect_tensor,
     fail,
     grader,
     n_params,
 )
-from graders.fixtures import randn
+from graders.fixtures import expect_diffusion_model, randn
 from solutions import part1
 from solutions import part2 as ref
-from utils.engine.model import DiffusionModel
 from utils.engine.training import TrainConfig
 
 ATOL, RTOL = 1e-5, 1e-4  # one small module in float32
@@ -52,6 +52,12 @@ def perturbed(module: nn.Module, seed: int) -> nn.Module:
         for p in module.parameters():
             p.add_(0.2 * torch.randn(p.shape, generator=generator))
     return module
+
+
+def expect_no_parameters(module: nn.Module, what: str, likely: str) -> None:
+    """`module` should hold no nn.Parameter; `what` says so, `likely` why it has some."""
+    names = [name for name, _ in module.named_parameters()]
+    expect(not names, what, "none", ", ".join(names), likely)
 
 
 def _submodule_counts(model: nn.Module) -> dict[str, int]:
@@ -102,17 +108,14 @@ def _group_norm_mistakes(x: Tensor, groups: int, eps: float, weight: Tensor | No
     def affine(y: Tensor) -> Tensor:
         return y if weight is None else y * weight[:, None, None] + bias[:, None, None]
 
+    def normalized(g: Tensor, unbiased: bool = False) -> Tensor:  # over the last axis
+        return (g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True, unbiased=unbiased) + eps)
+
     g = rearrange(x, "b (g c) h w -> b g (c h w)", g=groups)
-    unbiased = (g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True, unbiased=True) + eps)
+    unbiased = normalized(g, unbiased=True)
     outside = (g - g.mean(-1, keepdim=True)) / (g.std(-1, keepdim=True, unbiased=False) + eps)
-    over_batch = rearrange(x, "b (g c) h w -> g (b c h w)", g=groups)
-    over_batch = (over_batch - over_batch.mean(-1, keepdim=True)) / torch.sqrt(
-        over_batch.var(-1, keepdim=True, unbiased=False) + eps
-    )
-    interleaved = rearrange(x, "b (c g) h w -> b g (c h w)", g=groups)
-    interleaved = (interleaved - interleaved.mean(-1, keepdim=True)) / torch.sqrt(
-        interleaved.var(-1, keepdim=True, unbiased=False) + eps
-    )
+    over_batch = normalized(rearrange(x, "b (g c) h w -> g (b c h w)", g=groups))
+    interleaved = normalized(rearrange(x, "b (c g) h w -> b g (c h w)", g=groups))
     mistakes = {
         "unbiased variance: torch.var divides by n - 1 by default; group norm uses the biased variance, "
         "var(..., unbiased=False) (or correction=0)": affine(
@@ -156,12 +159,7 @@ def check_group_norm(GroupNorm) -> None:
         for affine in (True, False):
             what = f"GroupNorm({groups}, {channels}, eps={eps}, affine={affine}) on x of shape {shape}"
             norm = GroupNorm(groups, channels, eps=eps, affine=affine)
-            expect(
-                isinstance(norm, nn.Module),
-                "GroupNorm should be an nn.Module.",
-                "a subclass of nn.Module",
-                type(norm).__mro__[1].__name__,
-            )
+            expect_subclass(norm, nn.Module, "GroupNorm")
             torch_norm = nn.GroupNorm(groups, channels, eps=eps, affine=affine)
             params = dict(norm.named_parameters())
             if affine:
@@ -172,31 +170,22 @@ def check_group_norm(GroupNorm) -> None:
                     ", ".join(f"{n} {tuple(p.shape)}" for n, p in params.items()) or "no parameters",
                     "one scale and one shift per channel (not per group), as nn.Parameter",
                 )
-                expect_close(
-                    params["weight"],
-                    torch_norm.weight,
-                    f"{what}: weight at initialization",
-                    atol=0,
-                    likely="the scale starts at 1 (torch.ones)",
-                )
-                expect_close(
-                    params["bias"],
-                    torch_norm.bias,
-                    f"{what}: bias at initialization",
-                    atol=0,
-                    likely="the shift starts at 0 (torch.zeros)",
-                )
+                starts = {"weight": "the scale starts at 1 (torch.ones)", "bias": "the shift starts at 0 (torch.zeros)"}
+                for name, likely in starts.items():
+                    expect_close(
+                        params[name],
+                        getattr(torch_norm, name),
+                        f"{what}: {name} at initialization",
+                        atol=0,
+                        likely=likely,
+                    )
                 perturbed(torch_norm, seed=index)
                 with torch.no_grad():
-                    params["weight"].copy_(torch_norm.weight)
-                    params["bias"].copy_(torch_norm.bias)
+                    for name in starts:
+                        params[name].copy_(getattr(torch_norm, name))
             else:
-                expect(
-                    not params,
-                    f"{what} should have no parameters.",
-                    "none",
-                    ", ".join(params),
-                    "with affine=False there is no weight or bias",
+                expect_no_parameters(
+                    norm, f"{what} should have no parameters.", "with affine=False there is no weight or bias"
                 )
             x = randn(*shape, seed=10 + index) * scale + shift
             got = call(what, norm, x)
@@ -265,22 +254,14 @@ def _frequency_mistakes(size: int) -> dict[str, Tensor]:
 def check_sinusoidal_position_embeddings(SinusoidalPositionEmbeddings) -> None:
     size = 16
     embed = SinusoidalPositionEmbeddings(size)
-    expect(
-        isinstance(embed, nn.Module),
-        "SinusoidalPositionEmbeddings should be an nn.Module.",
-        "a subclass of nn.Module",
-        type(embed).__mro__[1].__name__,
-    )
+    expect_subclass(embed, nn.Module, "SinusoidalPositionEmbeddings")
     reference = ref.SinusoidalPositionEmbeddings(size)
     expected_frequencies = reference.frequencies
 
     # 1. the frequencies: fixed numbers in a buffer, not trained
-    params = dict(embed.named_parameters())
-    expect(
-        not params,
+    expect_no_parameters(
+        embed,
         "SinusoidalPositionEmbeddings should have no trainable parameters.",
-        "none",
-        ", ".join(params),
         "the frequencies are fixed: self.register_buffer(...), not nn.Parameter",
     )
     buffers = dict(embed.named_buffers())
@@ -430,21 +411,8 @@ def check_swish(swish) -> None:
 @grader("SiLU", expects="class", uses=("swish",))
 def check_silu(SiLU) -> None:
     module = SiLU()
-    expect(
-        isinstance(module, nn.Module),
-        "SiLU should be an nn.Module.",
-        "a subclass of nn.Module",
-        type(module).__mro__[1].__name__,
-        "class SiLU(nn.Module), so it can sit in an nn.Sequential",
-    )
-    params = dict(module.named_parameters())
-    expect(
-        not params,
-        "SiLU should have no parameters.",
-        "none",
-        ", ".join(params),
-        "swish has nothing to learn: no nn.Parameter here",
-    )
+    expect_subclass(module, nn.Module, "SiLU", "class SiLU(nn.Module), so it can sit in an nn.Sequential")
+    expect_no_parameters(module, "SiLU should have no parameters.", "swish has nothing to learn: no nn.Parameter here")
     x = randn(2, 3, 4, 5, seed=1) * 3
     expect_close(
         call("SiLU()(x)", module, x),
@@ -774,18 +742,6 @@ def check_residual_block(ResidualBlock) -> None:
 # The U-Net's levels
 
 
-def _expect_shape(value, what: str, shape: tuple, likely: str) -> Tensor:
-    value = expect_tensor(value, what)
-    expect(
-        tuple(value.shape) == shape,
-        f"{what} has the wrong shape.",
-        f"shape {shape}",
-        f"shape {tuple(value.shape)}",
-        likely,
-    )
-    return value
-
-
 @grader("DownBlock", expects="class", uses=("ResidualBlock", "AttentionBlock"), one_thread=True)
 def check_down_block(DownBlock) -> None:
     in_channels, out_channels, time_emb_dim, groups = 4, 8, 6, 2
@@ -826,19 +782,19 @@ def check_down_block(DownBlock) -> None:
         out, skip = result
         skip = expect_tensor(skip, f"the skip returned by {what}")
         half = (2, out_channels, 3, 4) if downsample else (2, out_channels, 6, 8)
-        _expect_shape(
+        expect_tensor(
             skip,
             f"the skip of {what} on x of shape (2, 4, 6, 8)",
-            (2, out_channels, 6, 8),
-            "the skip is taken after downsampling: keep it at the input's resolution, before self.downsample"
+            shape=(2, out_channels, 6, 8),
+            likely="the skip is taken after downsampling: keep it at the input's resolution, before self.downsample"
             if tuple(skip.shape) == (2, out_channels, 3, 4)
             else "the skip comes from the attention's output",
         )
-        _expect_shape(
+        expect_tensor(
             out,
             f"the output of {what} on x of shape (2, 4, 6, 8)",
-            half,
-            "H and W should halve: Conv2d(out, out, kernel_size=4, stride=2, padding=1)"
+            shape=half,
+            likely="H and W should halve: Conv2d(out, out, kernel_size=4, stride=2, padding=1)"
             if downsample
             else "no downsampling when downsample=False",
         )
@@ -953,11 +909,11 @@ def check_up_block(UpBlock) -> None:
         copy_weights(reference, module, what)
         got = call(what, module, x, skip, t_emb)
         size = (2, out_channels, 6, 8) if upsample else (2, out_channels, 3, 4)
-        _expect_shape(
+        expect_tensor(
             got,
             f"{what} on x and skip of shape (2, 8, 3, 4)",
-            size,
-            "H and W should double: ConvTranspose2d(out, out, kernel_size=4, stride=2, padding=1)"
+            shape=size,
+            likely="H and W should double: ConvTranspose2d(out, out, kernel_size=4, stride=2, padding=1)"
             if upsample
             else "no upsampling when upsample=False",
         )
@@ -1003,20 +959,7 @@ def check_unet(Unet) -> None:
     torch.manual_seed(0)
     reference = ref.Unet(ref.UnetConfig())
     model = call("Unet(UnetConfig())", Unet, ref.UnetConfig())
-    expect(
-        isinstance(model, DiffusionModel),
-        "Unet should subclass DiffusionModel.",
-        "class Unet(DiffusionModel)",
-        type(model).__mro__[1].__name__,
-        "Part 1's train and sample accept DiffusionModels",
-    )
-    expect(
-        tuple(getattr(model, "image_shape", ())) == (1, 28, 28),
-        "Unet should keep config.image_shape.",
-        "(1, 28, 28)",
-        repr(getattr(model, "image_shape", None)),
-        "call super().__init__(config, noise_schedule) first: sample() reads model.image_shape",
-    )
+    expect_diffusion_model(model, "Unet", (1, 28, 28), "Part 1's train and sample accept DiffusionModels")
     schedule = part1.NoiseSchedule(part1.linear_schedule(5))
     with_schedule = call("Unet(config, noise_schedule)", Unet, ref.UnetConfig(channels=8, groups=2), schedule)
     expect(
@@ -1045,11 +988,11 @@ def check_unet(Unet) -> None:
         t,
         likely="the skips used in the wrong order: the first UpBlock takes the last (deepest) skip, skips.pop()",
     )
-    _expect_shape(
+    expect_tensor(
         got,
         "Unet((1, 28, 28))'s output on images of shape (2, 1, 28, 28)",
-        (2, 1, 28, 28),
-        "the output should have the input's shape: final 1x1 conv back to the image's channels",
+        shape=(2, 1, 28, 28),
+        likely="the output should have the input's shape: final 1x1 conv back to the image's channels",
     )
     expect_close(
         got,

@@ -100,9 +100,7 @@ def _frechet_mistakes(mu1, s1, mu2, s2) -> dict[str, float]:
     diff = mu1 - mu2
     root = scipy.linalg.sqrtm(s1 @ s2).real
     values = {
-        "the factor 2 in front of Tr((Sigma_1 Sigma_2)^{1/2}) is missing": float(
-            diff @ diff + np.trace(s1) + np.trace(s2) - np.trace(root)
-        ),
+        "the factor 2 in front of Tr((Sigma_1 Sigma_2)^{1/2}) is missing": _frechet_with(mu1, s1, mu2, s2, root / 2),
         "the mean term is ||mu_1 - mu_2||, not its square ||mu_1 - mu_2||^2": float(
             np.sqrt(diff @ diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)
         ),
@@ -219,10 +217,6 @@ class ProbeClassifier(nn.Module):
         return phi, phi.mean(0), torch.cov(phi.T)
 
 
-def _statistics_of(phi: Tensor) -> tuple[Tensor, Tensor]:
-    return phi.mean(0), torch.cov(phi.T)
-
-
 @grader("feature_statistics")
 def check_feature_statistics(feature_statistics) -> None:
     generator = torch.Generator().manual_seed(0)
@@ -326,9 +320,7 @@ def check_feature_statistics(feature_statistics) -> None:
             "features vary together": torch.diag(torch.diag(sigma)),
             f"the biased covariance, divided by N instead of N - 1: use the unbiased one (np.cov's default, "
             f"torch.cov's correction=1); at N = {n} they differ by a factor {n / (n - 1):.4f}": sigma * (n - 1) / n,
-            "only the last batch's features were kept: collect every batch (a list, then torch.cat)": _statistics_of(
-                last
-            )[1],
+            "only the last batch's features were kept: collect every batch (a list, then torch.cat)": torch.cov(last.T),
         },
     )
 

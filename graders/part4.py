@@ -41,34 +41,30 @@ def _cosine_mistakes(T: int, s: float) -> dict[str, Tensor]:
     # alpha_bar_t = f(t) with alpha_bar_0 = 1 put in front: only beta_1 shows it
     unnormalized = torch.cat([torch.ones(1, dtype=torch.float64), f[1:]])
     shifted = cosine_f(torch.arange(T + 2, dtype=torch.float64), T, s)
+
+    def clipped(betas: Tensor) -> Tensor:  # clipped at 0.999, as the schedule is, and in float32
+        return betas.clamp(max=0.999).float()
+
     return {
         "the betas are not clipped at 0.999: f(T) = 0 makes beta_T = 1, and sampling divides by sqrt(1 - beta_T)": betas_from(
             normalized
         ).float(),
-        "the offset s is missing: f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2)": betas_from(
-            cosine_f(t, T, 0.0) / cosine_f(t, T, 0.0)[0]
-        )
-        .clamp(max=0.999)
-        .float(),
-        "alpha_bar_t is not normalized by f(0): alpha_bar_t = f(t) / f(0), so that alpha_bar_0 = 1": betas_from(
-            unnormalized
-        )
-        .clamp(max=0.999)
-        .float(),
+        "the offset s is missing: f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2)": clipped(
+            betas_from(cosine_f(t, T, 0.0) / cosine_f(t, T, 0.0)[0])
+        ),
+        "alpha_bar_t is not normalized by f(0): alpha_bar_t = f(t) / f(0), so that alpha_bar_0 = 1": clipped(
+            betas_from(unnormalized)
+        ),
         "the ratio is shifted by one step: beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, for t = 1, ..., T": betas_from(
             shifted[1:] / shifted[0]
         )
         .clamp(0, 0.999)
         .float(),
-        "beta_t uses alpha_bar_t itself, not the ratio of consecutive alpha_bars": (1 - normalized[1:])
-        .clamp(max=0.999)
-        .float(),
+        "beta_t uses alpha_bar_t itself, not the ratio of consecutive alpha_bars": clipped(1 - normalized[1:]),
         "rounding: computed in float16, whose 3 significant digits cannot hold 1 - alpha_bar_t / alpha_bar_{t-1} "
-        "for small betas; compute f in float64 (float32 will do), then convert the betas to float32": betas_from(
-            cosine_f(torch.arange(T + 1, dtype=torch.float16), T, s)
-        )
-        .clamp(max=0.999)
-        .float(),
+        "for small betas; compute f in float64 (float32 will do), then convert the betas to float32": clipped(
+            betas_from(cosine_f(torch.arange(T + 1, dtype=torch.float16), T, s))
+        ),
     }
 
 
