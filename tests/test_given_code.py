@@ -203,38 +203,37 @@ def test_check_reaches_noise_stops_a_schedule_that_ends_short_of_noise_and_says_
         check_reaches_noise(ref.NoiseSchedule(ref.linear_schedule(100)))
 
 
-def test_the_step_size_cooldown_falls_linearly_to_zero_over_its_share_of_the_run():
+def _step_sizes(epochs: int, fit_config) -> list[float]:
+    """The step size of every optimizer step `fit` takes, training a tiny model for `epochs` at lr 1e-3."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-    from utils.engine.training import FitConfig, cooldown_factor, fit
+    from utils.engine.training import fit
+
+    seen = []
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    data = normalize_img(gradient_images(64, (3, 4, 5), seed=0))
+    config = TrainConfig(epochs=epochs, lr=1e-3, batch_size=16, device="cpu")
+    try:
+        fit(tiny_model(), ref.diffusion_loss, data, config, fit_config)
+    finally:
+        hook.remove()
+    return seen
+
+
+def test_the_step_size_cooldown_falls_linearly_to_zero_over_its_share_of_the_run():
+    from utils.engine.training import FitConfig, cooldown_factor
 
     assert [cooldown_factor(p, 0.5) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
     with pytest.raises(ValueError, match="fraction of the run"):
         cooldown_factor(0.1, 0.0)
-    seen = []  # the step size of every optimizer step fit takes
-    hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
-    data = normalize_img(gradient_images(64, (3, 4, 5), seed=0))
-    config = TrainConfig(epochs=4, lr=1e-3, batch_size=16, device="cpu")
-    try:
-        fit(tiny_model(), ref.diffusion_loss, data, config, FitConfig(lr_cooldown=0.5, progress=False))
-    finally:
-        hook.remove()
+    seen = _step_sizes(4, FitConfig(lr_cooldown=0.5, progress=False))
     assert seen[:8] == [1e-3] * 8 and seen[-1] == pytest.approx(1e-3 / 8)
     assert all(a >= b for a, b in zip(seen, seen[1:]))
 
 
 def test_the_cooldown_follows_a_time_budget_by_the_clock():
-    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    from utils.engine.training import FitConfig
 
-    from utils.engine.training import FitConfig, fit
-
-    seen = []
-    hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
-    data = normalize_img(gradient_images(64, (3, 4, 5), seed=0))
-    config = TrainConfig(epochs=1, lr=1e-3, batch_size=16, device="cpu")
-    try:
-        fit(tiny_model(), ref.diffusion_loss, data, config, FitConfig(minutes=0.01, lr_cooldown=1.0, progress=False))
-    finally:
-        hook.remove()
+    seen = _step_sizes(1, FitConfig(minutes=0.01, lr_cooldown=1.0, progress=False))
     assert len(seen) > 4 and seen[0] == pytest.approx(1e-3, rel=0.05) and seen[-1] < 0.5e-3
     assert all(a >= b for a, b in zip(seen, seen[1:]))

@@ -1,13 +1,14 @@
 """The machinery every grader shares: loading a student's code from anywhere, weight copying, short reports, and
 time limits."""
 
-import json
 import signal
 import threading
 import time
 
+import nbformat
 import pytest
 import torch
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from torch import nn
 
 from ddpm_course.impl import ImplError
@@ -50,33 +51,13 @@ def test_load_impl_says_what_it_accepts(tmp_path):
 
 def test_notebook_loading_runs_definitions_only(tmp_path):
     cells = [
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "%matplotlib inline\nimport torch",
-            "outputs": [],
-            "execution_count": None,
-        },
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "def f(x):\n    return x + 1\nraise RuntimeError('training cell')",
-            "outputs": [],
-            "execution_count": None,
-        },
-        {"cell_type": "markdown", "metadata": {}, "source": "# prose"},
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "!pip install nothing\nclass C:\n    y = torch.ones(1)",
-            "outputs": [],
-            "execution_count": None,
-        },
+        new_code_cell("%matplotlib inline\nimport torch"),
+        new_code_cell("def f(x):\n    return x + 1\nraise RuntimeError('training cell')"),
+        new_markdown_cell("# prose"),
+        new_code_cell("!pip install nothing\nclass C:\n    y = torch.ones(1)"),
     ]
-    for i, cell in enumerate(cells):
-        cell["id"] = f"cell-{i}"
     path = tmp_path / "work.ipynb"
-    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    nbformat.write(new_notebook(cells=cells), path)
     module = load_impl(str(path), 1)
     assert module.f(1) == 2 and module.C.y.item() == 1.0
 
@@ -178,9 +159,7 @@ def _swallows_the_interruption():
     ids=["endless-loop", "sleep", "slow-but-finite", "swallows-exceptions"],
 )
 def test_a_step_past_its_time_limit_fails_with_a_clear_message_and_the_next_step_runs(student):
-    @grader("slow_step", time_limit=0.3)
-    def check_slow_step(f):
-        f()
+    check_slow_step = grader("slow_step", time_limit=0.3)(lambda f: f())
 
     @grader("quick_step")
     def check_quick_step(f):
@@ -199,10 +178,7 @@ def test_a_step_past_its_time_limit_fails_with_a_clear_message_and_the_next_step
 
 
 def test_time_limit_has_one_default_and_scales_by_env(monkeypatch):
-    @grader("default_step")
-    def check_default_step(f):
-        f()
-
+    check_default_step = grader("default_step")(lambda f: f())
     assert check_default_step.time_limit == DEFAULT_TIME_LIMIT_S
     monkeypatch.setenv(TIME_LIMIT_SCALE_ENV, str(0.2 / DEFAULT_TIME_LIMIT_S))
     with pytest.raises(TimedOut, match="stopped after 0.2 s"):
@@ -210,10 +186,7 @@ def test_time_limit_has_one_default_and_scales_by_env(monkeypatch):
 
 
 def test_an_enclosing_timer_gets_its_time_back():
-    @grader("inner_step", time_limit=5)
-    def check_inner_step(f):
-        f()
-
+    check_inner_step = grader("inner_step", time_limit=5)(lambda f: f())
     previous = signal.signal(signal.SIGALRM, lambda *a: None)
     try:
         signal.setitimer(signal.ITIMER_REAL, 30)
@@ -226,13 +199,8 @@ def test_an_enclosing_timer_gets_its_time_back():
 
 
 def test_off_the_main_thread_a_watchdog_thread_enforces_the_limit():
-    @grader("threaded_step", time_limit=0.3)
-    def check_threaded_step(f):
-        f()
-
-    @grader("threaded_error", time_limit=5)
-    def check_threaded_error(f):
-        f()
+    check_threaded_step = grader("threaded_step", time_limit=0.3)(lambda f: f())
+    check_threaded_error = grader("threaded_error", time_limit=5)(lambda f: f())
 
     outcome = {}
 

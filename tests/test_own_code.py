@@ -38,7 +38,7 @@ def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_pa
     extras = FitConfig(ema_decay=0.9, checkpoint_path=path, progress=False)
     images = torch.rand(32, 1, 8, 8) * 2 - 1
 
-    model = make_unet(replace(_run(unet), max_steps=20), impl)
+    model = make_unet(Run(unet=unet, max_steps=20), impl)
     fit(model, impl.diffusion_loss, images, run_config, extras, log=RunLog())
     first = read_checkpoint(path)
     assert first["model_class"].endswith(":Unet") and first["schedule"]["class"].endswith(":NoiseSchedule")
@@ -46,7 +46,7 @@ def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_pa
 
     log = RunLog()
     model = fit(
-        make_unet(replace(_run(unet), max_steps=20), impl),
+        make_unet(Run(unet=unet, max_steps=20), impl),
         impl.diffusion_loss,
         images,
         replace(run_config, epochs=2),
@@ -62,14 +62,9 @@ def test_own_parts_get_checkpoints_resume_ema_samples_and_scores(student, tmp_pa
     assert samples.shape == (6, 1, 8, 8) and torch.isfinite(samples).all()
 
 
-def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
+def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys, fashion_data):
     from ddpm_course.fashion import main
-    from utils.datasets.fashion_mnist import load_fashion_mnist
 
-    try:
-        load_fashion_mnist("test", download=False)
-    except Exception as e:  # noqa: BLE001 - any missing or unreadable file means: no data on this machine
-        pytest.skip(f"FashionMNIST not available: {e}")
     out = tmp_path / "run"
     quick = ["--impl", str(student), "--quick", "--device", "cpu", "--n-train", "128", "--n-eval", "16", "--out"]
     assert main([*quick, str(out)]) == 0
@@ -78,10 +73,6 @@ def test_own_parts_run_the_one_command_pipeline(student, tmp_path, capsys):
     assert {"checkpoint.pt", "samples.png", "denoising.gif", "metrics.json"} <= {p.name for p in out.iterdir()}
     assert main([*quick, str(out), "--resume", str(out / "checkpoint.pt"), "--epochs", "2"]) == 0
     assert read_checkpoint(out / "checkpoint.pt")["epoch"] == 2
-
-
-def _run(unet):
-    return Run(unet=unet)
 
 
 def test_scores_come_from_the_implementation(student):
@@ -103,10 +94,6 @@ def test_scores_come_from_the_implementation(student):
         kernel_inception_distance=counted("kernel_inception_distance", (0.25, 0.125)),
         fmnist_score=lambda a, c: 2.0,
     )
-    from utils.datasets.classifier import WEIGHTS_PATH
-
-    if not WEIGHTS_PATH.is_file():
-        pytest.skip("no classifier weights")
     scores = evaluate(torch.zeros(8, 1, 28, 28), torch.zeros(16, 1, 28, 28), fake)
     assert scores["fmnist_fid"] == 1.0 and scores["floor"] == 1.0 and scores["kid"] == 0.25
     assert scores["kid_se"] == 0.125 and scores["fmnist_score"] == 2.0

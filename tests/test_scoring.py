@@ -9,7 +9,8 @@ from torch import Tensor, nn
 from ddpm_course.guidance import guidance_sweep, sampler_ladder
 from ddpm_course.runs import Implementation
 from solutions import part1, part3, part4
-from utils.datasets.classifier import WEIGHTS_PATH, load_classifier
+from tests.test_part4_pipeline import tiny_model
+from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
 from utils.datasets.scoring import Metrics, ProtocolConfig, Scoring, describe
 from utils.engine.model import DiffusionModel
@@ -19,8 +20,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def scoring():
-    if not WEIGHTS_PATH.is_file():
-        pytest.skip("no classifier weights")
     test_images, _ = load_fashion_mnist("test")  # in CI mode, without the dataset: the 2,000 shipped test images
     return Scoring(Metrics.of(part3), test_images, n=64, classifier=load_classifier("cpu"))
 
@@ -99,19 +98,11 @@ class _Kept:
         return {"n": len(samples)}
 
 
-TINY = part4.ConditionalUnetConfig(
-    image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(), num_classes=3
-)
 IMPL = Implementation.of({1: part1, 3: part3, 4: part4})
 
 
-def _tiny_model() -> DiffusionModel:
-    torch.manual_seed(0)
-    return part4.ConditionalUnet(TINY, part1.NoiseSchedule(part4.cosine_schedule(20))).eval()
-
-
 def test_the_ladder_rungs_start_from_the_same_x_T_and_noise():
-    model, kept = _FirstInputs(_tiny_model()), _Kept()
+    model, kept = _FirstInputs(tiny_model().eval()), _Kept()
     settings = [("DDPM", 5, None), ("DDIM", 4, 0.0), ("DDIM", 10, 1.0), ("DDPM", 5, None), ("DDPM", None, None)]
     torch.manual_seed(123)  # whatever the generator's state before, the rungs are paired
     sampler_ladder(model, IMPL, None, 6, 4, settings, scoring=kept, clip_x0=False)
@@ -125,7 +116,7 @@ def test_the_ladder_rungs_start_from_the_same_x_T_and_noise():
 
 
 def test_the_guidance_weights_start_from_the_same_x_T():
-    model = _FirstInputs(_tiny_model())
+    model = _FirstInputs(tiny_model().eval())
     rows = guidance_sweep(model, IMPL, None, 6, 4, [0.0, 2.0], 3, classifier=_PixelFeatures(), scoring=_Kept())
     assert [row["w"] for row in rows] == [0.0, 2.0] and all(0 <= row["accuracy"] <= 1 for row in rows)
     assert all(row["accuracy_se"] == (row["accuracy"] * (1 - row["accuracy"]) / 6) ** 0.5 for row in rows)
@@ -149,3 +140,14 @@ def test_the_readme_tables_quote_their_command_n_device_load_and_intervals():
     assert "Ladder, linear, N = 64: floor FMNIST-FID 31.0 ± 5.7, KID 0.04 ± 2.26." in tables
     assert "| DDIM | 20 | 0.0 | 40.0 ± 3.0 | 2.50 ± 0.50 | 10 |" in tables
     assert "| 3.0 | 0.79 ± 0.03 | 40.0 ± 3.0 | 2.50 ± 0.50 | 30 |" in tables
+
+
+def test_on_an_os_without_a_load_average_the_tables_say_so(monkeypatch):
+    """Windows has no os.getloadavg: the programs run there all the same, and the tables say the load is unknown."""
+    from ddpm_course.guidance import markdown_tables
+    from ddpm_course.runs import load_average
+
+    monkeypatch.delattr("os.getloadavg")
+    assert load_average() is None
+    summary = {"command": "ddpm-course reference part4", "device": "cpu", "cpus": 2, "threads": 1}
+    assert "1 torch thread(s), no load average)." in markdown_tables(summary | {"load_average": [None, None]})

@@ -12,6 +12,7 @@ from ddpm_course.speed import SpeedConfig, compile_model, fuse_blocks
 from solutions.part1 import diffusion_loss
 from solutions.part2 import GroupNorm, SelfAttention, Unet
 from tests.test_part3_pipeline import CONFIG, TINY_BENCHMARK, outputs, tiny_images, tiny_unet, train_tiny
+from tests.variants_part2 import GroupNormUnbiased
 from utils.engine import training
 from utils.engine.checkpoints import load_checkpoint
 from utils.engine.training import FitConfig, RunLog, fit
@@ -50,14 +51,8 @@ def test_fused_twins_compute_what_the_hand_written_blocks_compute():
     torch.testing.assert_close(outputs(plain), before, rtol=1e-4, atol=1e-5)
 
 
-class UnbiasedGroupNorm(GroupNorm):
+class UnbiasedGroupNorm(GroupNormUnbiased):
     """A common mistake: the unbiased variance (divide by n - 1), which nn.GroupNorm does not use."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        grouped = x.reshape(b, self.num_groups, -1)
-        y = (grouped - grouped.mean(-1, keepdim=True)) / torch.sqrt(grouped.var(-1, keepdim=True) + self.eps)
-        return y.reshape(b, c, h, w) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 UnbiasedGroupNorm.__name__ = "GroupNorm"

@@ -739,19 +739,11 @@ def sample_uniform_start(model, n_samples, return_all_steps=False):
 @mistake("sample", says="one t per sample")
 def sample_one_t(model, n_samples, return_all_steps=False):
     """Passes t as a 0-d tensor instead of one t per sample."""
-
-    class Wrapper(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.image_shape, self.noise_schedule = model.image_shape, model.noise_schedule
-
-        def schedule(self):
-            return self.noise_schedule
-
-        def __call__(self, x, t):
-            return model(x, t[0])
-
-    return ref.sample(Wrapper(), n_samples, return_all_steps)
+    hook = model.register_forward_pre_hook(lambda _, args: (args[0], args[1][0]))
+    try:
+        return ref.sample(model, n_samples, return_all_steps)
+    finally:
+        hook.remove()
 
 
 # ---------------------------------------------------------------------------------------- dtypes the docstrings promise
