@@ -28,7 +28,6 @@ in our best setting and sampling with all T steps, is printed with FMNIST-KID, e
 real-data floor at the same N (the protocol of `utils.datasets.scoring`).
 """
 
-import argparse
 import itertools
 import sys
 import time
@@ -38,7 +37,16 @@ from pathlib import Path
 import torch
 
 from ddpm_course.fashion import evaluate
-from ddpm_course.runs import PART3_NEEDS, Implementation, add_run_arguments, default_run, make_unet, sample_in_batches
+from ddpm_course.runs import (
+    PART3_NEEDS,
+    Implementation,
+    add_run_arguments,
+    default_run,
+    impl_help,
+    make_unet,
+    program_parser,
+    sample_in_batches,
+)
 from ddpm_course.speed import SpeedConfig
 from utils import get_device
 from utils.datasets.fashion_mnist import load_fashion_mnist
@@ -219,15 +227,8 @@ def fid_after_budget(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ddpm-course bench",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
-    add_run_arguments(
-        parser, impl="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE", device=None
-    )
+    parser = program_parser(__doc__, "ddpm-course bench")
+    add_run_arguments(parser, impl=impl_help("Parts 1-3", "solutions"), device=None)
     parser.add_argument("--batch-size", type=int, default=128, help="images per training step, for both models")
     parser.add_argument("--ours", default="fused", help="our U-Net's settings to measure, comma-separated")
     parser.add_argument("--peer", default="eager", help="the peer's settings to measure, comma-separated")

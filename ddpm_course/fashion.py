@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
@@ -41,10 +40,11 @@ from ddpm_course.runs import (
     make_unet,
     program_parser,
     sample_in_batches,
+    start_program,
     with_budget,
 )
 from ddpm_course.speed import fuse_blocks
-from utils import REPO_ROOT, get_device
+from utils import REPO_ROOT
 from utils.datasets.classifier import WEIGHTS_PATH as CLASSIFIER_WEIGHTS
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
@@ -134,18 +134,11 @@ def main(
         help="also write a small sampling-only checkpoint here (float16 weights, no optimizer)",
     )
     add_run_arguments(parser, threads="CPU threads for torch (1 is fastest on a CPU shared with other jobs)")
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if impl is None:
-        impl = Implementation.load(args.impl, PART3_NEEDS, default)
-    else:
+    given = impl is not None
+    args, impl, device, out, _ = start_program(parser, argv, prog, (), impl, PART3_NEEDS, default)
+    if given:
         print("Parts 1-3: the implementation passed to main()")
-
-    device = get_device(args.device)
     run = with_budget(default_run(device, impl.UnetConfig, quick=args.quick), args.epochs, args.minutes)
-    out = Path(args.out)
     run = replace(
         run,
         n_train=args.n_train or run.n_train,
@@ -153,7 +146,6 @@ def main(
         sampling_steps=args.sampling_steps or run.sampling_steps,
         fit=replace(run.fit, resume_from=args.resume, checkpoint_path=str(out / "checkpoint.pt")),
     )
-    out.mkdir(parents=True, exist_ok=True)
     print(f"device: {device}; writing to {out}/")
 
     began = time.perf_counter()

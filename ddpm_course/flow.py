@@ -18,7 +18,6 @@ the floor of N other test images. Everything is written to --out: paths.png, met
 """
 
 import json
-import os
 import sys
 import time
 from dataclasses import replace
@@ -34,6 +33,7 @@ from ddpm_course.runs import (
     add_run_arguments,
     default_run,
     impl_help,
+    load_average,
     program_parser,
     sample_in_batches,
     start_program,
@@ -194,11 +194,11 @@ def main(
         for sampler, calls in ladder_settings(args.quick, None if args.no_full_ddpm else len(ddpm.noise_schedule)):
             began = time.perf_counter()
             samples = sample_in_batches(draw(impl, sampler, calls, ddpm, flow), n, min(args.batch, n))
-            row = {"sampler": sampler, "steps": calls, "eta": None, **scoring.score(samples)}
-            row["seconds"] = time.perf_counter() - began
+            seconds = time.perf_counter() - began  # sampling alone, as in Part 4's ladder
+            row = {"sampler": sampler, "steps": calls, "eta": None, **scoring.score(samples), "seconds": seconds}
             rows.append(row)
             print(f"{sampler:12s} {calls:4d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
-            summary["load_average"][1:] = [os.getloadavg()[0]]
+            summary["load_average"][1:] = [load_average()]
             (out / "tables.md").write_text(markdown_tables(summary))  # after every rung: a long run keeps what it has
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         print(f"tables for the README in {out / 'tables.md'}")

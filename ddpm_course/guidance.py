@@ -16,7 +16,6 @@ each score with its spread) and every rung and weight is paired (the same x_T an
 """
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from ddpm_course.runs import (
     add_run_arguments,
     default_run,
     impl_help,
+    load_average,
     make_unet,
     program_parser,
     sample_in_batches,
@@ -212,10 +212,10 @@ def markdown_tables(summary: dict) -> str:
     """The ladder and the sweep of a run's summary as the README's Markdown tables, headed by how they were measured:
     the command, N, the device, torch's threads and the machine's load average before and after."""
     load, protocol = summary["load_average"], ProtocolConfig()
+    load = "no load average" if None in load else f"load average {load[0]:.1f} before and {load[1]:.1f} after"
     lines = [
         f"Measured by `{summary['command']}` on {summary['device']} ({summary.get('cpus', '?')} cores, "
-        f"{summary['threads']} torch thread(s), load "
-        f"average {load[0]:.1f} before and {load[1]:.1f} after). Each score ± its sd: FMNIST-FID over bootstrap "
+        f"{summary['threads']} torch thread(s), {load}). Each score ± its sd: FMNIST-FID over bootstrap "
         f"resamples of the samples, KID its standard error from {protocol.kid_subsets} subsets; the floor is the mean "
         f"± sd over {protocol.floor_draws} sets of N held-out real test images scored like the samples against the "
         "same reference (the first N test images). Every rung and every weight starts from the same x_T and noise "
@@ -388,7 +388,7 @@ def main(
                 f"{row['accuracy_se']:.3f}; {row['seconds']:.1f} s"
             )
     if args.ladder or args.sweep:
-        summary["load_average"][1:] = [os.getloadavg()[0]]
+        summary["load_average"][1:] = [load_average()]
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         (out / "tables.md").write_text(markdown_tables(summary))
         print(f"tables for the README in {out / 'tables.md'}")

@@ -8,7 +8,6 @@ It writes into --out: samples.png (training images above generated ones), loss.p
 denoising.png (four samples at steps of Algorithm 2, pure noise on the left, the images on the right).
 """
 
-import argparse
 import math
 import time
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ddpm_course.impl import REFERENCE, load_impl
-from ddpm_course.runs import Implementation, add_run_arguments
+from ddpm_course.runs import Implementation, add_run_arguments, program_parser
 from utils.datasets.images import describe_gradient_samples, gradient_images
 from utils.engine.model import check_reaches_noise, normalize_img
 from utils.engine.training import FitConfig, RunLog, TrainConfig, fit, mean_loss
@@ -117,9 +116,7 @@ NEEDS = (
 
 
 def main(argv: list[str] | None = None, default: str = REFERENCE, prog: str = "ddpm-course reference part1") -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = program_parser(__doc__, prog)
     parser.epilog = __doc__.split("\n\n", 1)[1]
     add_run_arguments(
         parser,

@@ -18,7 +18,6 @@ the weight average's update. It prints
 The ceilings are measured in the same run, on the same device, so the floor means something on any machine.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -34,7 +33,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddpm_course.benchmark import INSTALL_HINT, DiffusersPeer, PeerConfig, peer_available, synchronize
-from ddpm_course.runs import PART3_NEEDS, Implementation, add_run_arguments, default_run, make_unet
+from ddpm_course.runs import (
+    PART3_NEEDS,
+    Implementation,
+    add_run_arguments,
+    default_run,
+    impl_help,
+    make_unet,
+    program_parser,
+)
 from ddpm_course.speed import fuse_blocks, tune_for
 from utils import get_device
 from utils.engine.training import bf16_autocast, weight_average
@@ -260,13 +267,9 @@ def profile(label: str, model: nn.Module, impl: Implementation, mixed: bool, bat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
-    )
+    parser = program_parser(__doc__, "python -m ddpm_course.profile_step")
     parser.add_argument("--models", default="ours", help="comma-separated: ours, ours+fused, peer")
-    add_run_arguments(
-        parser, impl="whose Parts 1-3: solutions (default), exercises, a folder, or partK=FILE", device=None
-    )
+    add_run_arguments(parser, impl=impl_help("Parts 1-3", "solutions"), device=None)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 3 warm-up steps)")
     add_run_arguments(parser, threads=None)

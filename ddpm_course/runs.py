@@ -214,7 +214,7 @@ def start_program(
     needs: Iterable[str],
     default: str,
 ) -> tuple[argparse.Namespace, Implementation, torch.device, Path, dict]:
-    """The start every measuring program shares: its arguments (at least one of `actions` asked for), its
+    """The start every measuring program shares: its arguments (at least one of `actions`, if any, asked for), its
     implementation (`impl`, else the pieces `needs` from --impl), its device, its output folder (made), and its
     summary so far: where and how it runs, and the load average as it began (`summary["load_average"]`)."""
     import matplotlib
@@ -223,7 +223,7 @@ def start_program(
     matplotlib.use("Agg")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not any(getattr(args, action) for action in actions):
+    if actions and not any(getattr(args, action) for action in actions):
         options = [f"--{action}" for action in actions]
         parser.error(f"nothing to do: give {', '.join(options[:-1])} or {options[-1]} (or several)")
     impl = impl if impl is not None else Implementation.load(args.impl, needs, default)
@@ -235,9 +235,14 @@ def start_program(
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "command": f"{prog} " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "load_average": [os.getloadavg()[0]],
+        "load_average": [load_average()],
     }
     return args, impl, device, out, summary
+
+
+def load_average() -> float | None:
+    """The machine's one-minute load average, or None on an OS that keeps none (Windows)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def make_unet(run: Run, impl: Implementation, schedule: Callable | None = None) -> DiffusionModel:

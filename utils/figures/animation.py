@@ -39,12 +39,7 @@ def denoising_gif(
     frames = []
     for index in frame_indices(steps.shape[0], n_frames):
         grid = image_grid(steps[index, :n_samples], padding=1)
-        pixels = (grid * 255).round().astype(np.uint8)
-        pixels = (
-            np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
-            if pixels.ndim == 2
-            else pixels.repeat(scale, axis=0).repeat(scale, axis=1)
-        )
+        pixels = (grid * 255).round().astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
         frames.append(Image.fromarray(pixels))
     durations = [frame_ms] * (len(frames) - 1) + [hold_last_ms]
     buffer = io.BytesIO()
