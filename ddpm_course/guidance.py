@@ -390,7 +390,7 @@ def main(
     if args.ladder or args.sweep:
         summary["load_average"][1:] = [load_average()]
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
-        (out / "tables.md").write_text(markdown_tables(summary))
+        (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")
         print(f"tables for the README in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     print(

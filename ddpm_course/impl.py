@@ -274,7 +274,7 @@ def _definitions(module: types.ModuleType) -> dict[str, tuple[ast.AST, str]]:
         file = getattr(module, "__file__", None)
         if not file or not file.endswith(".py"):
             return {}
-        trees = [("", ast.parse(Path(file).read_text()))]
+        trees = [("", ast.parse(Path(file).read_text(encoding="utf-8")))]  # as Python reads source
     found = {}
     for where, tree in trees:
         for node in tree.body:
