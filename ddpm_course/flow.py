@@ -199,9 +199,8 @@ def main(
             rows.append(row)
             print(f"{sampler:12s} {calls:4d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
             summary["load_average"][1:] = [load_average()]
-            (out / "tables.md").write_text(
-                markdown_tables(summary), encoding="utf-8"
-            )  # after every rung: a long run keeps what it has
+            # after every rung: a long run keeps what it has
+            (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         print(f"tables for the README in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
