@@ -2,15 +2,14 @@
 code runs, and one line, never a traceback, for a part that cannot be used."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from ddpm_course.cli import main as cli
 from ddpm_course.impl import ImplError, choose_sources, describe, load_parts
+from graders import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-STUDENT = REPO / "tests" / "students" / "simple_part1.py"
+STUDENT = REPO_ROOT / "tests" / "students" / "simple_part1.py"
 
 
 def _specs(sources):
@@ -19,7 +18,7 @@ def _specs(sources):
 
 def test_one_part_from_a_file_the_rest_from_the_reference(tmp_path):
     notebook = tmp_path / "my_part1.ipynb"
-    shutil.copy(REPO / "solutions" / "part1_gradients.ipynb", notebook)
+    shutil.copy(REPO_ROOT / "solutions" / "part1_gradients.ipynb", notebook)
     for values in ([f"part1={notebook}"], [str(notebook)]):  # named, or the part its file name says
         sources = choose_sources(values, (1, 2, 3))
         assert _specs(sources) == {
@@ -43,7 +42,7 @@ def test_all_parts_from_one_name_and_a_default():
 
 def test_a_folder_gives_the_parts_it_holds(tmp_path):
     shutil.copy(STUDENT, tmp_path / "part1.py")
-    shutil.copy(REPO / "solutions" / "part2_unet.ipynb", tmp_path / "part2_unet.ipynb")
+    shutil.copy(REPO_ROOT / "solutions" / "part2_unet.ipynb", tmp_path / "part2_unet.ipynb")
     sources = choose_sources([str(tmp_path)], (1, 2, 3))
     assert sources[1].spec == str(tmp_path / "part1.py") and sources[2].spec == str(tmp_path / "part2_unet.ipynb")
     assert sources[3].spec == "solutions" and "has no part3.py" in str(sources[3])
@@ -55,9 +54,9 @@ def test_a_folder_gives_the_parts_it_holds(tmp_path):
         (["part2=solutions"], (1, 3, 4), "this run uses Parts 1, 3, 4, not Part 2"),
         ([str(STUDENT.parent / "missing.py")], (1,), "no such file or folder"),
         (["exercises", "solutions"], (1, 2), "names all parts twice"),
-        ([str(REPO / "conftest.py")], (1, 2), "which part does it hold\\? Its name does not say"),
-        ([str(REPO / "solutions" / "part2.py")], (1, 3, 4), "Its name says Part 2, which this run does not use"),
-        ([str(REPO / "utils")], (1, 2), "holds none of the parts"),
+        ([str(REPO_ROOT / "conftest.py")], (1, 2), "which part does it hold\\? Its name does not say"),
+        ([str(REPO_ROOT / "solutions" / "part2.py")], (1, 3, 4), "Its name says Part 2, which this run does not use"),
+        ([str(REPO_ROOT / "utils")], (1, 2), "holds none of the parts"),
     ],
 )
 def test_a_value_that_cannot_be_used_is_one_line(values, parts, message):
@@ -72,7 +71,7 @@ def test_an_untouched_stub_is_named_before_the_run(capsys):
     with pytest.raises(ImplError, match="`fmnist_fid` calls `feature_statistics`, which is still the untouched stub"):
         load_parts("exercises", {3: ["fmnist_fid"]})
     with pytest.raises(ImplError, match=r"part1_gradients.ipynb, code cell \d+, line \d+\): `sample`"):
-        load_parts(str(REPO / "part1_gradients.ipynb"), {1: ["sample"]})
+        load_parts(str(REPO_ROOT / "part1_gradients.ipynb"), {1: ["sample"]})
     assert "Part 1: exercises/part1.py (yours)" in capsys.readouterr().out
 
 
@@ -115,6 +114,9 @@ def test_help_at_every_level_names_the_command(argv, usage, capsys):
 
 
 def test_grade_takes_any_impl_value(capsys):
-    assert cli(["grade", "1", f"part1={REPO / 'solutions' / 'part1.py'}"]) == 0
+    assert cli(["grade", "1", f"part1={REPO_ROOT / 'solutions' / 'part1.py'}"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"Part 1: {REPO / 'solutions' / 'part1.py'} (yours)") and "10 of 10 steps pass" in printed
+    assert (
+        printed.startswith(f"Part 1: {REPO_ROOT / 'solutions' / 'part1.py'} (yours)")
+        and "10 of 10 steps pass" in printed
+    )

@@ -10,11 +10,11 @@ import torch
 
 from ddpm_course.fashion import evaluate
 from ddpm_course.runs import PART3_NEEDS, Implementation, Run, make_unet, sample_in_batches
+from graders import REPO_ROOT
 from utils.engine.checkpoints import load_checkpoint, read_checkpoint
 from utils.engine.sampling import respaced
 from utils.engine.training import FitConfig, RunLog, TrainConfig, fit
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -23,9 +23,9 @@ def student(tmp_path) -> Path:
     """A submission folder: the simple Part 1 above, and Parts 2 and 3 copied into the student's own files."""
     folder = tmp_path / "student"
     folder.mkdir()
-    shutil.copy(REPO / "tests" / "students" / "simple_part1.py", folder / "part1.py")
-    shutil.copy(REPO / "solutions" / "part2.py", folder / "part2.py")
-    shutil.copy(REPO / "solutions" / "part3.py", folder / "part3.py")
+    shutil.copy(REPO_ROOT / "tests" / "students" / "simple_part1.py", folder / "part1.py")
+    shutil.copy(REPO_ROOT / "solutions" / "part2.py", folder / "part2.py")
+    shutil.copy(REPO_ROOT / "solutions" / "part3.py", folder / "part3.py")
     return folder
 
 

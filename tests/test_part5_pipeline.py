@@ -2,11 +2,11 @@
 and the ODE pieces fit the DDPM model of Part 3."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
+from graders import REPO_ROOT
 from solutions.part1 import NoiseSchedule, linear_schedule
 from solutions.part2 import UnetConfig
 from solutions.part4 import ddim_step
@@ -24,7 +24,6 @@ from utils.datasets.toy import two_moons
 from utils.engine.checkpoints import load_checkpoint, save_checkpoint
 from utils.engine.training import FitConfig, TrainConfig, fit
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=())
 
@@ -77,9 +76,9 @@ def test_own_parts_run_the_part5_program(tmp_path, capsys):
 
     folder = tmp_path / "student"
     folder.mkdir()
-    shutil.copy(REPO / "tests" / "students" / "simple_part1.py", folder / "part1.py")
+    shutil.copy(REPO_ROOT / "tests" / "students" / "simple_part1.py", folder / "part1.py")
     for part in (2, 3, 4, 5):
-        shutil.copy(REPO / "solutions" / f"part{part}.py", folder / f"part{part}.py")
+        shutil.copy(REPO_ROOT / "solutions" / f"part{part}.py", folder / f"part{part}.py")
     out = tmp_path / "run"
     argv = ["--impl", str(folder), "--quick", "--toy", "--train", "--ladder", "--device", "cpu", "--out", str(out)]
     assert main(argv) == 0
@@ -95,7 +94,7 @@ def test_the_shipped_flow_checkpoint_loads_and_its_command_says_what_made_it():
 
     assert (
         SHIPPED_CHECKPOINT.stat().st_size < 3e6
-        and f"--export {SHIPPED_CHECKPOINT.relative_to(REPO)}" in SHIPPED_COMMAND
+        and f"--export {SHIPPED_CHECKPOINT.relative_to(REPO_ROOT)}" in SHIPPED_COMMAND
     )
     loaded = load_checkpoint(SHIPPED_CHECKPOINT, "cpu", FlowUnet)
     assert isinstance(loaded.model, FlowUnet) and loaded.model.noise_schedule is None
