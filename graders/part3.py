@@ -514,8 +514,9 @@ def _kid_value_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float
         "the kernel divides by sqrt(D), not D: k(x, y) = (x . y / D + 1)^3": _unbiased(
             _kid_parts(a, b, n_subsets, scale=d**0.5)
         ),
-        "the subsets are interleaved (rows s, s + S, s + 2S, ...): subset s holds the consecutive rows s*m to "
-        "(s+1)*m - 1": _unbiased(interleaved),
+        # rows drawn at random land here too when a draw happens to pair the same rows (1 in 3 on the known case)
+        "the subsets are interleaved (rows s, s + S, s + 2S, ...) or drawn at random: subset s holds the consecutive "
+        "rows s*m to (s+1)*m - 1": _unbiased(interleaved),
         "one estimate on all S*m rows instead of the mean of S estimates on disjoint subsets of m rows": _unbiased(
             whole
         ),

@@ -394,7 +394,7 @@ def kid_interleaved(features_a, features_b, n_subsets=4):
     return _kid_from(a, b, n_subsets)
 
 
-@mistake("kernel_inception_distance", says="(?s)the KID does not match.*not rows drawn at random")
+@mistake("kernel_inception_distance", says="(?s)the KID does not match.*drawn at random")
 def kid_random_subsets(features_a, features_b, n_subsets=4):
     # Bińkowski et al.'s code draws each subset at random: another estimate, not the blocks the docstring asks for
     a, b = torch.as_tensor(features_a), torch.as_tensor(features_b)
