@@ -37,6 +37,9 @@ RUNS = {"reference": "run a part with the reference implementation", "run": "run
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # piped on Windows, output is cp1252, which has no ✓ or ✗: "?" instead
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in RUNS:
         return run_program(argv[0], argv[1:])

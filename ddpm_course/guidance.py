@@ -155,6 +155,7 @@ def guided_sample(
 ) -> Tensor:
     """One image per label, by DDIM (eta = 0) in `steps` steps with guidance weight w, x0_hat clipped to [-1, 1]."""
     guided = GuidedModel(model, labels, w, impl.guided_eps)
+    x_T = x_T.to(model.device) if x_T is not None else None  # a student's ddim_sample may take it as it comes
     return impl.ddim_sample(ClippedPrediction(guided) if clip_x0 else guided, len(labels), steps, x_T=x_T)
 
 

@@ -1,7 +1,7 @@
 # GENERATED from solutions/part3.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part3.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 995c79fde1fad7e0
+# content-hash: 8e008d7e414c2b97
 """Part 3: measuring how good generated clothes are, with a FashionMNIST classifier in place of Inception.
 
 Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by a Two Time-Scale Update Rule Converge
@@ -150,6 +150,6 @@ def fmnist_score(images: Tensor, classifier: nn.Module | None = None, batch_size
     device = next(classifier.parameters()).device
     with torch.no_grad():
         probs = torch.cat(
-            [F.softmax(classifier(batch.to(device)).double(), dim=1).cpu() for batch in images.split(batch_size)]
+            [F.softmax(classifier(batch.to(device)).cpu().double(), dim=1) for batch in images.split(batch_size)]
         )
     return inception_score(probs)

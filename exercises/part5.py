@@ -1,7 +1,7 @@
 # GENERATED from solutions/part5.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part5.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: fd4d561ba25a4f54
+# content-hash: cdd3f90843bc7507
 """Part 5: the ODE view of diffusion, and flow matching on the same U-Net.
 
 Follows four papers after DDIM:
@@ -51,8 +51,9 @@ FLOW_TIME_SCALE = 1000.0
 
 
 def sigmas_of(schedule) -> Tensor:
-    """sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) for t = 1, ..., T, float64, shape (T,), rising with t."""
-    alpha_bars = schedule.alpha_bars.double()
+    """sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) for t = 1, ..., T, float64 on the CPU (Apple's MPS has no
+    float64), shape (T,), rising with t."""
+    alpha_bars = schedule.alpha_bars.detach().cpu().double()
     return ((1 - alpha_bars) / alpha_bars).sqrt()
 
 

@@ -62,8 +62,9 @@ def feature_statistics(classifier: nn.Module, images: Tensor, batch_size: int = 
     classifier.eval()
     device = next(classifier.parameters()).device
     with torch.no_grad():
-        # 2. Features a batch at a time, gathered in float64: the covariance sums N products of similar numbers.
-        phi = torch.cat([classifier.features(batch.to(device)).double().cpu() for batch in images.split(batch_size)])
+        # 2. Features a batch at a time, gathered on the CPU in float64 (which Apple's MPS lacks): the covariance sums
+        #    N products of similar numbers.
+        phi = torch.cat([classifier.features(batch.to(device)).cpu().double() for batch in images.split(batch_size)])
     # 3. Mean and unbiased covariance over the N images: (D,) and (D, D).
     mu = reduce(phi, "n d -> d", "mean")
     centered = phi - mu
@@ -210,6 +211,6 @@ def fmnist_score(images: Tensor, classifier: nn.Module | None = None, batch_size
     device = next(classifier.parameters()).device
     with torch.no_grad():
         probs = torch.cat(
-            [F.softmax(classifier(batch.to(device)).double(), dim=1).cpu() for batch in images.split(batch_size)]
+            [F.softmax(classifier(batch.to(device)).cpu().double(), dim=1) for batch in images.split(batch_size)]
         )
     return inception_score(probs)

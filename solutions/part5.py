@@ -47,8 +47,9 @@ FLOW_TIME_SCALE = 1000.0
 
 
 def sigmas_of(schedule) -> Tensor:
-    """sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) for t = 1, ..., T, float64, shape (T,), rising with t."""
-    alpha_bars = schedule.alpha_bars.double()
+    """sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) for t = 1, ..., T, float64 on the CPU (Apple's MPS has no
+    float64), shape (T,), rising with t."""
+    alpha_bars = schedule.alpha_bars.detach().cpu().double()
     return ((1 - alpha_bars) / alpha_bars).sqrt()
 
 

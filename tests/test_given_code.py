@@ -237,3 +237,13 @@ def test_the_cooldown_follows_a_time_budget_by_the_clock():
     seen = _step_sizes(1, FitConfig(minutes=0.01, lr_cooldown=1.0, progress=False))
     assert len(seen) > 4 and seen[0] == pytest.approx(1e-3, rel=0.05) and seen[-1] < 0.5e-3
     assert all(a >= b for a, b in zip(seen, seen[1:]))
+
+
+def test_bf16_only_on_a_gpu_that_has_it_not_one_that_emulates_it(monkeypatch):
+    """A T4 (Colab's free GPU) reports bf16 only with emulation counted: the recipe's bf16 stays off there."""
+    import contextlib
+
+    from utils.engine.training import bf16_autocast
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert isinstance(bf16_autocast(torch.device("cuda")), contextlib.nullcontext)

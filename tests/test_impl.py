@@ -1,6 +1,7 @@
 """Naming an implementation (ddpm_course.impl): one grammar for every program and grader, one line per part saying whose
 code runs, and one line, never a traceback, for a part that cannot be used."""
 
+import os
 import shutil
 
 import pytest
@@ -120,3 +121,19 @@ def test_grade_takes_any_impl_value(capsys):
         printed.startswith(f"Part 1: {REPO_ROOT / 'solutions' / 'part1.py'} (yours)")
         and "10 of 10 steps pass" in printed
     )
+
+
+def test_grade_piped_into_a_file_on_windows_prints_what_the_encoding_can():
+    """Piped or redirected on Windows, stdout encodes cp1252, which has no ✓ or ✗: the marks become "?", the run goes on."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ddpm_course.cli", "grade", "3", "solutions"],
+        capture_output=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stderr.decode("cp1252", "replace")[-2000:]
+    assert b"? inception_score: all checks passed" in done.stdout and b"4 of 4 steps pass" in done.stdout

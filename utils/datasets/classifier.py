@@ -95,7 +95,7 @@ def classifier_features(classifier: nn.Module, images: Tensor, batch_size: int =
     the CPU. What KID compares; FID's statistics of the same features are Part 3's `feature_statistics`."""
     classifier.eval()
     device = next(classifier.parameters()).device
-    return torch.cat([classifier.features(batch.to(device)).double().cpu() for batch in images.split(batch_size)])
+    return torch.cat([classifier.features(batch.to(device)).cpu().double() for batch in images.split(batch_size)])
 
 
 @torch.no_grad()

@@ -42,7 +42,7 @@ def gradient_fit_residual(images: Tensor) -> Tensor:
     Returns:
         float64 tensor of shape (N,); real gradients score 0 up to rounding.
     """
-    x = images.detach().to("cpu", torch.float64).clamp(-1, 1)
+    x = images.detach().cpu().double().clamp(-1, 1)  # to the CPU first: Apple's MPS has no float64
     n_images, channels, height, width = x.shape
     ys, xs = torch.meshgrid(
         torch.linspace(-1, 1, height, dtype=torch.float64),

@@ -67,7 +67,8 @@ class RespacedModel(DiffusionModel):
         schedule = model.noise_schedule
         max_steps = len(schedule)
         taus = spaced_steps(max_steps, n_steps, schedule.betas.device)  # tau_1 = 1, ..., tau_S = T
-        betas = betas_from_alpha_bars(schedule.alpha_bars[taus - 1].double()).float()
+        # in float64 on the CPU (Apple's MPS has no float64), then back on the schedule's device
+        betas = betas_from_alpha_bars(schedule.alpha_bars[taus - 1].cpu().double()).float().to(taus.device)
         # The same kind of schedule as the model's, built from the respaced betas.
         super().__init__(model.config, type(schedule)(betas))
         self.model = model

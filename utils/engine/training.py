@@ -200,7 +200,7 @@ def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.Abst
     bfloat16 keeps float32's exponent range, so unlike float16 it needs no loss scaling; autocast keeps the loss and
     the reductions in float32. Anywhere else (CPU, MPS, older GPUs such as the T4) this is a context that does nothing.
     """
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
