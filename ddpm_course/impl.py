@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils import REPO_ROOT
+from utils.colab import in_colab
 
 REFERENCE = "solutions"
 OWN = "exercises"
@@ -97,9 +98,15 @@ def _check_exists(spec: str, part: int | None = None) -> Path:
     path = Path(spec).expanduser()
     if not path.exists():
         where = f"Part {part}: " if part is not None else ""
+        colab = (
+            " In Colab your notebooks are kept in Google Drive, not on this disk: download yours (File > Download >"
+            " .ipynb) and drop it in the Files panel, which puts it in /content, the folder this name is read from."
+            if path.suffix == ".ipynb" and in_colab()
+            else ""
+        )
         raise ImplError(
             f"{where}--impl {spec}: no such file or folder. Give exercises, solutions, a folder, a .py file, a "
-            f".ipynb notebook, or partK=PATH"
+            f".ipynb notebook, or partK=PATH.{colab}"
         )
     if path.is_file() and path.suffix not in SUFFIXES:
         raise ImplError(f"--impl {spec}: expected a .py file or a .ipynb notebook, got a {path.suffix or 'file'}")

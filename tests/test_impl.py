@@ -137,3 +137,12 @@ def test_grade_piped_into_a_file_on_windows_prints_what_the_encoding_can():
     )
     assert done.returncode == 0, done.stderr.decode("cp1252", "replace")[-2000:]
     assert b"? inception_score: all checks passed" in done.stdout and b"4 of 4 steps pass" in done.stdout
+
+
+def test_in_colab_a_missing_notebook_says_how_to_bring_it_over(monkeypatch):
+    """In Colab the student's notebooks live in Google Drive: part1=part1_gradients.ipynb finds nothing on the disk."""
+    from ddpm_course import impl
+
+    monkeypatch.setattr(impl, "in_colab", lambda: True)
+    with pytest.raises(ImplError, match=r"no such file or folder.*In Colab.*File > Download > \.ipynb"):
+        choose_sources(["part1=/nowhere/part1_gradients.ipynb"], [1])
