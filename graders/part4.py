@@ -23,6 +23,7 @@ from graders.core import (
     expect_close,
     expect_statistic,
     expect_tensor,
+    fail,
     grader,
     sampling_tolerance,
     var_tolerance,
@@ -522,6 +523,33 @@ def check_drop_labels(drop_labels) -> None:
             str(out[:6].tolist()),
             "use the no_label argument, not a fixed number" if q == 1 else None,
         )
+    # On the labels' device: on a GPU, training hands drop_labels labels that live there. The meta device (shapes, no
+    # data) stands in for it: a tensor made on the CPU beside them, or a trip through numpy, fails as on a GPU. Code
+    # that copies to the CPU and back cannot run on meta: then this check cannot tell, and is left out.
+    on_meta = torch.zeros(8, dtype=torch.long, device="meta")
+    try:
+        moved = drop_labels(on_meta, p, K)
+    except NotImplementedError:  # "Cannot copy out of meta tensor": a round trip through the CPU
+        return
+    except (RuntimeError, TypeError) as e:
+        if "item()" in str(e):
+            return
+        fail(
+            "drop_labels failed on labels that are not on the CPU (here on the test device 'meta', as on a GPU).",
+            "a result on the labels' device",
+            f"{type(e).__name__}: {str(e)[:160]}",
+            "numpy works on the CPU only: stay in torch, or go through labels.cpu() and back with .to(labels.device)"
+            if "numpy" in str(e)
+            else "a tensor made on the CPU beside the labels: make the random numbers where the labels are, "
+            "torch.rand(labels.shape, device=labels.device)",
+        )
+    expect(
+        isinstance(moved, Tensor) and moved.device == on_meta.device,
+        "drop_labels should return the labels on the device they came on.",
+        "meta (the test device)",
+        str(getattr(moved, "device", type(moved).__name__)),
+        "build the result from `labels` (torch.where, masked_fill) or on labels.device",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------

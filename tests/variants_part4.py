@@ -280,15 +280,28 @@ def ddim_sample_ignores_x_T(model, n_samples, steps, eta=0.0, x_T=None):
 @correct("drop_labels")
 def drop_labels_bernoulli(labels, p, no_label):
     """Correct: a Bernoulli mask and masked_fill on a copy."""
-    mask = torch.bernoulli(torch.full(labels.shape, float(p))).bool()
+    mask = torch.bernoulli(torch.full(labels.shape, float(p), device=labels.device)).bool()
     return labels.clone().masked_fill(mask, no_label)
 
 
 @correct("drop_labels")
 def drop_labels_numpy(labels, p, no_label):
-    """Correct: numpy's generator."""
+    """Correct: numpy's generator, through the CPU and back to the labels' device."""
+    keep = np.random.default_rng().random(len(labels)) >= p
+    return torch.from_numpy(np.where(keep, labels.cpu().numpy(), no_label)).long().to(labels.device)
+
+
+@mistake("drop_labels", says="(?s)not on the CPU.*numpy works on the CPU only")
+def drop_labels_numpy_on_cpu_only(labels, p, no_label):
+    # numpy straight from the labels: fine on the CPU, "can't convert cuda:0 device type tensor to numpy" on a GPU
     keep = np.random.default_rng().random(len(labels)) >= p
     return torch.from_numpy(np.where(keep, labels.numpy(), no_label)).long()
+
+
+@mistake("drop_labels", says="(?s)not on the CPU.*device=labels.device")
+def drop_labels_rand_on_cpu(labels, p, no_label):
+    # the random numbers made on the CPU, whatever the labels' device
+    return torch.where(torch.rand(labels.shape) < p, torch.full_like(labels, no_label), labels)
 
 
 @mistake("drop_labels", says="probability 1 - p")
