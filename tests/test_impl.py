@@ -3,6 +3,8 @@ code runs, and one line, never a traceback, for a part that cannot be used."""
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -125,9 +127,6 @@ def test_grade_takes_any_impl_value(capsys):
 
 def test_grade_piped_into_a_file_on_windows_prints_what_the_encoding_can():
     """Piped or redirected on Windows, stdout encodes cp1252, which has no ✓ or ✗: the marks become "?", the run goes on."""
-    import subprocess
-    import sys
-
     env = {**os.environ, "PYTHONIOENCODING": "cp1252", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "ddpm_course.cli", "grade", "3", "solutions"],
