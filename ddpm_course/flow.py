@@ -12,9 +12,13 @@ Whose algorithm runs is a parameter, never an import (`ddpm_course.runs.Implemen
 3's shipped checkpoint with your Part 4 `ddim_sample` and your Part 5 `pf_ode_drift`, `karras_sigmas` and
 `heun_step` (through `karras_sample`); the flow side trains `FlowUnet` with your `flow_matching_loss` in the given
 `fit` (Part 3's CPU recipe: the same U-Net sizes, weight average and step-size cooldown) and samples it with your
-`flow_sample`. Every rung of the ladder starts from the same noise, and every score goes through
+`flow_sample`. Every rung of the ladder starts from the same noise and, unless --no-clip, sees its model's
+predicted clean image clipped to [-1, 1] (`ClippedPrediction` for the DDPM model, `ClippedVelocity` for the flow
+model), as Part 4's ladder does: every sampler treated alike. Every score goes through
 `utils.datasets.scoring.Scoring`: FMNIST-FID and KID against the first N test images, each with its spread, beside
-the floor of N other test images. Everything is written to --out: paths.png, metrics.json and tables.md.
+the floor of N other test images, and every comparison the tables make is a paired difference with its 95% interval
+(`Scoring.paired_difference`). Everything is written to --out: paths.png, metrics.json, tables.md and each rung's
+samples (samples/*.pt).
 """
 
 import json
@@ -42,9 +46,10 @@ from ddpm_course.runs import (
 from utils import REPO_ROOT
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
-from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
+from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe, describe_difference
 from utils.datasets.toy import two_moons
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
+from utils.engine.sampling import ClippedPrediction, ClippedVelocity
 from utils.engine.training import FitConfig, RunLog, TrainConfig, fit
 from utils.figures.part5 import plot_paths
 
@@ -121,6 +126,21 @@ def ladder_settings(quick: bool, full_ddpm: int | None = None) -> list[tuple[str
     return rungs + ([("DDPM", full_ddpm)] if full_ddpm else [])
 
 
+def ladder_pairs(rungs: list[tuple[str, int]]) -> list[tuple[int, int]]:
+    """The pairs of rungs (indices) the ladder compares: every two samplers at the same number of model calls, and
+    the slowest rung (DDPM in all T steps, when there) against each rung of the most calls below it."""
+    pairs = [
+        (i, j)
+        for i, (_, calls) in enumerate(rungs)
+        for j, (_, other_calls) in enumerate(rungs)
+        if i < j and calls == other_calls
+    ]
+    if rungs and rungs[-1][0] == "DDPM":
+        most = max(calls for sampler, calls in rungs[:-1])
+        pairs += [(i, len(rungs) - 1) for i, (_, calls) in enumerate(rungs[:-1]) if calls == most]
+    return pairs
+
+
 def draw(impl: Implementation, sampler: str, calls: int, ddpm, flow):
     """A function (start, size) -> samples for one rung, the given number of model calls each."""
     if sampler == "DDPM":  # Part 1's Algorithm 2 in every one of the model's T steps
@@ -156,6 +176,9 @@ def main(
     parser.add_argument(
         "--no-full-ddpm", action="store_true", help="leave out DDPM in all 1000 steps (the slowest rung)"
     )
+    parser.add_argument(
+        "--no-clip", action="store_true", help="leave every model's predicted clean image unclipped (default: clipped)"
+    )
     parser.add_argument("--out", default="runs/part5", help="folder for figures, checkpoints and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
     add_run_arguments(parser, threads=None)
@@ -189,18 +212,34 @@ def main(
         if not args.train:  # else the model just trained
             flow = load_checkpoint(flow_checkpoint, device, model_class=impl.FlowUnet).model
         flow = flow.eval()
-        rows = []
-        summary["ladder"] = {"Part 3's checkpoint (DDPM, DDIM, Heun) and the flow U-Net (flow), by model calls": rows}
-        for sampler, calls in ladder_settings(args.quick, None if args.no_full_ddpm else len(ddpm.noise_schedule)):
+        if not args.no_clip:  # every sampler alike: x0_hat clipped to [-1, 1], as in Part 4's ladder
+            ddpm, flow = ClippedPrediction(ddpm), ClippedVelocity(flow)
+        summary["clip_x0"] = not args.no_clip
+        rows, features = [], []
+        name = "Part 3's checkpoint (DDPM, DDIM, Heun) and the flow U-Net (flow), by model calls"
+        summary["ladder"] = {name: rows}
+        summary["paired"] = {name: []}
+        (out / "samples").mkdir(exist_ok=True)
+        rungs = ladder_settings(args.quick, None if args.no_full_ddpm else len(ddpm.noise_schedule))
+        for sampler, calls in rungs:
             began = time.perf_counter()
             samples = sample_in_batches(draw(impl, sampler, calls, ddpm, flow), n, min(args.batch, n))
             seconds = time.perf_counter() - began  # sampling alone, as in Part 4's ladder
             row = {"sampler": sampler, "steps": calls, "eta": None, **scoring.score(samples), "seconds": seconds}
             rows.append(row)
+            features.append(scoring.features(samples))
+            torch.save(samples, out / "samples" / f"{sampler.replace(' ', '_')}_{calls}.pt")
             print(f"{sampler:12s} {calls:4d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
+            for i, j in ladder_pairs(rungs[: len(rows)]):
+                if j == len(rows) - 1:  # the pairs this rung completes
+                    paired = scoring.paired_difference(features[i], features[j])
+                    a, b = (f"{rows[k]['sampler']} {rows[k]['steps']}" for k in (i, j))
+                    summary["paired"][name].append({"a": a, "b": b, **paired})
+                    print(f"  {describe_difference(a, b, paired)}", flush=True)
             summary["load_average"][1:] = [load_average()]
             # after every rung: a long run keeps what it has
             (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")
+            (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         print(f"tables for the README in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))

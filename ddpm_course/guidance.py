@@ -220,7 +220,11 @@ def markdown_tables(summary: dict) -> str:
         f"resamples of the samples, KID its standard error from {protocol.kid_subsets} subsets; the floor is the mean "
         f"± sd over {protocol.floor_draws} sets of N held-out real test images scored like the samples against the "
         "same reference (the first N test images). Every rung and every weight starts from the same x_T and noise "
-        "stream.",
+        "stream."
+        + {
+            True: " Every sampler sees its model's predicted clean image clipped to [-1, 1].",
+            False: " No sampler clips its model's predicted clean image.",
+        }.get(summary.get("clip_x0"), ""),
         "",
     ]
 
@@ -239,6 +243,20 @@ def markdown_tables(summary: dict) -> str:
             f"| {r['sampler']} | {r['steps']} | {'-' if r['eta'] is None else r['eta']} | "
             f"{pm(r, 'fmnist_fid', 'fmnist_fid_sd')} | {r['kid']:.2f} ± {r['kid_se']:.2f} | {r['seconds']:.0f} |"
             for r in rows
+        ]
+        lines.append("")
+    for name, pairs in summary.get("paired", {}).items():
+        lines += [
+            f"Paired differences, {name}: FMNIST-FID of A minus that of B, sampled from the same x_T, with the 95% "
+            f"interval over {ProtocolConfig().paired_resamples} joint bootstrap resamples of both sets and the "
+            "reference. A is better where the interval lies below 0, B where it lies above; else no difference is "
+            "shown.",
+            "",
+            "| A | B | FID(A) - FID(B) | 95% interval |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['a']} | {p['b']} | {p['difference']:+.1f} | [{p['low']:+.1f}, {p['high']:+.1f}] |" for p in pairs
         ]
         lines.append("")
     if summary.get("sweep"):

@@ -10,7 +10,12 @@ what real images score under the same conditions, and only with its error bar. S
                 each scored against the reference exactly as samples are: their mean ± sd is what a perfect
                 generator would score at this N;
     a model     its N samples against the reference, with a spread: the sd of FID over `bootstrap` resamples (with
-                replacement) of the samples, and KID's standard error from its subsets.
+                replacement) of the samples, and KID's standard error from its subsets;
+    A against B the paired difference FID(A) - FID(B) of two settings sampled from the same x_T (the i-th sample of
+                each from the same noise), with a 95% interval over `paired_resamples` bootstrap resamples that draw
+                the same rows of A, of B and of the reference. A claim that A beats B holds only where that
+                interval excludes 0: the two scores share their noise and their reference, so their own intervals
+                overlapping or not says little about their difference.
 
 The arithmetic is the implementation's own (Part 3's `feature_statistics`, `frechet_distance` and
 `kernel_inception_distance`, yours or the reference's), passed in as `Metrics`; this module only decides which images
@@ -53,6 +58,7 @@ class ProtocolConfig:
     floor_draws: int = 20  # real held-out sets of N images averaged into the floor
     bootstrap: int = 20  # resamples of a model's samples for the sd of its FID
     kid_subsets: int = 4  # KID's disjoint subsets, for its standard error (m = N / 4 images each)
+    paired_resamples: int = 200  # joint resamples behind each paired difference's 95% interval
     seed: int = 0  # which held-out draws and which resamples
 
 
@@ -143,6 +149,73 @@ class Scoring:
             "floor_draws": self.config.floor_draws,
             "bootstrap": self.config.bootstrap,
         }
+
+    def features(self, samples: Tensor) -> Tensor:
+        """The classifier's features of N `samples`, (N, D) float64: what `paired_difference` compares."""
+        if len(samples) != self.n:
+            raise ValueError(f"this scoring compares sets of N = {self.n} images; got {len(samples)} samples")
+        return classifier_features(self.classifier, samples)
+
+    def paired_difference(self, features_a: Tensor, features_b: Tensor) -> dict[str, float]:
+        """FID(A) - FID(B) for two sets of samples drawn from the same x_T, row by row, with its 95% interval.
+
+        Each of `paired_resamples` bootstrap resamples draws N row indices (with replacement) shared by A and B,
+        and N shared by the reference, and takes the difference of the two FIDs computed on them; the interval is
+        the 2.5th and 97.5th percentiles of those differences. Resampling the pairs together keeps what the two
+        settings share (their noise, their reference) out of the interval, which is then narrower than either
+        score's own spread wherever the two move together.
+
+        Args:
+            features_a, features_b: `features` of the two settings' samples, (N, D), row i of each from the same x_T.
+        Returns:
+            {"difference": FID(A) - FID(B) on all N, "low", "high": its 95% interval, "resamples"}.
+        """
+
+        # The statistics of a resample come from torch (mean, unbiased covariance: what `feature_statistics`
+        # computes from images), so that a resample costs no pass through the classifier.
+        def statistics(features: Tensor) -> tuple:
+            return features.mean(0).numpy(), torch.cov(features.T).numpy()
+
+        def difference(rows: Tensor, reference_rows: Tensor) -> float:
+            reference = statistics(self.reference_features[reference_rows])
+            return float(
+                self.metrics.frechet_distance(*statistics(features_a[rows]), *reference)
+                - self.metrics.frechet_distance(*statistics(features_b[rows]), *reference)
+            )
+
+        generator = torch.Generator().manual_seed(self.config.seed + 2)
+        everything = torch.arange(self.n)
+        draws = torch.tensor(
+            [
+                difference(
+                    torch.randint(self.n, (self.n,), generator=generator),
+                    torch.randint(self.n, (self.n,), generator=generator),
+                )
+                for _ in range(self.config.paired_resamples)
+            ],
+            dtype=torch.float64,
+        )
+        low, high = torch.quantile(draws, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+        return {
+            "difference": difference(everything, everything),
+            "low": low,
+            "high": high,
+            "resamples": self.config.paired_resamples,
+        }
+
+
+def describe_difference(name_a: str, name_b: str, paired: dict) -> str:
+    """One line for a `paired_difference`: the difference, its interval, and what it supports."""
+    if paired["low"] > 0:
+        verdict = f"{name_b} is better"
+    elif paired["high"] < 0:
+        verdict = f"{name_a} is better"
+    else:
+        verdict = "no difference shown"
+    return (
+        f"FMNIST-FID({name_a}) - FMNIST-FID({name_b}) = {paired['difference']:+.1f} "
+        f"[{paired['low']:+.1f}, {paired['high']:+.1f}] (95%, {paired['resamples']} paired resamples): {verdict}"
+    )
 
 
 def describe(row: dict) -> str:

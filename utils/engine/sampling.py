@@ -6,6 +6,7 @@ variation here is a DiffusionModel wrapped around the trained one:
     RespacedModel       the same model on a subsequence of its steps (Improved DDPM, section 4)
     GuidedModel         a class-conditional model asked for given classes with classifier-free guidance
     ClippedPrediction   the model with its predicted clean image clipped to [-1, 1]
+    ClippedVelocity     a flow-matching model (Part 5) with its predicted clean image clipped the same way
 
 Respacing. Nichol and Dhariwal, "Improved Denoising Diffusion Probabilistic Models" (ICML 2021), section 4: a model trained with
 T steps can sample along any increasing subsequence tau_1 < ... < tau_S = T of its time steps. The forward process
@@ -29,7 +30,11 @@ does the same for any sampler, without changing it: it answers with the noise th
 
     eps' = (x_t - sqrt(alpha_bar_t) clip(x0_hat, -1, 1)) / sqrt(1 - alpha_bar_t),
 
-so that DDIM's step and DDPM's mean both see the clipped clean image.
+so that DDIM's step and DDPM's mean both see the clipped clean image. Part 5's ODE samplers ask the model at
+fractional steps t (between two noise levels of the schedule); there alpha_bar_t is read off the same interpolation
+that chose t (`fractional_alpha_bar`), so the clean image the ODE sees is exactly the clipped one. A flow-matching
+model predicts the velocity v = eps - x_0 on x_s = (1 - s) x_0 + s eps, whose clean image is x_s - s v;
+`ClippedVelocity` clips that one, so that a ladder can treat every sampler alike.
 """
 
 from collections.abc import Callable
@@ -121,7 +126,44 @@ class ClippedPrediction(DiffusionModel):
         self.model = model
 
     def forward(self, images: Tensor, num_steps: Tensor, *args, **kwargs) -> Tensor:
-        """The noise consistent with the clipped x0_hat, shape (B, C, H, W)."""
+        """The noise consistent with the clipped x0_hat, shape (B, C, H, W); `num_steps` integer steps (B,), or
+        fractional ones (an ODE sampler's, Part 5)."""
         eps = self.model(images, num_steps, *args, **kwargs)
-        alpha_bar = per_image(self.noise_schedule.alpha_bar(num_steps), images)
+        if num_steps.is_floating_point():
+            alpha_bar = fractional_alpha_bar(self.noise_schedule, num_steps).to(images.dtype)
+        else:
+            alpha_bar = self.noise_schedule.alpha_bar(num_steps)
+        alpha_bar = per_image(alpha_bar, images)
         return eps_from_x0(images, x0_from_eps(images, eps, alpha_bar).clamp(-1, 1), alpha_bar)
+
+
+def fractional_alpha_bar(schedule, t: Tensor) -> Tensor:
+    """alpha_bar at fractional steps t in [1, T], shape (B,) -> (B,) float64: log sigma_t interpolated linearly
+    between the integer steps, sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), the interpolation by which Part 5's
+    `sigma_to_t` picks the fractional t of a noise level (this is its inverse). At integer t it is the table's value."""
+    alpha_bars = schedule.alpha_bars.detach().cpu().double()  # float64 on the CPU: Apple's MPS has none
+    log_sigmas = ((1 - alpha_bars) / alpha_bars).log() / 2
+    t = t.detach().cpu().double()
+    if t.numel() and not (1 <= t.min() and t.max() <= len(alpha_bars)):
+        raise ValueError(f"steps run from 1 to T = {len(alpha_bars)}; got values from {t.min():.4g} to {t.max():.4g}")
+    i = t.floor().long().clamp(1, len(alpha_bars) - 1)  # between steps i and i + 1, at indices i - 1 and i
+    frac = t - i
+    log_sigma = (1 - frac) * log_sigmas[i - 1] + frac * log_sigmas[i]
+    return 1 / (1 + (2 * log_sigma).exp())
+
+
+class ClippedVelocity(DiffusionModel):
+    """A flow-matching model (Part 5) with its predicted clean image x_s - s v clipped to [-1, 1]."""
+
+    needs_schedule = False  # a flow model has none
+
+    def __init__(self, model: DiffusionModel):
+        super().__init__(model.config, None)
+        self.model = model
+
+    def forward(self, images: Tensor, s: Tensor) -> Tensor:
+        """The velocity that points to the clipped clean image from x_s: (x_s - clip(x0_hat)) / s, shape
+        (B, C, H, W), for times s (B,) in (0, 1] (a sampler never asks at s = 0, the clean image itself)."""
+        v = self.model(images, s)
+        s = per_image(s, images)
+        return (images - (images - s * v).clamp(-1, 1)) / s
