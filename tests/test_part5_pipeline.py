@@ -101,3 +101,64 @@ def test_the_shipped_flow_checkpoint_loads_and_its_command_says_what_made_it():
     assert f"--epochs {loaded.train_config.epochs} " in SHIPPED_COMMAND
     x_1 = torch.randn(2, *loaded.model.image_shape)
     assert flow_sample(loaded.model, 2, 2, x_1=x_1).isfinite().all()
+
+
+def test_clipping_at_the_odes_fractional_steps_clips_exactly_the_denoised_image_the_drift_sees():
+    """Part 5's ladder treats every sampler as Part 4's does: x0_hat clipped. At the fractional step of a noise level,
+    ClippedPrediction must read alpha_bar off the same interpolation `sigma_to_t` used, so that the drift's denoised
+    image D(z; sigma) = z - sigma eps is the clipped one."""
+    from utils.engine.sampling import ClippedPrediction, fractional_alpha_bar
+
+    schedule = NoiseSchedule(linear_schedule(1000))
+    ts = torch.tensor([sigma_to_t(schedule, sigma) for sigma in (0.02, 0.5, 3.0, 77.0)], dtype=torch.float64)
+    sigmas = (1 / fractional_alpha_bar(schedule, ts) - 1).sqrt()
+    torch.testing.assert_close(sigmas, torch.tensor([0.02, 0.5, 3.0, 77.0], dtype=torch.float64), rtol=1e-6, atol=0)
+    torch.testing.assert_close(fractional_alpha_bar(schedule, torch.tensor([1.0, 500.0, 1000.0])),
+                               schedule.alpha_bars[[0, 499, 999]].double(), rtol=1e-6, atol=0)  # fmt: skip
+    with pytest.raises(ValueError, match="from 1 to T = 1000"):
+        fractional_alpha_bar(schedule, torch.tensor([0.5]))
+
+    class Wild(ToyMLP):  # a "model" whose x0_hat lands far outside [-1, 1]
+        def forward(self, images, num_steps):
+            return -5 * images
+
+    model = Wild(ToyMLPConfig(), schedule)
+    z = torch.randn(64, 2, 1, 1, generator=torch.Generator().manual_seed(0)) * 4
+    for sigma in (0.02, 0.5, 3.0):
+        drift = pf_ode_drift(ClippedPrediction(model), z, sigma)
+        denoised = z - sigma * drift
+        raw = z - sigma * pf_ode_drift(model, z, sigma)
+        assert raw.abs().max() > 1.5  # the test bites: unclipped, the denoised image leaves [-1, 1]
+        torch.testing.assert_close(denoised, raw.clamp(-1, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_a_clipped_flow_model_points_to_the_clipped_clean_image():
+    from utils.engine.sampling import ClippedVelocity
+
+    class Wild(ToyMLP):
+        def forward(self, images, s):
+            return -3 * images
+
+    flow = Wild(ToyMLPConfig())
+    x_s = torch.randn(64, 2, 1, 1, generator=torch.Generator().manual_seed(1)) * 2
+    for value in (1.0, 0.6, 0.05):
+        s = torch.full((64,), value)
+        v = ClippedVelocity(flow)(x_s, s)
+        raw = x_s - value * flow(x_s, s)
+        assert raw.abs().max() > 1.5
+        torch.testing.assert_close(x_s - value * v, raw.clamp(-1, 1))
+    x_1 = torch.randn(8, 2, 1, 1)
+    assert (
+        ClippedVelocity(flow).device == flow.device
+        and flow_sample(ClippedVelocity(flow), 8, 3, x_1=x_1).shape == x_1.shape
+    )
+
+
+def test_the_ladder_compares_every_two_samplers_at_equal_calls_and_full_ddpm_with_the_longest_rungs():
+    from ddpm_course.flow import ladder_pairs, ladder_settings
+
+    rungs = ladder_settings(quick=False, full_ddpm=1000)
+    pairs = ladder_pairs(rungs)
+    assert len(pairs) == 6 * 4 + 4
+    assert all(rungs[i][1] == rungs[j][1] for i, j in pairs[:24])
+    assert all(rungs[j] == ("DDPM", 1000) and rungs[i][1] == 49 for i, j in pairs[24:])

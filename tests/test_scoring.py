@@ -151,3 +151,21 @@ def test_on_an_os_without_a_load_average_the_tables_say_so(monkeypatch):
     assert load_average() is None
     summary = {"command": "ddpm-course reference part4", "device": "cpu", "cpus": 2, "threads": 1}
     assert "1 torch thread(s), no load average)." in markdown_tables(summary | {"load_average": [None, None]})
+
+
+def test_a_paired_difference_is_zero_for_one_set_and_separates_a_worse_one(scoring):
+    """Two settings compared by the paired bootstrap: the same samples differ by exactly 0, with an interval of 0;
+    samples made visibly worse (blurred to grey) are worse, with an interval that excludes 0."""
+    from utils.datasets.scoring import describe_difference
+
+    good = scoring.held_out[-64:]
+    features = scoring.features(good)
+    same = scoring.paired_difference(features, features)
+    assert same["difference"] == same["low"] == same["high"] == 0
+    assert "no difference shown" in describe_difference("A", "B", same)
+    worse = scoring.features(good * 0.3)
+    paired = scoring.paired_difference(features, worse)
+    assert paired["low"] <= paired["difference"] <= paired["high"] < 0, paired
+    assert "A is better" in describe_difference("A", "B", paired)
+    # the full-set difference is that of the protocol's own FIDs (Part 3's feature_statistics)
+    assert paired["difference"] == pytest.approx(scoring.fid(good) - scoring.fid(good * 0.3), rel=1e-6)
