@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ddpm_course.fashion import SHIPPED_CHECKPOINT as PART3_CHECKPOINT
-from ddpm_course.guidance import markdown_tables
+from ddpm_course.guidance import ladder_pairs, markdown_tables, rung_name
 from ddpm_course.runs import (
     Implementation,
     add_run_arguments,
@@ -126,21 +126,6 @@ def ladder_settings(quick: bool, full_ddpm: int | None = None) -> list[tuple[str
     return rungs + ([("DDPM", full_ddpm)] if full_ddpm else [])
 
 
-def ladder_pairs(rungs: list[tuple[str, int]]) -> list[tuple[int, int]]:
-    """The pairs of rungs (indices) the ladder compares: every two samplers at the same number of model calls, and
-    the slowest rung (DDPM in all T steps, when there) against each rung of the most calls below it."""
-    pairs = [
-        (i, j)
-        for i, (_, calls) in enumerate(rungs)
-        for j, (_, other_calls) in enumerate(rungs)
-        if i < j and calls == other_calls
-    ]
-    if rungs and rungs[-1][0] == "DDPM":
-        most = max(calls for sampler, calls in rungs[:-1])
-        pairs += [(i, len(rungs) - 1) for i, (_, calls) in enumerate(rungs[:-1]) if calls == most]
-    return pairs
-
-
 def draw(impl: Implementation, sampler: str, calls: int, ddpm, flow):
     """A function (start, size) -> samples for one rung, the given number of model calls each."""
     if sampler == "DDPM":  # Part 1's Algorithm 2 in every one of the model's T steps
@@ -225,17 +210,19 @@ def main(
             began = time.perf_counter()
             samples = sample_in_batches(draw(impl, sampler, calls, ddpm, flow), n, min(args.batch, n))
             seconds = time.perf_counter() - began  # sampling alone, as in Part 4's ladder
-            row = {"sampler": sampler, "steps": calls, "eta": None, **scoring.score(samples), "seconds": seconds}
+            row = {"sampler": sampler, "steps": calls, "eta": None, "model_calls": calls, **scoring.score(samples)}
+            row["seconds"] = seconds
             rows.append(row)
             features.append(scoring.features(samples))
             torch.save(samples, out / "samples" / f"{sampler.replace(' ', '_')}_{calls}.pt")
             print(f"{sampler:12s} {calls:4d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
-            for i, j in ladder_pairs(rungs[: len(rows)]):
+            for i, j in ladder_pairs([calls for _, calls in rungs]):
                 if j == len(rows) - 1:  # the pairs this rung completes
-                    paired = scoring.paired_difference(features[i], features[j])
-                    a, b = (f"{rows[k]['sampler']} {rows[k]['steps']}" for k in (i, j))
-                    summary["paired"][name].append({"a": a, "b": b, **paired})
-                    print(f"  {describe_difference(a, b, paired)}", flush=True)
+                    a, b = (rung_name(rows[k]) for k in (i, j))
+                    summary["paired"][name].append(
+                        {"a": a, "b": b, **scoring.paired_difference(features[i], features[j])}
+                    )
+                    print(f"  {describe_difference(a, b, summary['paired'][name][-1])}", flush=True)
             summary["load_average"][1:] = [load_average()]
             # after every rung: a long run keeps what it has
             (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")

@@ -44,7 +44,7 @@ from ddpm_course.runs import (
 from utils import REPO_ROOT
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
-from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
+from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe, describe_difference
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
 from utils.engine.model import DiffusionModel
 from utils.engine.sampling import ClippedPrediction, GuidedModel, respaced
@@ -99,6 +99,7 @@ def sampler_ladder(
     clip_x0: bool = True,
     on_row: Callable[[dict], None] | None = None,
     scoring: Scoring | None = None,
+    features: list[Tensor] | None = None,
 ) -> list[dict]:
     """FMNIST-FID, KID and wall time of `n` samples from `model` for each (sampler, steps, eta) of `settings`.
 
@@ -107,7 +108,8 @@ def sampler_ladder(
     and, where stochastic, the same noise stream. Every rung is scored by one `Scoring` (the same reference, the same
     floor, each score with its spread; pass `scoring` to share one across models). With `clip_x0` (the default)
     every sampler sees the predicted clean image clipped to [-1, 1] (`ClippedPrediction`). `on_row` is called with
-    each row as soon as it is measured (to print progress).
+    each row as soon as it is measured (to print progress). Each rung's classifier features are appended to
+    `features` when given, for `compare_rungs`.
     """
     scoring = scoring if scoring is not None else Scoring(Metrics.of(impl), real, n, classifier)
     model = ClippedPrediction(model) if clip_x0 else model
@@ -131,9 +133,40 @@ def sampler_ladder(
                 "seconds": seconds,
             }
         )
+        if features is not None:
+            features.append(scoring.features(samples))
         if on_row is not None:
             on_row(rows[-1])
     return rows
+
+
+def ladder_pairs(calls: list[int]) -> list[tuple[int, int]]:
+    """The pairs of rungs (indices into `calls`, each rung's model calls) a ladder compares: every two rungs with the
+    same number of model calls, and the rung with the most calls (DDPM in all T steps), when it stands alone,
+    against each rung of the next most."""
+    pairs = [(i, j) for i in range(len(calls)) for j in range(i + 1, len(calls)) if calls[i] == calls[j]]
+    most = max(calls, default=0)
+    if calls.count(most) == 1 and len(calls) > 1:
+        below = max(c for c in calls if c != most)
+        pairs += [(i, calls.index(most)) for i, c in enumerate(calls) if c == below]
+    return pairs
+
+
+def compare_rungs(scoring: Scoring, rows: list[dict], features: list[Tensor], on_pair=None) -> list[dict]:
+    """The paired FID differences of a ladder's rungs (`ladder_pairs`), each with its 95% interval: the rungs were
+    sampled from the same x_T, row by row (`Scoring.paired_difference`)."""
+    pairs = []
+    for i, j in ladder_pairs([row["model_calls"] for row in rows]):
+        a, b = (rung_name(rows[k]) for k in (i, j))
+        pairs.append({"a": a, "b": b, **scoring.paired_difference(features[i], features[j])})
+        if on_pair is not None:
+            on_pair(pairs[-1])
+    return pairs
+
+
+def rung_name(row: dict) -> str:
+    """A rung as the tables name it: its sampler, its steps, and its eta where it has one."""
+    return f"{row['sampler']} {row['steps']}" + ("" if row.get("eta") is None else f" eta {row['eta']}")
 
 
 def _ddpm_batch(model, sample, start: int, size: int) -> Tensor:
@@ -170,6 +203,7 @@ def guidance_sweep(
     classifier=None,
     seed: int = 0,
     scoring: Scoring | None = None,
+    features: list[Tensor] | None = None,
 ) -> list[dict]:
     """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by `Scoring`
     (FMNIST-FID and KID with their spreads, beside the floor) and by the classifier's accuracy on the class each
@@ -382,6 +416,7 @@ def main(
             if args.ladder_models != "both" and not name.startswith(args.ladder_models):
                 continue
             full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
+            features = []
             summary["ladder"][name] = sampler_ladder(
                 build(),
                 impl,
@@ -396,6 +431,13 @@ def main(
                     flush=True,
                 ),
                 scoring=scoring,
+                features=features,
+            )
+            summary.setdefault("paired", {})[name] = compare_rungs(
+                scoring,
+                summary["ladder"][name],
+                features,
+                on_pair=lambda pair: print(f"  {describe_difference(pair['a'], pair['b'], pair)}", flush=True),
             )
     if args.sweep:
         weights = [0.0, 1.0, 3.0] if args.quick else [float(w) for w in args.sweep_weights.split(",")]
@@ -408,6 +450,7 @@ def main(
             )
     if args.ladder or args.sweep:
         summary["load_average"][1:] = [load_average()]
+        summary["clip_x0"] = True  # both of this program's ladders and its sweep clip x0_hat
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")
         print(f"tables for the README in {out / 'tables.md'}")

@@ -186,3 +186,7 @@ def test_the_part4_ladder_loads_part3s_checkpoint_into_the_implementations_unet(
     printed = capsys.readouterr().out
     assert "linear schedule (Part 3's checkpoint)" in printed and "(floor " in printed
     assert {"metrics.json", "tables.md"} <= {p.name for p in out.iterdir()}
+    # the quick ladder's two DDIM rungs at 10 steps (eta 0 and 1) are compared by their paired difference
+    assert "FMNIST-FID(DDIM 10 eta 0.0) - FMNIST-FID(DDIM 10 eta 1.0) = " in printed and "paired resamples" in printed
+    tables = (out / "tables.md").read_text(encoding="utf-8")
+    assert "| DDIM 10 eta 0.0 | DDIM 10 eta 1.0 | " in tables and "clipped to [-1, 1]" in tables

@@ -87,6 +87,11 @@ def test_own_parts_run_the_part5_program(tmp_path, capsys):
     assert "length over the distance between their ends" in printed and "trained the flow U-Net" in printed
     assert printed.count("model calls: FMNIST-FID") == 4 and "(floor " in printed and "flow Heun" in printed
     assert {"paths.png", "flow.pt", "metrics.json", "tables.md"} <= {p.name for p in out.iterdir()}
+    # like with like: every sampler clipped, and the rungs of equal calls compared by their paired difference
+    tables = (out / "tables.md").read_text(encoding="utf-8")
+    assert "Every sampler sees its model's predicted clean image clipped to [-1, 1]." in tables
+    assert "| DDIM 4 | flow Euler 4 | " in tables and "| Heun (EDM) 3 | flow Heun 3 | " in tables
+    assert len(list((out / "samples").glob("*.pt"))) == 4
 
 
 def test_the_shipped_flow_checkpoint_loads_and_its_command_says_what_made_it():
@@ -155,10 +160,28 @@ def test_a_clipped_flow_model_points_to_the_clipped_clean_image():
 
 
 def test_the_ladder_compares_every_two_samplers_at_equal_calls_and_full_ddpm_with_the_longest_rungs():
-    from ddpm_course.flow import ladder_pairs, ladder_settings
+    from ddpm_course.flow import ladder_settings
+    from ddpm_course.guidance import ladder_pairs
 
     rungs = ladder_settings(quick=False, full_ddpm=1000)
-    pairs = ladder_pairs(rungs)
+    pairs = ladder_pairs([calls for _, calls in rungs])
     assert len(pairs) == 6 * 4 + 4
     assert all(rungs[i][1] == rungs[j][1] for i, j in pairs[:24])
     assert all(rungs[j] == ("DDPM", 1000) and rungs[i][1] == 49 for i, j in pairs[24:])
+    # Part 4's ladder: DDIM at eta 0 and 1 and respaced DDPM, by steps, then DDPM in all T steps
+    from ddpm_course.guidance import ladder_settings as part4_settings
+
+    calls = [steps or 1000 for _, steps, _ in part4_settings(steps=(10, 20, 50, 100))]
+    assert ladder_pairs(calls) == [
+        (0, 4),
+        (1, 5),
+        (2, 6),
+        (2, 8),
+        (3, 7),
+        (3, 9),
+        (6, 8),
+        (7, 9),
+        (3, 10),
+        (7, 10),
+        (9, 10),
+    ]
