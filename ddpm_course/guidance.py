@@ -51,7 +51,9 @@ from utils.engine.sampling import ClippedPrediction, GuidedModel, respaced
 from utils.engine.training import RunLog, fit
 
 SHIPPED_CHECKPOINT = REPO_ROOT / "utils" / "weights" / "unet_fmnist_cond_cpu.pt"
-# How SHIPPED_CHECKPOINT was made, on a 2-core CPU shared with other jobs (one thread, nice 10): see SHIPPED_RECIPE.
+# How SHIPPED_CHECKPOINT was made: the CPU recipe (16 channels, weight average 0.999, the step size cooled down over
+# the last 30%) for 6 epochs of all 60,000 images, 5,628 steps of batch 64, in 62 minutes on one thread (nice 10) of a
+# 2-core CPU shared with other jobs.
 SHIPPED_COMMAND = (
     "ddpm-course reference part4 --train --device cpu --threads 1 --epochs 6 --n-train 60000 "
     "--out runs/part4_shipped --export utils/weights/unet_fmnist_cond_cpu.pt"

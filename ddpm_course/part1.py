@@ -29,7 +29,8 @@ IMAGE_SHAPE = (3, 8, 8)
 @dataclass(frozen=True)
 class Part1Recipe:
     """The reference Part 1 run. Each choice was measured (README, "Part 1: what each choice moved"): samples as
-    colorful as the data and clean gradients, in 105 epochs of training (265 s on one CPU core: README)."""
+    colorful as the data and clean gradients, in 105 epochs of training (98 to 265 s of wall time on a 2-core CPU, with
+    torch's default 2 threads or 1: README)."""
 
     n_images: int = 20_000  # color gradients; 90% to train on, 10% held out to score the samples against
     T: int = 100  # steps of noise: a tenth of the paper's, so sampling is ten times faster
@@ -83,7 +84,10 @@ def run_part1(
     show_rows({"training images": trainset[:12], "generated": samples.clamp(-1, 1)}).savefig(out_dir / "samples.png")
     plot_losses(log.history).savefig(out_dir / "loss.png")
     plot_denoising(part1.sample(model, 4, return_all_steps=True).clamp(-1, 1)).savefig(out_dir / "denoising.png")
-    print(f"trained {recipe.epochs} epochs in {seconds:.0f} s on {torch.get_num_threads()} CPU thread(s) (seed {seed})")
+    print(
+        f"trained {recipe.epochs} epochs in {seconds:.0f} s of wall time on {torch.get_num_threads()} CPU thread(s) "
+        f"(seed {seed})"
+    )
     print(describe_gradient_samples(scored, testset))
     print(
         "  (residual: RMS distance of each sample from the nearest true gradient, 0 for real images, 0.02 or less is "

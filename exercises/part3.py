@@ -1,7 +1,7 @@
 # GENERATED from solutions/part3.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part3.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 8e008d7e414c2b97
+# content-hash: b837b6bfdba7d4aa
 """Part 3: measuring how good generated clothes are, with a FashionMNIST classifier in place of Inception.
 
 Follows Heusel, Ramsauer, Unterthiner, Nessler and Hochreiter, "GANs Trained by a Two Time-Scale Update Rule Converge
@@ -123,7 +123,7 @@ def inception_score(probs) -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Given: the scores Part 3 reports, built on the three functions above
+# Given: the scores Part 3 reports, built on the exercises above
 
 
 def fmnist_fid(images_a: Tensor, images_b: Tensor, classifier: nn.Module | None = None, batch_size: int = 256) -> float:

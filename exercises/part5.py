@@ -1,7 +1,7 @@
 # GENERATED from solutions/part5.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part5.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: cdd3f90843bc7507
+# content-hash: 774b78710a45a455
 """Part 5: the ODE view of diffusion, and flow matching on the same U-Net.
 
 Follows four papers after DDIM:
@@ -120,7 +120,9 @@ def heun_step(drift, x: Tensor, s: float, s_next: float) -> Tensor:
         if s_next != 0:
             x_next = x + (s_next - s) (d + drift(x_next, s_next)) / 2      corrected by the slope at the end
 
-    At s_next = 0 the step stays Euler's: the ODE in sigma divides by sigma there.
+    At s_next = 0 the step stays Euler's (EDM Algorithm 1 corrects only where t_{i+1} != 0): the ODE in sigma divides
+    by sigma there. Flow matching's velocity is defined at s = 0, so there the rule is not forced: it is kept so that
+    one function serves both ODEs, and it saves a model call.
 
     Args:
         drift: a function (x, s) -> dx/ds, shape of x.

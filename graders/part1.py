@@ -88,10 +88,10 @@ def check_linear_schedule(linear_schedule) -> None:
 
 
 def _check_forward_process(q, name: str, loop: bool) -> None:
-    """Shared by q_eq2 and q_eq4: both must give x_n ~ N(sqrt(alpha_bar_n) x_0, (1 - alpha_bar_n) I)."""
+    """Shared by q_eq2 and q_eq4: both must give x_t ~ N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)."""
     torch.manual_seed(0)
     betas = BIG_BETAS.clone()
-    # 200,000 pixels, half at +1 and half at -1, so the slope of x_n on x_0 and the noise are both measurable.
+    # 200,000 pixels, half at +1 and half at -1, so the slope of x_t on x_0 and the noise are both measurable.
     x = torch.cat([torch.ones(100_000), -torch.ones(100_000)]).reshape(400, 500)
     x_before = x.clone()
     n = x.numel()
@@ -106,7 +106,7 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
             likely="write x = ... + ..., not x += ... or x.mul_(...)",
         )
         alpha_bar = alpha_bar_after(betas, steps)
-        # Fit x_n = slope * x_0 + residual: the slope is sqrt(alpha_bar_n), the residual is N(0, 1 - alpha_bar_n).
+        # Fit x_t = slope * x_0 + residual: the slope is sqrt(alpha_bar_t), the residual is N(0, 1 - alpha_bar_t).
         slope = ((out[:200].mean() - out[200:].mean()) / 2).item()
         residual = out - slope * x
         mean, var, kurtosis = moments(residual)
@@ -115,8 +115,8 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
             slope,
             math.sqrt(alpha_bar),
             sampling_tolerance(math.sqrt(1 - alpha_bar), n),
-            f"{what}: how much of x_0 is left, the factor sqrt(alpha_bar_n) in front of x_0, is off.",
-            "x_n = sqrt(alpha_bar_n) x_0 + sqrt(1 - alpha_bar_n) eps, with alpha_bar_n the product of the first n alphas",
+            f"{what}: how much of x_0 is left, the factor sqrt(alpha_bar_t) in front of x_0, is off.",
+            "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, with alpha_bar_t the product of the first t alphas",
             mistakes={
                 f"off by one step: you applied {steps + 1} steps (alpha_bar_{steps + 1})": math.sqrt(
                     alpha_bar_after(betas, steps + 1)
@@ -124,10 +124,10 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
                 f"off by one step: you applied {steps - 1} steps (alpha_bar_{steps - 1})": math.sqrt(
                     alpha_bar_after(betas, steps - 1)
                 ),
-                "x_0 is scaled by sqrt(alpha_n) of the last step only, not sqrt(alpha_bar_n)": math.sqrt(
+                "x_0 is scaled by sqrt(alpha_t) of the last step only, not sqrt(alpha_bar_t)": math.sqrt(
                     1 - betas[steps - 1].item()
                 ),
-                "x_0 is scaled by alpha_bar_n, not its square root": alpha_bar,
+                "x_0 is scaled by alpha_bar_t, not its square root": alpha_bar,
             },
         )
         expect_statistic(
@@ -157,8 +157,8 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
             var,
             1 - alpha_bar,
             var_tolerance(1 - alpha_bar, n),
-            f"{what}: the variance of the noise in x_n should be 1 - alpha_bar_n.",
-            "x_n = sqrt(alpha_bar_n) x_0 + sqrt(1 - alpha_bar_n) eps, eps ~ N(0, I)",
+            f"{what}: the variance of the noise in x_t should be 1 - alpha_bar_t.",
+            "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, eps ~ N(0, I)",
             mistakes=wrong_vars,
         )
         expect_statistic(
@@ -195,7 +195,7 @@ def _beta_as_std_var(betas: Tensor, steps: int) -> float:
 
 
 def _same_noise_var(betas: Tensor, steps: int) -> float:
-    # x_n = prod(sqrt(alpha)) x_0 + (sum_k sqrt(beta_k) prod_{j>k} sqrt(alpha_j)) eps: the coefficients add, not their squares.
+    # x_t = prod(sqrt(alpha)) x_0 + (sum_k sqrt(beta_k) prod_{j>k} sqrt(alpha_j)) eps: the coefficients add, not their squares.
     total = 0.0
     for beta in betas[:steps].double().tolist():
         total = math.sqrt(1 - beta) * total + math.sqrt(beta)

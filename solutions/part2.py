@@ -1,10 +1,14 @@
-"""Part 2: the DDPM U-Net, built bottom-up from its parts.
+"""Part 2: a DDPM-style U-Net, built bottom-up from its parts.
 
-Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020), Appendix B: eps_theta is a
+After Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020), Appendix B: eps_theta is a
 U-Net (Ronneberger et al. 2015) of wide-ResNet blocks, with group normalization (Wu and He 2018) in place of weight
 normalization, self-attention (as in the Transformer, Vaswani et al. 2017) at low resolutions, and the time step t
 given to every residual block as a sinusoidal position embedding. Sizes here are smaller than the paper's, for
-28x28 FashionMNIST.
+28x28 FashionMNIST, and some details differ from the paper's network: conv -> norm -> activation in each block
+(the paper: norm -> activation -> conv), 4x4 stride-2 convolutions down and transposed convolutions up (the paper:
+3x3 stride-2 convolutions, nearest-neighbour upsampling and a 3x3 convolution), one skip per level (the paper: one
+per residual block and downsampling), GELU in the time MLP (the paper: swish), a 7x7 input convolution (the paper:
+3x3) and no dropout.
 
 Shapes: B images, C channels, H x W pixels, N = H * W positions, E the time-embedding size. Time-step convention,
 as in Part 1: t counts steps of noise and runs over {1, ..., T}; the model sees t itself, through its embedding.
@@ -435,7 +439,7 @@ class UpBlock(nn.Module):
 
 
 class Unet(DiffusionModel):
-    """The noise predictor eps_theta(x_t, t) of DDPM: a U-Net with time embeddings (Appendix B).
+    """The noise predictor eps_theta(x_t, t): a DDPM-style U-Net with time embeddings (after DDPM Appendix B).
 
     With c = channels, L = len(dim_mults) levels and dims[i] = c * dim_mults[i]:
 
@@ -455,7 +459,7 @@ class Unet(DiffusionModel):
     Levels listed in `attention_levels` have attention in their DownBlock and UpBlock; the mid block always has.
     H and W must be divisible by 2 ** (L - 1).
 
-    For (1, 28, 28) images and the defaults: 28x28 (32 ch) -> 14x14 (64 ch) -> 7x7 (128 ch), mid at 7x7, and back.
+    For (1, 28, 28) images and the defaults: 28x28 (28 ch) -> 14x14 (56 ch) -> 7x7 (112 ch), mid at 7x7, and back.
     """
 
     def __init__(self, config: UnetConfig, noise_schedule: nn.Module | None = None):

@@ -184,7 +184,7 @@ def inception_score(probs) -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Given: the scores Part 3 reports, built on the three functions above
+# Given: the scores Part 3 reports, built on the exercises above
 
 
 def fmnist_fid(images_a: Tensor, images_b: Tensor, classifier: nn.Module | None = None, batch_size: int = 256) -> float:

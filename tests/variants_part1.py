@@ -145,7 +145,7 @@ def q_eq4_no_sqrt(x, num_steps, betas):
     return torch.sqrt(alpha_bar) * x + (1 - alpha_bar) * torch.randn_like(x)
 
 
-@mistake("q_eq4", says="sqrt\\(alpha_n\\) of the last step")
+@mistake("q_eq4", says="sqrt\\(alpha_t\\) of the last step")
 def q_eq4_last_alpha_only(x, num_steps, betas):
     alpha = 1 - betas[num_steps - 1]
     alpha_bar = torch.prod(1 - betas[:num_steps])

@@ -23,7 +23,7 @@ are compared with which, so it never imports solutions/ or exercises/.
 
     scoring = Scoring(Metrics.of(part3), test_images, n=256)
     row = scoring.score(samples)        # {"n", "fmnist_fid", "fmnist_fid_sd", "kid", "kid_se", "floor", ...}
-    print(describe(row))                # FMNIST-FID 52.1 ± 3.0 (floor 15.2 ± 1.9), KID ... at N = 256
+    print(describe(row))                # FMNIST-FID 52.1 ± 3.0 (floor 9.8 ± 1.9), FMNIST-KID ..., N = 256
 """
 
 from collections.abc import Callable

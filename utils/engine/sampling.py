@@ -15,8 +15,10 @@ restricted to that subsequence is again a diffusion, with
     alpha_bar'_i = alpha_bar_{tau_i},   beta'_i = 1 - alpha_bar'_i / alpha_bar'_{i-1}   (alpha_bar'_0 = 1),
 
 so Part 1's unchanged `sample` (Algorithm 2) runs on it in S steps, asking the model about time tau_i at step i.
-Samples get a little noisier as S shrinks; a few hundred steps are close to the full 1000, and a few dozen still
-show clothes, which is what a CPU (or CI) can afford.
+Its fresh noise has variance beta'_i, the larger of DDPM's two choices; DDIM at eta = 1 (Part 4) takes the same mean
+with the smaller, (1 - alpha_bar'_{i-1}) / (1 - alpha_bar'_i) beta'_i, and the difference grows as S shrinks (DDIM's
+Table 1, its sigma-hat row). Samples get a little noisier as S shrinks; a few hundred steps are close to the full
+1000, and a few dozen still show clothes, which is what a CPU (or CI) can afford.
 
 Guidance. To sample class y with guidance weight w, wrap the conditional model: `GuidedModel(model, labels, w, guided_eps)`
 answers `model(x_t, t)` with your `guided_eps(model, x_t, t, labels, w)` (Ho and Salimans 2022, eq. 6).
