@@ -14,9 +14,11 @@ from torch import Tensor
 
 from graders.arithmetic import x_t_of
 from graders.core import (
+    GraderFailure,
     copy_weights,
     expect,
     expect_close,
+    expect_dtype,
     expect_statistic,
     expect_tensor,
     fail,
@@ -34,18 +36,123 @@ def _linear_schedule() -> part1.NoiseSchedule:
     return part1.NoiseSchedule(torch.linspace(0.01, 0.25, 20))
 
 
-class _KnownEps(DiffusionModel):
-    """eps_theta(x, t) = (0.5 + t / T) x + 0.1: no parameters, a known function of x and of a fractional t.
-    Records each call's inputs."""
+# --------------------------------------------------------------------------------------------------------------------
+# Stand-ins as strict as the course's networks: a call the U-Net would refuse fails here too, naming its cause.
 
-    def __init__(self, schedule, image_shape=(1, 3, 3)):
+# The test device: the meta device has shapes and dtypes but no data, so it shows where code makes tensors on the CPU
+# that the course would make on a GPU.
+META = torch.device("meta")
+
+
+class _Strict(DiffusionModel):
+    """A known function of (images, time) behind the U-Net's contract: float32 images and a tensor of one time per
+    image, both on the model's own device. Any other call fails where the course's U-Net would, saying why; its
+    parameter takes part in the output (so gradients left on show), and each call is recorded."""
+
+    time_name = "t"
+
+    def __init__(self, schedule=None, image_shape=(1, 3, 3), device: torch.device | str = "cpu"):
         super().__init__(ShapeOnly(image_shape), schedule)
+        self.anchor = torch.nn.Parameter(torch.zeros((), device=device))
         self.calls: list[tuple[Tensor, Tensor]] = []
+        self.grad_enabled: list[bool] = []
 
-    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
-        self.calls.append((images.detach().clone(), torch.as_tensor(num_steps).detach().clone()))
-        scale = 0.5 + torch.as_tensor(num_steps, dtype=images.dtype) / len(self.noise_schedule)
-        return scale.reshape(-1, 1, 1, 1) * images + 0.1
+    needs_schedule = False
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are. On meta, only the schedule's betas go there: sigma_to_t reads alpha_bars on the
+        CPU, which a meta tensor cannot be copied to."""
+        return self.anchor.device
+
+    def forward(self, images: Tensor, time: Tensor) -> Tensor:
+        _expect_model_inputs(self, images, time)
+        self.calls.append((images.detach().clone(), time.detach().clone()))
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.output(images, time.to(images.dtype).reshape(-1, 1, 1, 1)) + self.anchor
+
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+def _expect_model_inputs(model: _Strict, images, time) -> None:
+    """What the course's U-Net accepts, with the error it raises otherwise."""
+    name = model.time_name
+    if not isinstance(time, Tensor):
+        fail(
+            f"The model was handed {name} as a Python {type(time).__name__}, not a tensor.",
+            f"{name}: a tensor of shape (B,), one per image",
+            f"{type(time).__name__} {time!r:.40}",
+            f"the course's U-Net stops there ('{type(time).__name__}' object has no attribute 'to'): pass "
+            f"torch.full((B,), {name}, device=x.device)",
+        )
+    expect(
+        isinstance(images, Tensor) and images.dtype == torch.float32,
+        "The model was handed images that are not float32.",
+        "float32 images (the U-Net's weights are float32)",
+        str(getattr(images, "dtype", type(images).__name__)),
+        "a float64 tensor on the way (numpy, or .double()): the U-Net stops with 'Input type (double) and bias type "
+        "(float) should be the same'; make new tensors like the images (torch.randn_like, dtype=x.dtype)",
+    )
+    for what, tensor in (("images", images), (name, time)):
+        expect(
+            tensor.device == model.device,
+            f"The model, on the test device '{model.device}' (a GPU in the course), was handed {what} on "
+            f"'{tensor.device}'.",
+            f"{what} on '{model.device}'",
+            f"{what} on '{tensor.device}'",
+            f"made on the CPU: pass device= (device=x.device, or torch.full_like / torch.randn_like); the U-Net stops "
+            f"with 'Tensor on device {tensor.device} is not on the expected device {model.device}!'",
+        )
+    expect(
+        tuple(time.shape) == (images.shape[0],),
+        f"The model was handed {name} of the wrong shape.",
+        f"shape ({images.shape[0]},): one {name} per image",
+        f"shape {tuple(time.shape)}",
+        f"torch.full((B,), {name}, device=x.device)",
+    )
+
+
+def _expect_unchanged(call: str, kept: dict[str, Tensor], handed: dict[str, Tensor]) -> None:
+    """Each argument `handed` to `call` still holds what the grader `kept` a copy of before the call."""
+    for name, copy in kept.items():
+        expect(
+            torch.equal(handed[name], copy),
+            f"{call} changed its argument {name}.",
+            f"{name} left as it was handed over",
+            f"{name} overwritten",
+            f"an in-place update ({name} += ..., {name}.mul_(...), {name}[...] = ...) changes the caller's tensor, "
+            f"which the notebook uses again: write {name} = {name} + ... to make a new one",
+        )
+
+
+def _on_meta(call: str, function, *args, **kwargs) -> Tensor | None:
+    """`function(*args, **kwargs)` on the test device: a crash that names a device is the sign of a tensor made on
+    the CPU; an operation that cannot run on meta at all (.item(), numpy) leaves this check unjudged (None)."""
+    try:
+        return function(*args, **kwargs)
+    except GraderFailure:
+        raise
+    except Exception as e:  # noqa: BLE001 - only a crash that names a device is judged
+        if "device" not in str(e):
+            return None
+        fail(
+            f"{call} failed on inputs on the test device 'meta' (a GPU in the course).",
+            "it to run where its inputs are",
+            f"{type(e).__name__}: {e}",
+            "made on the CPU: pass device= (device=x.device) to every tensor you make, or use torch.randn_like",
+        )
+
+
+class _KnownEps(_Strict):
+    """eps_theta(x, t) = (0.5 + t / T) x + 0.1: a known function of x and of a fractional t. Records each call."""
+
+    def __init__(self, schedule, device: torch.device | str = "cpu"):
+        super().__init__(schedule, (1, 3, 3), device)
+        schedule.betas = schedule.betas.to(device)  # model.device and model.noise_schedule.betas.device agree
+
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        return (0.5 + time / len(self.noise_schedule)) * images + 0.1
 
 
 def _drift_expected(z: Tensor, sigma: float, schedule) -> Tensor:
@@ -67,7 +174,9 @@ def check_pf_ode_drift(pf_ode_drift) -> None:
     for what, sigma in (("at sigma_7 (an integer step)", float(sigmas[6])), ("between steps 12 and 13", None)):
         sigma = sigma if sigma is not None else float((sigmas[11] * sigmas[12]).sqrt())
         model = _KnownEps(schedule)
+        kept = z.clone()
         got = pf_ode_drift(model, z, sigma)
+        _expect_unchanged(f"pf_ode_drift(model, z, sigma) {what}", {"z": kept}, {"z": z})
         expected = _drift_expected(z, sigma, schedule)
         expect(
             len(model.calls) == 1,
@@ -108,6 +217,19 @@ def check_pf_ode_drift(pf_ode_drift) -> None:
                 / math.sqrt(1 + sigma**2),
             },
         )
+        expect_dtype(got, torch.float32, f"pf_ode_drift(model, z, sigma) {what}, for a float32 z")
+    # On the test device: in the course the model and z live on a GPU, and the t made here must go there too.
+    model = _KnownEps(_linear_schedule(), device=META)
+    sigma = float(sigmas[6])
+    got = _on_meta("pf_ode_drift(model, z, sigma)", pf_ode_drift, model, z.to(META), sigma)
+    if got is not None:
+        expect(
+            isinstance(got, Tensor) and got.device == META and tuple(got.shape) == tuple(z.shape),
+            "pf_ode_drift(model, z, sigma) should return the drift on z's device, shaped like z.",
+            f"shape {tuple(z.shape)} on meta (the test device)",
+            f"{tuple(getattr(got, 'shape', ()))} on {getattr(got, 'device', type(got).__name__)}",
+            "build the result from z and the model's output, or on z.device",
+        )
 
 
 @grader("karras_sigmas")
@@ -122,8 +244,10 @@ def check_karras_sigmas(karras_sigmas) -> None:
             fail(
                 f"{call} has {n} entries.",
                 f"{n + 1}: the {n} noise levels, then 0",
-                f"{n}",
-                "the last entry, sigma_n = 0 (the clean image), is missing: torch.cat([sigmas, zeros(1)])",
+                f"{n}, ending in {got[-1].item():.4g}",
+                f"one noise level is missing: n = {n} levels from sigma_max to sigma_min (i = 0, ..., n - 1), then 0"
+                if got[-1] == 0
+                else "the last entry, sigma_n = 0 (the clean image), is missing: torch.cat([sigmas, zeros(1)])",
             )
         mistakes = {
             "the noise levels rise: sigma_0 = sigma_max, falling to sigma_min, then 0": torch.cat(
@@ -145,6 +269,14 @@ def check_karras_sigmas(karras_sigmas) -> None:
             rtol=1e-5,
             likely="(sigma_max^(1/rho) + i / (n - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho for i = 0..n-1",
             mistakes=mistakes,
+        )
+        # float32 rounds sigma_min about 1e-7 of itself away, below sigma_1 at times: sigma_to_t then refuses it
+        expect_dtype(
+            got,
+            torch.float64,
+            call,
+            likely="computed in float32: its sigma_min can land a hair below the model's sigma_1, outside the range "
+            "the sampler's sigma_to_t accepts; make the grid with dtype=torch.float64",
         )
 
 
@@ -169,7 +301,9 @@ def check_heun_step(heun_step) -> None:
     x = torch.randn(2, 1, 3, 3, dtype=torch.float64)
     a, b, s, s_next = -0.7, 0.3, 2.0, 1.5
     drift = _Linear(a, b)
+    kept = x.clone()
     got = heun_step(drift, x, s, s_next)
+    _expect_unchanged(f"heun_step(drift, x, {s}, {s_next})", {"x": kept}, {"x": x})
     h = s_next - s
     d = a * x + b * s
     euler = x + h * d
@@ -220,7 +354,10 @@ def _flow_data(seed: int, n: int = 6) -> tuple[Tensor, Tensor, Tensor]:
 @grader("flow_interpolate")
 def check_flow_interpolate(flow_interpolate) -> None:
     x_0, eps, s = _flow_data(0)
+    handed = {"x_0": x_0, "eps": eps, "s": s}
+    kept = {name: value.clone() for name, value in handed.items()}
     out = flow_interpolate(x_0, eps, s)
+    _expect_unchanged("flow_interpolate(x_0, eps, s)", kept, handed)
     expect(
         isinstance(out, tuple) and len(out) == 2,
         "flow_interpolate(x_0, eps, s) should return a pair (x_s, v).",
@@ -256,19 +393,17 @@ def check_flow_interpolate(flow_interpolate) -> None:
     )
 
 
-class _RecordingVelocity(DiffusionModel):
+class _RecordingVelocity(_Strict):
     """A velocity model with one parameter, v = w x_s + s: records what the loss feeds it."""
 
-    needs_schedule = False
+    time_name = "s"
 
-    def __init__(self):
-        super().__init__(ShapeOnly((1, 4, 4)), None)
-        self.w = torch.nn.Parameter(torch.tensor(0.3))
-        self.calls: list[tuple[Tensor, Tensor]] = []
+    def __init__(self, device: torch.device | str = "cpu"):
+        super().__init__(None, (1, 4, 4), device)
+        self.w = torch.nn.Parameter(torch.tensor(0.3, device=device))
 
-    def forward(self, images: Tensor, s: Tensor) -> Tensor:
-        self.calls.append((images.detach().clone(), torch.as_tensor(s).detach().clone()))
-        return self.w * images + torch.as_tensor(s, dtype=images.dtype).reshape(-1, 1, 1, 1)
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        return self.w * images + time
 
 
 @grader("flow_matching_loss", uses=("flow_interpolate",))
@@ -277,7 +412,9 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
     n = 4000
     x_0 = torch.rand(n, 1, 4, 4) * 1.6 - 0.8
     model = _RecordingVelocity()
+    kept = x_0.clone()
     loss = flow_matching_loss(model, x_0)
+    _expect_unchanged("flow_matching_loss(model, x_0)", {"x_0": kept}, {"x_0": x_0})
     loss = expect_tensor(loss, "flow_matching_loss(model, x_0)", floating=True)
     expect(loss.ndim == 0, "flow_matching_loss should return a scalar.", "shape ()", f"shape {tuple(loss.shape)}")
     expect(
@@ -298,12 +435,15 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
         "s ~ Uniform[0, 1] (torch.rand), passed to the model as it is (a FlowUnet scales it itself), not "
         "torch.randn or a step count",
     )
+    distinct = s.unique().numel()
     expect(
-        s.unique().numel() > n // 2,
-        "flow_matching_loss should draw one s per image.",
+        distinct > n // 2,
+        "flow_matching_loss should draw one s per image, from the whole of [0, 1].",
         f"about {n} different values",
-        f"{s.unique().numel()} different values",
-        "one s for the whole batch: draw s of shape (B,)",
+        f"{distinct} different values",
+        "one s for the whole batch: draw s of shape (B,)"
+        if distinct == 1
+        else f"s takes only {distinct} values, a grid: s ~ Uniform[0, 1] (torch.rand(B)) can take any value",
     )
     # s ~ U[0, 1]: mean 1/2, variance 1/12
     expect_statistic(
@@ -366,21 +506,30 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
         likely="F.mse_loss(model(x_s, s), eps - x_0)",
         mistakes=mistakes,
     )
+    # On the test device: in training x_0 and the model are on a GPU, and s and eps must be made there too.
+    model = _RecordingVelocity(device=META)
+    x_0 = torch.rand(8, 1, 4, 4, device=META)
+    loss = _on_meta("flow_matching_loss(model, x_0)", flow_matching_loss, model, x_0)
+    if loss is not None:
+        expect(
+            isinstance(loss, Tensor) and loss.device == META,
+            "flow_matching_loss(model, x_0) should return the loss on x_0's device.",
+            "a loss on meta (the test device)",
+            str(getattr(loss, "device", type(loss).__name__)),
+            "compute it from the model's output, not through numpy or .cpu()",
+        )
 
 
-class _LinearVelocity(DiffusionModel):
-    """v_theta(x, s) = -0.8 x + 0.5 s: a velocity model with a known Euler and Heun path. Records each call's s."""
+class _LinearVelocity(_Strict):
+    """v_theta(x, s) = -0.8 x + 0.5 s: a velocity model with a known Euler and Heun path. Records each call."""
 
-    needs_schedule = False
+    time_name = "s"
 
-    def __init__(self):
-        super().__init__(ShapeOnly((1, 3, 3)), None)
-        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a parameter, so the model has a device to be read
-        self.times: list[Tensor] = []
+    def __init__(self, device: torch.device | str = "cpu"):
+        super().__init__(None, (1, 3, 3), device)
 
-    def forward(self, images: Tensor, s: Tensor) -> Tensor:
-        self.times.append(torch.as_tensor(s).detach().clone())
-        return -0.8 * images + 0.5 * torch.as_tensor(s, dtype=images.dtype).reshape(-1, 1, 1, 1)
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        return -0.8 * images + 0.5 * time
 
 
 def _flow_path(x: Tensor, steps: int, method: str) -> Tensor:
@@ -402,21 +551,28 @@ def _flow_path(x: Tensor, steps: int, method: str) -> Tensor:
 def check_flow_sample(flow_sample) -> None:
     torch.manual_seed(0)
     x_1 = torch.randn(3, 1, 3, 3)
-    for method, steps, calls in (("euler", 4, 4), ("heun", 4, 7)):
+    kept = x_1.clone()
+    # 4 steps of 1/4 add up exactly; 3 and 10 steps of 1/3 and 1/10 do not, so a time kept by adding steps drifts
+    for method, steps in (("euler", 4), ("heun", 4), ("euler", 3), ("heun", 10)):
+        calls = steps if method == "euler" else 2 * steps - 1
         model = _LinearVelocity()
         call = f'flow_sample(model, 3, {steps}, method="{method}", x_1=x_1)'
-        got = flow_sample(model, 3, steps, method=method, x_1=x_1.clone())
-        times = [float(t.flatten()[0]) for t in model.times]
+        got = flow_sample(model, 3, steps, method=method, x_1=x_1)
+        _expect_unchanged(call, {"x_1": kept}, {"x_1": x_1})
+        times = [float(t.flatten()[0]) for _, t in model.calls]
         expect(
             len(times) == calls,
             f"{call} should call the model {calls} times.",
             f"{calls} calls ({'one per step' if method == 'euler' else 'two per step, one at the last'})",
             f"{len(times)} calls at s = {[round(t, 3) for t in times]}",
-            None
-            if method == "euler"
-            else "Euler's step where Heun's was asked: method=\"heun\" takes heun_step at every step"
-            if len(times) == steps
-            else "Heun needs no second call at the last step (heun_step keeps Euler there)",
+            "Euler's step where Heun's was asked: method=\"heun\" takes heun_step at every step"
+            if method == "heun" and len(times) == steps
+            else "Heun needs no second call at the last step (heun_step keeps Euler there)"
+            if method == "heun" and len(times) == calls + 1
+            else "the times must be exactly s_i = 1 - i / steps, ending at 0: a time kept by subtracting 1 / steps "
+            "again and again ends a hair away from 0 (torch.linspace(1, 0, steps + 1))"
+            if len(times) > calls
+            else None,
         )
         expect(
             times[0] == 1.0,
@@ -424,6 +580,13 @@ def check_flow_sample(flow_sample) -> None:
             "first call at s = 1",
             f"first call at s = {times[0]:.3g}",
             "the path runs from s = 1 (noise) down to s = 0 (images): times 1, 1 - 1/steps, ..., 0",
+        )
+        expect(
+            not any(model.grad_enabled) and not getattr(got, "requires_grad", False),
+            f"{call} should run without gradients.",
+            "torch.is_grad_enabled() == False in every model call",
+            "gradients were on",
+            "keep the @torch.no_grad() above flow_sample: a sampler needs no gradients, and keeping them costs memory",
         )
         expected = _flow_path(x_1, steps, method)
         expect_close(
@@ -441,6 +604,20 @@ def check_flow_sample(flow_sample) -> None:
                 ),
             },
         )
+        expect_dtype(got, torch.float32, call, likely="keep x float32, as x_1 and the model's output are")
+    # On the test device: in the course the model and the noise live on a GPU, and each s must be made there too.
+    for method in ("euler", "heun"):
+        model = _LinearVelocity(device=META)
+        call = f'flow_sample(model, 3, 3, method="{method}", x_1=x_1)'
+        got = _on_meta(call, flow_sample, model, 3, 3, method=method, x_1=x_1.to(META))
+        if got is not None:
+            expect(
+                isinstance(got, Tensor) and got.device == META,
+                f"{call} should return the images on the model's device.",
+                "meta (the test device)",
+                str(getattr(got, "device", type(got).__name__)),
+                "build x from x_1 and the model's outputs, not through numpy or .cpu()",
+            )
 
 
 def _wrong_sign(x: Tensor, steps: int) -> Tensor:
