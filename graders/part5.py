@@ -643,6 +643,18 @@ def check_flow_unet(FlowUnet) -> None:
         f"{type(model.noise_schedule).__name__}",
         "flow matching has no betas: build the U-Net as Unet(config), with none",
     )
+    try:
+        device = model.device
+    except ValueError:
+        device = None
+    expect(
+        device is not None,
+        "FlowUnet(config).device should name where its weights are; it asks for a noise schedule instead.",
+        "the device of its weights",
+        "ValueError: ... has no noise schedule",
+        "keep `needs_schedule = False` in the class, as given: a flow model has no schedule, and the samplers and "
+        "the training loop read model.device",
+    )
     copy_weights(reference, model, "FlowUnet")
     model.eval()
     x = torch.randn(5, *TINY.image_shape)

@@ -514,20 +514,28 @@ def flow_sample_extra_step(model, n_samples, steps, method="euler", x_1=None):
 class FlowUnetTimesT(part2.Unet):
     """Correct: the scale written as a multiplication inside the call."""
 
+    needs_schedule = False
+
     def forward(self, images, s):
         return super().forward(images, 1000.0 * s)
 
 
 @mistake("FlowUnet", says="unscaled")
-class FlowUnetUnscaled(part2.Unet):
+class FlowUnetUnscaled(ref.FlowUnet):
     def forward(self, images, s):
-        return super().forward(images, s)
+        return part2.Unet.forward(self, images, s)
 
 
 @mistake("FlowUnet", says="rounded")
-class FlowUnetRounded(part2.Unet):
+class FlowUnetRounded(ref.FlowUnet):
     def forward(self, images, s):
-        return super().forward(images, (s * ref.FLOW_TIME_SCALE).round())
+        return part2.Unet.forward(self, images, (s * ref.FLOW_TIME_SCALE).round())
+
+
+@mistake("FlowUnet", says="needs_schedule = False")
+class FlowUnetNeedsSchedule(part2.Unet):
+    def forward(self, images, s):
+        return super().forward(images, s * ref.FLOW_TIME_SCALE)
 
 
 @mistake("FlowUnet", says="without a noise schedule")
@@ -587,6 +595,8 @@ class _Scale(torch.nn.Module):
 @correct("FlowUnet")
 class FlowUnetScaledEmbedding(part2.Unet):
     """Correct: the scale put in front of the time MLP once, in __init__."""
+
+    needs_schedule = False
 
     def __init__(self, config, noise_schedule=None):
         super().__init__(config, noise_schedule)

@@ -1,0 +1,201 @@
+"""A step that passes its grader runs in the course: every correct way of writing a step, in each part's catalogue
+(tests/variants_partN.py) and the reference, is fed through the code that uses it next (the given sampler or training
+loop, with the real network at its smallest size), on the CPU and on the meta device, which stands in for a GPU: it
+has shapes and dtypes but no data, so a tensor made on the CPU meets one on meta and the run stops, as on a GPU.
+
+And the other way round: every listed mistake of the kind that only the course would show (a tensor made on the
+CPU, a dtype the network refuses, a Python number for a time, an overwritten input, gradients left on, a time grid
+that drifts) fails in the same pipeline, and fails its grader too.
+"""
+
+import copy
+import re
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from graders.core import GraderFailure
+from solutions import part1, part2
+from solutions import part5 as ref5
+from tests.proofs import Case, proofs_cases, registry, with_own
+from utils.engine.training import FitConfig, TrainConfig, fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+META = torch.device("meta")
+UNET = part2.UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=())
+
+# The mistakes whose cause shows only in the course: the grader's message names one of these.
+COURSE_ONLY = re.compile(
+    "made on the CPU|changed its argument|float32|float64|Python float|without gradients|hair away|needs_schedule"
+)
+
+
+def own(function: Callable, **earlier: Callable) -> Callable:
+    """`function` with the names it calls rebound to `earlier`, kept under torch.no_grad() where it was."""
+    inner = getattr(function, "__wrapped__", None)
+    return with_own(function, **earlier) if inner is None else torch.no_grad()(with_own(inner, **earlier))
+
+
+def on(device: torch.device | str, model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` on `device`. On meta the schedule's alpha_bars stay on the CPU, where `sigmas_of` reads them
+    on any device (a meta tensor has no values to copy); model.device is read from the betas, which do move."""
+    moved = copy.deepcopy(model).to(device)
+    if torch.device(device) == META and moved.noise_schedule is not None:
+        moved.noise_schedule.alpha_bars = model.noise_schedule.alpha_bars.detach().clone()
+    return moved
+
+
+def calls_of(model: torch.nn.Module) -> list[int]:
+    """A list that counts `model`'s forward calls from now on."""
+    counted: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: counted.append(1))
+    return counted
+
+
+def expect_same(value: torch.Tensor, kept: torch.Tensor, name: str) -> None:
+    assert value.device == META or torch.equal(value, kept), f"{name} was changed in place"
+
+
+def ddpm_unet() -> part2.Unet:
+    """Part 3's network at its smallest, on Part 3's schedule (linear, T = 1000)."""
+    torch.manual_seed(0)
+    return part2.Unet(UNET, part1.NoiseSchedule(part1.linear_schedule(1000))).eval()
+
+
+def flow_unet(FlowUnet: type = ref5.FlowUnet) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return FlowUnet(UNET).eval()
+
+
+# ----------------------------------------------------------------------------------------------------------- Part 5
+
+
+def _karras(device, steps_list=(3,), **earlier):
+    model = on(device, ddpm_unet())
+    sampler = own(ref5.karras_sample, **earlier)
+    for steps in steps_list if torch.device(device) != META else (2,):
+        x_T = torch.randn(2, *UNET.image_shape, device=device)
+        kept = x_T.clone()
+        out = sampler(model, 2, steps, x_T=x_T)
+        expect_same(x_T, kept, "x_T")
+        assert out.device == x_T.device and out.dtype == torch.float32 and not out.requires_grad
+        if out.device != META:
+            assert out.isfinite().all()
+            torch.testing.assert_close(out, ref5.karras_sample(model, 2, steps, x_T=kept), atol=1e-4, rtol=1e-4)
+
+
+def _flow_sample(device, sampler, model=None):
+    model = on(device, model if model is not None else flow_unet())
+    counted = calls_of(model)
+    # on the CPU, step counts whose times add up exactly (4) and not (3, 10); on meta (slower per call), the devices
+    runs = (("euler", 4), ("heun", 3), ("euler", 10)) if torch.device(device) != META else (("heun", 2),)
+    for method, steps in runs:
+        x_1 = torch.randn(2, *UNET.image_shape, device=device)
+        kept = x_1.clone()
+        counted.clear()
+        out = sampler(model, 2, steps, method=method, x_1=x_1)
+        expect_same(x_1, kept, "x_1")
+        assert len(counted) == (steps if method == "euler" else 2 * steps - 1), f"{len(counted)} model calls"
+        assert out.device == x_1.device and out.dtype == torch.float32 and not out.requires_grad
+        if out.device != META:
+            expected = ref5.flow_sample(model, 2, steps, method=method, x_1=kept)
+            torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
+    assert sampler(model, 2, 1).device == model.device  # x_1 drawn on the model's device
+
+
+def _flow_loss(device, loss_fn, model=None):
+    """One step of the given training loop on the CPU; on meta, one loss and its backward pass."""
+    model = model if model is not None else flow_unet().train()
+    x_0 = torch.rand(8, *UNET.image_shape, device=device) * 2 - 1
+    kept = x_0.clone()
+    if torch.device(device) == META:
+        model = on(META, model)
+    loss = loss_fn(model, x_0)
+    expect_same(x_0, kept, "x_0")
+    assert loss.device == x_0.device and loss.dtype == torch.float32 and loss.ndim == 0
+    loss.backward()
+    if torch.device(device) != META:
+        assert loss.isfinite()
+        fit(model, loss_fn, kept, TrainConfig(epochs=1, batch_size=4, device="cpu"), FitConfig(progress=False))
+
+
+def _flow_unet_class(device, FlowUnet):
+    model = flow_unet(FlowUnet)
+    _flow_loss(device, ref5.flow_matching_loss, model.train())
+    _flow_sample(device, ref5.flow_sample, model.eval())
+
+
+PIPELINES: dict[tuple[int, str], Callable] = {
+    (5, "pf_ode_drift"): lambda impl, device: _karras(device, pf_ode_drift=impl),
+    # Part 3's schedule, at step counts where a grid in float32 ends below sigma_1
+    (5, "karras_sigmas"): lambda impl, device: _karras(device, (2, 7), karras_sigmas=impl),
+    (5, "heun_step"): lambda impl, device: (
+        _karras(device, heun_step=impl),
+        _flow_sample(device, own(ref5.flow_sample, heun_step=impl)),
+    ),
+    (5, "flow_interpolate"): lambda impl, device: _flow_loss(
+        device, own(ref5.flow_matching_loss, flow_interpolate=impl)
+    ),
+    (5, "flow_matching_loss"): lambda impl, device: _flow_loss(device, impl),
+    (5, "flow_sample"): lambda impl, device: _flow_sample(device, impl),
+    (5, "FlowUnet"): lambda impl, device: _flow_unet_class(device, impl),
+}
+
+
+# ------------------------------------------------------------------------------------------------------- the tests
+
+
+# Mistakes of that kind that the given code happens not to suffer from: its graders catch them all the same.
+UNSEEN = {
+    # flow_matching_loss draws eps itself and reads it once; a student's own call of flow_interpolate would see it
+    "flow_interpolate_in_place_eps",
+}
+
+
+def _cases(part: int) -> tuple[list[Case], list[Case]]:
+    import importlib
+
+    reference = importlib.import_module(f"solutions.part{part}")
+    cases = [Case(step, getattr(reference, step)) for step in registry(part)] + proofs_cases(part)
+    cases = [c for c in cases if (part, c.step) in PIPELINES]
+    correct = [c for c in cases if c.says is None]
+    course_only = [c for c in cases if c.says is not None and COURSE_ONLY.search(c.says)]
+    # a mistake registered once per message is run once; one the pipeline cannot see is named in UNSEEN, with why
+    course_only = list({(c.step, c.implementation): c for c in course_only}.values())
+    course_only = [c for c in course_only if c.implementation.__name__ not in UNSEEN]
+    return correct, course_only
+
+
+CORRECT, COURSE_ONLY_MISTAKES = [], []
+for _part in sorted({part for part, _ in PIPELINES}):
+    _correct, _mistakes = _cases(_part)
+    CORRECT += [(_part, c) for c in _correct]
+    COURSE_ONLY_MISTAKES += [(_part, c) for c in _mistakes]
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("part, case", CORRECT, ids=[f"part{p}-{c.id}" for p, c in CORRECT])
+def test_every_correct_implementation_runs_in_the_course(part, case, device):
+    PIPELINES[part, case.step](case.implementation, device)
+
+
+@pytest.mark.parametrize("part, case", COURSE_ONLY_MISTAKES, ids=[f"part{p}-{c.id}" for p, c in COURSE_ONLY_MISTAKES])
+def test_every_mistake_only_the_course_shows_fails_in_the_course_and_at_its_grader(part, case):
+    def pipeline_fails(device) -> bool:
+        try:
+            PIPELINES[part, case.step](case.implementation, device)
+        except Exception:  # noqa: BLE001 - any failure: a crash, or a broken promise (AssertionError)
+            return True
+        return False
+
+    assert pipeline_fails("cpu") or pipeline_fails("meta"), "runs in the course: it is no mistake there"
+    with pytest.raises(GraderFailure):
+        registry(part)[case.step](case.implementation)
+
+
+def test_the_pipelines_cover_every_step_of_the_parts_they_name():
+    for part in {part for part, _ in PIPELINES}:
+        assert {step for p, step in PIPELINES if p == part} == set(registry(part))
+        assert any(p == part for p, _ in COURSE_ONLY_MISTAKES), f"Part {part}: no mistake of the kind is listed"
