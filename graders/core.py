@@ -411,15 +411,43 @@ def _likely_crash_cause(error: Exception) -> str:
             "\n  likely mistake: next(model.parameters()) on a model without parameters (the graders use one). "
             "Take the device from the model's schedule: model.noise_schedule.betas.device"
         )
+    if isinstance(error, AttributeError) and message in (
+        "'int' object has no attribute 'to'",
+        "'float' object has no attribute 'to'",
+    ):
+        return (
+            "\n  likely mistake: t passed to the model as a Python number: the model takes a tensor of one t per "
+            "image, shape (B,), on the images' device: torch.full((B,), t, device=x.device)"
+        )
+    if isinstance(error, TypeError) and message.startswith("time steps must be integers"):
+        return (
+            "\n  likely mistake: t passed to the model as floats: t counts steps, a long tensor (torch.randint, or "
+            "torch.full((B,), t, dtype=torch.long, device=x.device))"
+        )
+    if isinstance(error, ValueError) and message.startswith("per_image expects one value per image"):
+        return (
+            "\n  likely mistake: t is not one value per image: the model takes t of shape (B,), one for each image "
+            "of the batch (torch.full((B,), t, ...), not torch.tensor(t) or torch.tensor([t]))"
+        )
+    if isinstance(error, RuntimeError) and message.startswith("Input type (") and "should be the same" in message:
+        return (
+            "\n  likely mistake: images of another dtype than the model's weights (float64 where the model takes "
+            "float32): a tensor made in float64 on the way (dtype=torch.float64, torch.tensor of numpy values, a "
+            "float64 table or number turned into a tensor): keep the images' dtype (dtype=x.dtype)"
+        )
     if isinstance(error, RuntimeError) and ("dtype" in message or "scalar type" in message):
         return (
             "\n  likely mistake: two tensors of different dtypes met (float32 and float64, say): a step before "
             "this one returns another dtype than its docstring promises; check each step's output dtype"
         )
-    if isinstance(error, RuntimeError) and "device" in message and "same device" in message:
+    if (
+        isinstance(error, RuntimeError)
+        and "device" in message
+        and ("same device" in message or "expected device" in message)
+    ):
         return (
-            "\n  likely mistake: tensors on two devices met: make new tensors on the device of the ones you "
-            "were given (device=x.device, or torch.randn_like)"
+            "\n  likely mistake: tensors on two devices met: a tensor made on the CPU: pass device= to the tensors "
+            "you make, the device of the ones you were given (device=x.device, or torch.randn_like(x))"
         )
     return ""
 

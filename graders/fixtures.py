@@ -1,23 +1,74 @@
-"""What the graders of several parts share: inputs drawn from a generator of their own, and small schedules and
-models whose answers are known exactly (Part 4's graders reuse Part 1's noise schedule and sampler)."""
+"""What the graders of several parts share: inputs drawn from a generator of their own, small schedules and models
+whose answers are known exactly (Part 4's graders reuse Part 1's noise schedule and sampler), and three checks that
+hold every step to what the course will ask of it later, on a GPU and in the notebook's next section.
 
+    StrictModel          the base of every stand-in model a grader hands to student code: like the course's U-Net,
+                         it takes only images of its own dtype (float32) on its own device and a t (or s) that is a
+                         tensor of one value per image, of the documented dtype, and raises the error the U-Net
+                         raises otherwise. Its own parameters, if it has any, must each reach its output.
+    grader_schedule      the reference NoiseSchedule of some betas, ready for the meta device: its range check of t,
+                         which reads values on the host, is skipped there (the CPU checks have made it already).
+    unchanged            `with unchanged("noise_img", img=img, noise_schedule=schedule): noise_img(img, schedule)`:
+                         the grader keeps its own copy of each input and, after the call, names the one that changed.
+    run_on_meta          `run_on_meta(lambda: noise_img(img.to("meta"), schedule.to("meta")), "noise_img")` runs a
+                         step on the meta device (shapes, dtypes and devices, no data), standing in for a GPU: a
+                         tensor the step makes on the CPU meets the inputs there. It returns the step's result, or
+                         NOT_ON_META when the step reads values on the host (.item(), .tolist(), .cpu(), numpy) or
+                         uses an op without a meta kernel: then this check cannot tell, and the grader goes on with
+                         its CPU checks. It fails, naming "made on the CPU: pass device=", when the step crashes on
+                         two devices. Every correct implementation that the meta check cannot judge is registered
+                         so in the proofs (`correct(..., unchecked_on_meta=True)`), and only those: none passes it
+                         silently.
+    expect_on_device     a result of such a run is on the inputs' device, or the failure says which was made on the
+                         CPU.
+"""
+
+import contextlib
+import copy
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
-from graders.core import expect, expect_subclass
+from graders.core import expect, expect_subclass, fail
 from solutions import part1 as ref
-from utils.engine.model import DiffusionModel
+from utils.engine.model import DiffusionModel, as_step_tensor
 
 # Large betas: with T = 6, alpha_bar falls from 0.9 to about 0.1, so alpha_bar_t and alpha_bar_{t+1} differ a lot.
 BIG_BETAS = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
 
 
+class GraderSchedule(ref.NoiseSchedule):
+    """The reference NoiseSchedule, able to run on the meta device: there its methods take t without the range check,
+    which reads t's values on the host and a meta tensor has none. The graders check the range on the CPU."""
+
+    def steps(self, t: int | Tensor) -> Tensor:
+        if isinstance(t, Tensor) and "meta" in (t.device.type, self.betas.device.type):
+            return as_step_tensor(t, self.betas.device)
+        return super().steps(t)
+
+    def _entry(self, table: Tensor, t: int | Tensor) -> Tensor:
+        # On meta, a table indexed by a 0-d tensor asks for its value (.item()); an int indexes it directly.
+        if isinstance(t, int) and table.device.type == "meta":
+            return table[t - 1] if 1 <= t <= len(self) else table[self.steps(t)]
+        return table[self.steps(t) - 1]
+
+    def beta(self, t: int | Tensor) -> Tensor:
+        return self._entry(self.betas, t)
+
+    def alpha(self, t: int | Tensor) -> Tensor:
+        return self._entry(self.alphas, t)
+
+    def alpha_bar(self, t: int | Tensor) -> Tensor:
+        return self._entry(self.alpha_bars, t)
+
+
 def schedule_with(betas: Tensor) -> ref.NoiseSchedule:
-    """The reference NoiseSchedule of `betas`."""
-    return ref.NoiseSchedule(betas.clone())
+    """The reference NoiseSchedule of `betas` (a GraderSchedule, so that it also runs on the meta device)."""
+    return GraderSchedule(betas.clone())
 
 
 def randn(*shape: int, seed: int) -> Tensor:
@@ -53,8 +104,232 @@ def expect_diffusion_model(model, name: str, image_shape: tuple, likely: str | N
     )
 
 
-class LinearNoisePredictor(DiffusionModel):
-    """A known model for grading `sample`: eps_theta(x, t) = a_t x + b_t, with no parameters.
+# --------------------------------------------------------------------------------------------------------------------
+# Stand-in models as strict as the course's own
+
+
+_TYPE_NAMES = {
+    torch.float64: "double",
+    torch.float32: "float",
+    torch.float16: "c10::Half",
+    torch.bfloat16: "c10::BFloat16",
+}
+
+
+class StrictModel(DiffusionModel):
+    """The base of the graders' stand-in models: they take their inputs only as the course's U-Net does.
+
+    `model(images, t, ...)` checks, before its own forward runs, what the U-Net (or Part 1's TinyDiffuser) would
+    trip over, and raises the error that network raises, so that code which passes a grader also runs in the course:
+
+        t a Python number, not a tensor       AttributeError: 'int' object has no attribute 'to'
+        images or t on another device         RuntimeError: Expected all tensors to be on the same device, ...
+        images of another dtype (float64)     RuntimeError: Input type (double) and bias type (float) should be ...
+        t of the wrong kind                   TypeError: time steps must be integers (1, ..., T); got a float tensor
+        t not one value per image             ValueError: per_image expects one value per image, shape (B,); ...
+
+    `time_kind` is "integer" for a t in {1, ..., T} (a long tensor, DDPM models) or "float" for Part 5's s or
+    fractional t. The model's dtype is that of its first floating parameter, else `default_dtype` (float32); its device is
+    `DiffusionModel.device`. A stand-in's own parameters must each reach its output, as the U-Net's do, so that a
+    loss that loses the graph or a gradient that misses a weight shows (`parameters_in_graph` checks it).
+    graders.core's crash messages name the likely mistake behind each of these errors.
+    """
+
+    time_kind: str = "integer"
+    default_dtype: torch.dtype = torch.float32
+
+    def __init__(self, config, noise_schedule: nn.Module | None = None):
+        super().__init__(config, noise_schedule)
+        self.register_forward_pre_hook(_as_the_unet_takes_them, with_kwargs=True)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype of the images the model takes: that of its weights."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), self.default_dtype)
+
+
+def _as_the_unet_takes_them(model: StrictModel, args: tuple, kwargs: dict) -> None:
+    """The forward pre-hook of every StrictModel: raise what the course's network raises on inputs it cannot take."""
+    error = _unet_error(model, args, kwargs)
+    if error is not None:
+        error.from_stand_in = True  # run_on_meta lets it through: the step is wrong, not beyond the meta device
+        raise error
+
+
+def _unet_error(model: StrictModel, args: tuple, kwargs: dict) -> Exception | None:
+    """The error the course's network would raise on these inputs, or None if it takes them."""
+    rest = list(args) + [v for k, v in kwargs.items() if k != "labels"]
+    images, t = (rest + [None, None])[:2]
+    if not isinstance(images, Tensor):
+        return TypeError(f"conv2d() received an invalid combination of arguments - got ({type(images).__name__}, ...)")
+    if not isinstance(t, Tensor):
+        return AttributeError(f"'{type(t).__name__}' object has no attribute 'to'")
+    device = model.device
+    for tensor in (images, t):
+        if tensor.device != device:
+            return RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two devices, "
+                f"{device} and {tensor.device}!"
+            )
+    dtype = model.input_dtype
+    if images.dtype != dtype:
+        names = _TYPE_NAMES.get(images.dtype, str(images.dtype)), _TYPE_NAMES.get(dtype, str(dtype))
+        return RuntimeError(f"Input type ({names[0]}) and bias type ({names[1]}) should be the same")
+    if model.time_kind == "integer" and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+        return TypeError(f"time steps must be integers (1, ..., T); got a {t.dtype} tensor")
+    if model.time_kind == "float" and not t.is_floating_point():
+        return TypeError(f"s must be a float tensor, one time in [0, 1] per image; got a {t.dtype} tensor")
+    if tuple(t.shape) != (images.shape[0],):
+        return ValueError(
+            f"per_image expects one value per image, shape ({images.shape[0]},); got shape {tuple(t.shape)}"
+        )
+    if tuple(images.shape[1:]) != tuple(model.image_shape):
+        return RuntimeError(
+            f"expected images of shape (B, {', '.join(map(str, model.image_shape))}); got {tuple(images.shape)}"
+        )
+    return None
+
+
+def parameters_in_graph(model: nn.Module, output: Tensor) -> list[str]:
+    """The names of `model`'s parameters that `output` does not depend on (a stand-in's should be none)."""
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(output.sum(), list(params.values()), allow_unused=True)
+    return [name for name, g in zip(params, grads, strict=True) if g is None]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Inputs the step must leave as they were
+
+
+def _kept(value):
+    """The grader's own copy of an input: tensors cloned, a module's parameters and buffers as a state dict."""
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, nn.Module):
+        return {k: v.detach().clone() for k, v in value.state_dict().items()}
+    return copy.deepcopy(value)
+
+
+def _same(before, after) -> bool:
+    if isinstance(before, Tensor):
+        if not isinstance(after, Tensor) or before.shape != after.shape or before.dtype != after.dtype:
+            return False
+        return before.device.type == "meta" or torch.equal(before, after.detach().to(before.device))
+    if isinstance(after, nn.Module):
+        now = after.state_dict()
+        return before.keys() == now.keys() and all(_same(v, now[k]) for k, v in before.items())
+    try:
+        return bool(before == after)
+    except Exception:  # noqa: BLE001 - a value that cannot be compared is not judged
+        return True
+
+
+@contextlib.contextmanager
+def unchanged(what: str, **inputs) -> Iterator[None]:
+    """Fail, after the block, if it changed any of `inputs` (name=value, as the step's signature names them).
+
+    The grader keeps its own copy of each input before the call and hands over the originals, as the course does:
+    a step that writes into its argument (x *= a, x.mul_(a), x[...] = ...) changes the caller's tensor, and the
+    notebook's next cell, or the next training step, works on overwritten data.
+    """
+    kept = {name: _kept(value) for name, value in inputs.items()}
+    yield
+    for name, value in inputs.items():
+        if not _same(kept[name], value):
+            fail(
+                f"{what} changed its argument `{name}` in place.",
+                f"`{name}` as it was given",
+                f"`{name}` overwritten",
+                f"write new tensors (y = x * a) instead of changing `{name}` (x *= a, x.mul_(a), x[...] = ..., "
+                "x.clamp_(...)): the caller still needs it",
+            )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The meta device: a second device on a CPU-only machine
+
+
+class _NotOnMeta(Exception):
+    """Raised inside a step run on the meta device when it reads values on the host: a meta tensor has none."""
+
+
+NOT_ON_META = object()  # what run_on_meta returns when the step cannot run on the meta device
+_HOST_READS = {"cpu", "numpy", "tolist", "item", "__float__", "__int__", "__bool__", "__index__", "__array__"}
+#: What each run_on_meta that could not judge its step met, in order ("noise_img: .item()"): the proofs read it.
+UNCHECKED_ON_META: list[str] = []
+
+
+class _HostReadsStop(TorchFunctionMode):
+    """Stops a step at its first read of a meta tensor's values on the host (.cpu(), .item(), .tolist(), numpy, a
+    Python number or truth value of a tensor), so that such a step is told apart from one that mixes two devices."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if args and isinstance(args[0], Tensor) and args[0].device.type == "meta":
+            name = getattr(func, "__name__", "")
+            to_cpu = name == "to" and any(
+                (isinstance(a, (str, torch.device)) and torch.device(a).type == "cpu")
+                or (isinstance(a, Tensor) and a.device.type == "cpu")
+                for a in (*args[1:], kwargs.get("device"))
+                if a is not None and not isinstance(a, torch.dtype)
+            )
+            if name in _HOST_READS or to_cpu:
+                raise _NotOnMeta(f".{name}()" if not to_cpu else ".to('cpu')")
+        return func(*args, **kwargs)
+
+
+def run_on_meta(call: Callable[[], object], what: str, likely: str | None = None):
+    """`call()`, a student's step on inputs the grader put on the meta device, or NOT_ON_META when it cannot run there.
+
+    The meta device stands in for a GPU on a CPU-only machine: a tensor the step makes without `device=` lands on the
+    CPU and meets the meta inputs. A crash that names a device fails here, saying `what` crashed and naming `likely`
+    (by default, a tensor made on the CPU). A step that reads values on the host, or uses an op without a meta
+    kernel, cannot be judged here: its run is recorded in UNCHECKED_ON_META, for the proofs to see.
+    """
+    try:
+        with _HostReadsStop():
+            return call()
+    except _NotOnMeta as e:
+        UNCHECKED_ON_META.append(f"{what}: {e}")
+    except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as e:
+        message = str(e)
+        device_error = "device" in message and "meta" in message and "numpy" not in message
+        if getattr(e, "from_stand_in", False) and not device_error:
+            raise  # the stand-in model refused its inputs: the step is wrong, whatever the device
+        if device_error:
+            fail(
+                f"{what} failed on inputs that are not on the CPU (here on the test device 'meta', as on a GPU).",
+                "it to run on the device of its inputs",
+                f"{type(e).__name__}: {message}",
+                likely
+                or "a tensor made on the CPU: pass device= (device=x.device, torch.randn_like(x), "
+                "torch.full(..., device=x.device)) to every tensor you make",
+            )
+        UNCHECKED_ON_META.append(f"{what}: {type(e).__name__}: {message[:80]}")
+    return NOT_ON_META
+
+
+def expect_on_device(value, device: str | torch.device, what: str, likely: str | None = None) -> None:
+    """`value` (a tensor) is on `device`, the device of the step's inputs; else say it was made on the CPU."""
+    got = value.device if isinstance(value, Tensor) else None
+    expect(
+        got is not None and got.type == torch.device(device).type,
+        f"{what} should be on the device of the inputs (here the test device '{torch.device(device).type}', as on "
+        "a GPU).",
+        f"a tensor on {torch.device(device).type}",
+        f"a tensor on {got}" if got is not None else type(value).__name__,
+        likely
+        or f"{what} is made on the CPU: pass device= when you make it (device=x.device), or derive it from "
+        "the inputs (torch.randn_like(x))",
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Known models
+
+
+class LinearNoisePredictor(StrictModel):
+    """A known model for grading `sample`: eps_theta(x, t) = a_t x + b_t, with no parameters, strict about its inputs.
 
     Sampling with it is a linear Gaussian recursion, so the mean and the variance of every x_t are known exactly.
     It also records the t it is called with and whether gradients were on.
@@ -63,9 +338,10 @@ class LinearNoisePredictor(DiffusionModel):
     def __init__(self, schedule: nn.Module, image_shape=(1, 4, 4)):
         super().__init__(ShapeOnly(image_shape), schedule)
         T = len(schedule)
-        self.a = torch.linspace(1.0, 1.4, T)  # a[t - 1] is a_t; these keep x_0's variance small (0.22), so
-        # that the beta_1 of a wrongly noised last step shows up clearly
-        self.b = torch.linspace(0.5, -0.5, T)
+        # a[t - 1] is a_t; these keep x_0's variance small (0.22), so that the beta_1 of a wrongly noised last step
+        # shows up clearly. Buffers, so that the model moves to another device (the meta device) whole.
+        self.register_buffer("a", torch.linspace(1.0, 1.4, T), persistent=False)
+        self.register_buffer("b", torch.linspace(0.5, -0.5, T), persistent=False)
         self.calls: list[Tensor] = []
         self.grad_enabled: list[bool] = []
 

@@ -3,10 +3,13 @@
 Each other way to write a step is registered once, beside its code in tests/variants_partN.py, in that part's
 `Catalogue`: `@correct("q_eq2")` over an implementation its grader must pass, `@mistake("q_eq2", says="beta used as
 a standard deviation")` over one its grader must fail, with a message matching that regular expression. A factory's
-product or a function from elsewhere registers the same way, called: `correct("q_eq4", ref.q_eq2)`.
+product or a function from elsewhere registers the same way, called: `correct("q_eq4", ref.q_eq2)`. A correct way
+that the grader's meta-device check cannot judge (it reads values on the host: graders.fixtures.run_on_meta) says so,
+`@correct("sample", unchecked_on_meta=True)`; every other correct way, the reference first, must be judged there.
 `proofs(part)` returns the test functions that prove, for every step the part's graders register:
 
     - the reference and every correct implementation pass, and every mistake fails with a message naming it;
+    - every device check on the meta device judges each correct implementation, but those registered as beyond it;
     - each step is proven on at least one correct implementation besides the reference, and on a mistake;
     - the untouched stub, in exercises/partN.py and in the student notebook, reports "not implemented yet";
     - passing something that is not a function or class says how to call the grader;
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from graders.core import REGISTRY, REPO_ROOT, GraderFailure, NotImplementedYet, load_impl
+from graders.fixtures import UNCHECKED_ON_META
 from utils.authoring.build import snake_case
 
 
@@ -32,6 +36,7 @@ class Case:
     step: str
     implementation: Callable
     says: str | None = None
+    unchecked_on_meta: bool = False
 
     @property
     def id(self) -> str:
@@ -45,18 +50,21 @@ class Catalogue:
     def __init__(self):
         self.cases: list[Case] = []
 
-    def correct(self, step: str, implementation: Callable | None = None):
-        """`step`'s grader must pass this implementation."""
-        return self._register(step, None, implementation)
+    def correct(self, step: str, implementation: Callable | None = None, unchecked_on_meta: bool = False):
+        """`step`'s grader must pass this implementation; with `unchecked_on_meta`, its meta-device check must say
+        that it could not judge it (graders.fixtures.UNCHECKED_ON_META), and without, that it could."""
+        return self._register(step, None, implementation, unchecked_on_meta)
 
     def mistake(self, step: str, says: str | tuple[str, ...], implementation: Callable | None = None):
         """`step`'s grader must fail this implementation with a message matching the regular expression `says`
         (each of them, proven one by one, when `says` is a tuple)."""
         return self._register(step, says, implementation)
 
-    def _register(self, step, says, implementation):
+    def _register(self, step, says, implementation, unchecked_on_meta=False):
         def register(impl):
-            self.cases += [Case(step, impl, s) for s in (says if isinstance(says, tuple) else (says,))]
+            self.cases += [
+                Case(step, impl, s, unchecked_on_meta) for s in (says if isinstance(says, tuple) else (says,))
+            ]
             return impl
 
         return register if implementation is None else register(implementation)
@@ -92,7 +100,15 @@ def proofs(part: int) -> dict[str, Callable]:
 
     @pytest.mark.parametrize("case", correct, ids=[c.id for c in correct])
     def test_grader_accepts_correct_implementation(case):
+        UNCHECKED_ON_META.clear()
         steps[case.step](case.implementation)
+        if case.unchecked_on_meta:
+            assert UNCHECKED_ON_META, f"{case.id}: registered as beyond the meta check, but it was judged there"
+        else:
+            assert not UNCHECKED_ON_META, (
+                f"{case.id}: the meta check could not judge it ({UNCHECKED_ON_META}); register it with "
+                "unchecked_on_meta=True if that is expected"
+            )
 
     @pytest.mark.parametrize("case", mistakes, ids=[c.id for c in mistakes])
     @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")

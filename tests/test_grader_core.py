@@ -219,3 +219,58 @@ def test_off_the_main_thread_a_watchdog_thread_enforces_the_limit():
     worker.join(10)
     assert isinstance(outcome["slow"], TimedOut) and "threaded_step: stopped after 0.3 s" in str(outcome["slow"])
     assert "ZeroDivisionError" in str(outcome["error"]) and not isinstance(outcome["error"], TimedOut)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The stand-in models, the inputs kept by the graders, and the meta device (graders.fixtures)
+
+
+def test_a_stand_in_model_raises_what_the_unet_raises_and_the_crash_names_the_cause():
+    from graders.fixtures import BIG_BETAS, LinearNoisePredictor, schedule_with
+
+    model = LinearNoisePredictor(schedule_with(BIG_BETAS))
+    x, t = torch.zeros(2, 1, 4, 4), torch.tensor([1, 6])
+    assert model(x, t).shape == x.shape and model(x, t.int()).shape == x.shape
+    cases = {
+        "t passed to the model as a Python number": (x, 3),
+        "images of another dtype than the model's weights": (x.double(), t),
+        "t passed to the model as floats": (x, t.float()),
+        "t is not one value per image": (x, torch.tensor(3)),
+        "made on the CPU: pass device=": (x.to("meta"), t),
+    }
+
+    @grader("stand_in")
+    def check(f):
+        f()
+
+    for cause, inputs in cases.items():
+        with pytest.raises(GraderFailure, match=cause):
+            check(lambda inputs=inputs: model(*inputs))
+
+
+def test_unchanged_names_the_overwritten_argument_and_passes_what_was_left_alone():
+    from graders.fixtures import BIG_BETAS, schedule_with, unchanged
+
+    img, schedule = torch.ones(3, 2), schedule_with(BIG_BETAS)
+    with unchanged("step", img=img, noise_schedule=schedule):
+        _ = img * 2
+    with pytest.raises(GraderFailure, match="step changed its argument `noise_schedule` in place"):
+        with unchanged("step", img=img, noise_schedule=schedule):
+            schedule.alpha_bars.mul_(2)
+    with pytest.raises(GraderFailure, match="step changed its argument `img` in place"):
+        with unchanged("step", img=img, noise_schedule=schedule):
+            img[0] = 5
+
+
+def test_run_on_meta_fails_a_tensor_made_on_the_cpu_and_records_what_it_cannot_judge():
+    from graders.fixtures import NOT_ON_META, UNCHECKED_ON_META, run_on_meta
+
+    x = torch.zeros(4, device="meta")
+    assert run_on_meta(lambda: x + torch.randn_like(x), "step").device.type == "meta"
+    with pytest.raises(GraderFailure, match="made on the CPU: pass device="):
+        run_on_meta(lambda: x + torch.randn(4), "step")
+    UNCHECKED_ON_META.clear()
+    for reads in (lambda: x.sum().item(), lambda: x.tolist(), lambda: x.cpu(), lambda: x.to("cpu"), lambda: x.numpy()):
+        assert run_on_meta(reads, "step") is NOT_ON_META
+    assert len(UNCHECKED_ON_META) == 5 and UNCHECKED_ON_META[0].startswith("step: ")
+    UNCHECKED_ON_META.clear()
