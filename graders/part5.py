@@ -8,13 +8,13 @@ common mistake gives a recognisable answer, the failure names it.
 """
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from graders.arithmetic import x_t_of
 from graders.core import (
-    GraderFailure,
     copy_weights,
     expect,
     expect_close,
@@ -25,10 +25,9 @@ from graders.core import (
     grader,
     sampling_tolerance,
 )
-from graders.fixtures import ShapeOnly
+from graders.fixtures import NOT_ON_META, ShapeOnly, StrictModel, expect_on_device, run_on_meta, unchanged
 from solutions import part1, part2
 from solutions import part5 as ref
-from utils.engine.model import DiffusionModel
 
 
 def _linear_schedule() -> part1.NoiseSchedule:
@@ -37,36 +36,29 @@ def _linear_schedule() -> part1.NoiseSchedule:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Stand-ins as strict as the course's networks: a call the U-Net would refuse fails here too, naming its cause.
+# Stand-ins as strict as the course's networks (graders.fixtures.StrictModel): float32 images and a tensor of one
+# time per image, on the model's own device; the meta device stands in for a GPU.
 
-# The test device: the meta device has shapes and dtypes but no data, so it shows where code makes tensors on the CPU
-# that the course would make on a GPU.
 META = torch.device("meta")
 
 
-class _Strict(DiffusionModel):
-    """A known function of (images, time) behind the U-Net's contract: float32 images and a tensor of one time per
-    image, both on the model's own device. Any other call fails where the course's U-Net would, saying why; its
-    parameter takes part in the output (so gradients left on show), and each call is recorded."""
+class _Strict(StrictModel):
+    """A known function of (images, time) behind the U-Net's contract, with one parameter that reaches its output
+    (so gradients left on show). Records each call. On `device` go its parameter and its schedule's betas, from
+    which model.device is read; alpha_bars stay on the CPU, where sigma_to_t reads them on any device."""
 
-    time_name = "t"
+    time_kind = "float"  # flow matching's s, and the fractional t of the ODE
+    needs_schedule = False
 
     def __init__(self, schedule=None, image_shape=(1, 3, 3), device: torch.device | str = "cpu"):
         super().__init__(ShapeOnly(image_shape), schedule)
         self.anchor = torch.nn.Parameter(torch.zeros((), device=device))
+        if schedule is not None:
+            schedule.betas = schedule.betas.to(device)
         self.calls: list[tuple[Tensor, Tensor]] = []
         self.grad_enabled: list[bool] = []
 
-    needs_schedule = False
-
-    @property
-    def device(self) -> torch.device:
-        """Where the weights are. On meta, only the schedule's betas go there: sigma_to_t reads alpha_bars on the
-        CPU, which a meta tensor cannot be copied to."""
-        return self.anchor.device
-
     def forward(self, images: Tensor, time: Tensor) -> Tensor:
-        _expect_model_inputs(self, images, time)
         self.calls.append((images.detach().clone(), time.detach().clone()))
         self.grad_enabled.append(torch.is_grad_enabled())
         return self.output(images, time.to(images.dtype).reshape(-1, 1, 1, 1)) + self.anchor
@@ -75,81 +67,14 @@ class _Strict(DiffusionModel):
         raise NotImplementedError
 
 
-def _expect_model_inputs(model: _Strict, images, time) -> None:
-    """What the course's U-Net accepts, with the error it raises otherwise."""
-    name = model.time_name
-    if not isinstance(time, Tensor):
-        fail(
-            f"The model was handed {name} as a Python {type(time).__name__}, not a tensor.",
-            f"{name}: a tensor of shape (B,), one per image",
-            f"{type(time).__name__} {time!r:.40}",
-            f"the course's U-Net stops there ('{type(time).__name__}' object has no attribute 'to'): pass "
-            f"torch.full((B,), {name}, device=x.device)",
-        )
-    expect(
-        isinstance(images, Tensor) and images.dtype == torch.float32,
-        "The model was handed images that are not float32.",
-        "float32 images (the U-Net's weights are float32)",
-        str(getattr(images, "dtype", type(images).__name__)),
-        "a float64 tensor on the way (numpy, or .double()): the U-Net stops with 'Input type (double) and bias type "
-        "(float) should be the same'; make new tensors like the images (torch.randn_like, dtype=x.dtype)",
-    )
-    for what, tensor in (("images", images), (name, time)):
-        expect(
-            tensor.device == model.device,
-            f"The model, on the test device '{model.device}' (a GPU in the course), was handed {what} on "
-            f"'{tensor.device}'.",
-            f"{what} on '{model.device}'",
-            f"{what} on '{tensor.device}'",
-            f"made on the CPU: pass device= (device=x.device, or torch.full_like / torch.randn_like); the U-Net stops "
-            f"with 'Tensor on device {tensor.device} is not on the expected device {model.device}!'",
-        )
-    expect(
-        tuple(time.shape) == (images.shape[0],),
-        f"The model was handed {name} of the wrong shape.",
-        f"shape ({images.shape[0]},): one {name} per image",
-        f"shape {tuple(time.shape)}",
-        f"torch.full((B,), {name}, device=x.device)",
-    )
-
-
-def _expect_unchanged(call: str, kept: dict[str, Tensor], handed: dict[str, Tensor]) -> None:
-    """Each argument `handed` to `call` still holds what the grader `kept` a copy of before the call."""
-    for name, copy in kept.items():
-        expect(
-            torch.equal(handed[name], copy),
-            f"{call} changed its argument {name}.",
-            f"{name} left as it was handed over",
-            f"{name} overwritten",
-            f"an in-place update ({name} += ..., {name}.mul_(...), {name}[...] = ...) changes the caller's tensor, "
-            f"which the notebook uses again: write {name} = {name} + ... to make a new one",
-        )
-
-
-def _on_meta(call: str, function, *args, **kwargs) -> Tensor | None:
-    """`function(*args, **kwargs)` on the test device: a crash that names a device is the sign of a tensor made on
-    the CPU; an operation that cannot run on meta at all (.item(), numpy) leaves this check unjudged (None)."""
-    try:
-        return function(*args, **kwargs)
-    except GraderFailure:
-        raise
-    except Exception as e:  # noqa: BLE001 - only a crash that names a device is judged
-        if "device" not in str(e):
-            return None
-        fail(
-            f"{call} failed on inputs on the test device 'meta' (a GPU in the course).",
-            "it to run where its inputs are",
-            f"{type(e).__name__}: {e}",
-            "made on the CPU: pass device= (device=x.device) to every tensor you make, or use torch.randn_like",
-        )
-
-
 class _KnownEps(_Strict):
     """eps_theta(x, t) = (0.5 + t / T) x + 0.1: a known function of x and of a fractional t. Records each call."""
 
+    # The U-Net takes t as floats or as integers; a rounded t is named by the check of its value.
+    time_kind = "float or integer"
+
     def __init__(self, schedule, device: torch.device | str = "cpu"):
         super().__init__(schedule, (1, 3, 3), device)
-        schedule.betas = schedule.betas.to(device)  # model.device and model.noise_schedule.betas.device agree
 
     def output(self, images: Tensor, time: Tensor) -> Tensor:
         return (0.5 + time / len(self.noise_schedule)) * images + 0.1
@@ -174,9 +99,8 @@ def check_pf_ode_drift(pf_ode_drift) -> None:
     for what, sigma in (("at sigma_7 (an integer step)", float(sigmas[6])), ("between steps 12 and 13", None)):
         sigma = sigma if sigma is not None else float((sigmas[11] * sigmas[12]).sqrt())
         model = _KnownEps(schedule)
-        kept = z.clone()
-        got = pf_ode_drift(model, z, sigma)
-        _expect_unchanged(f"pf_ode_drift(model, z, sigma) {what}", {"z": kept}, {"z": z})
+        with unchanged(f"pf_ode_drift(model, z, sigma) {what}", z=z):
+            got = pf_ode_drift(model, z, sigma)
         expected = _drift_expected(z, sigma, schedule)
         expect(
             len(model.calls) == 1,
@@ -221,15 +145,9 @@ def check_pf_ode_drift(pf_ode_drift) -> None:
     # On the test device: in the course the model and z live on a GPU, and the t made here must go there too.
     model = _KnownEps(_linear_schedule(), device=META)
     sigma = float(sigmas[6])
-    got = _on_meta("pf_ode_drift(model, z, sigma)", pf_ode_drift, model, z.to(META), sigma)
-    if got is not None:
-        expect(
-            isinstance(got, Tensor) and got.device == META and tuple(got.shape) == tuple(z.shape),
-            "pf_ode_drift(model, z, sigma) should return the drift on z's device, shaped like z.",
-            f"shape {tuple(z.shape)} on meta (the test device)",
-            f"{tuple(getattr(got, 'shape', ()))} on {getattr(got, 'device', type(got).__name__)}",
-            "build the result from z and the model's output, or on z.device",
-        )
+    got = run_on_meta(partial(pf_ode_drift, model, z.to(META), sigma), "pf_ode_drift(model, z, sigma)")
+    if got is not NOT_ON_META:
+        expect_on_device(got, META, "the drift pf_ode_drift returns")
 
 
 @grader("karras_sigmas")
@@ -301,9 +219,8 @@ def check_heun_step(heun_step) -> None:
     x = torch.randn(2, 1, 3, 3, dtype=torch.float64)
     a, b, s, s_next = -0.7, 0.3, 2.0, 1.5
     drift = _Linear(a, b)
-    kept = x.clone()
-    got = heun_step(drift, x, s, s_next)
-    _expect_unchanged(f"heun_step(drift, x, {s}, {s_next})", {"x": kept}, {"x": x})
+    with unchanged(f"heun_step(drift, x, {s}, {s_next})", x=x):
+        got = heun_step(drift, x, s, s_next)
     h = s_next - s
     d = a * x + b * s
     euler = x + h * d
@@ -354,10 +271,8 @@ def _flow_data(seed: int, n: int = 6) -> tuple[Tensor, Tensor, Tensor]:
 @grader("flow_interpolate")
 def check_flow_interpolate(flow_interpolate) -> None:
     x_0, eps, s = _flow_data(0)
-    handed = {"x_0": x_0, "eps": eps, "s": s}
-    kept = {name: value.clone() for name, value in handed.items()}
-    out = flow_interpolate(x_0, eps, s)
-    _expect_unchanged("flow_interpolate(x_0, eps, s)", kept, handed)
+    with unchanged("flow_interpolate(x_0, eps, s)", x_0=x_0, eps=eps, s=s):
+        out = flow_interpolate(x_0, eps, s)
     expect(
         isinstance(out, tuple) and len(out) == 2,
         "flow_interpolate(x_0, eps, s) should return a pair (x_s, v).",
@@ -412,9 +327,8 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
     n = 4000
     x_0 = torch.rand(n, 1, 4, 4) * 1.6 - 0.8
     model = _RecordingVelocity()
-    kept = x_0.clone()
-    loss = flow_matching_loss(model, x_0)
-    _expect_unchanged("flow_matching_loss(model, x_0)", {"x_0": kept}, {"x_0": x_0})
+    with unchanged("flow_matching_loss(model, x_0)", x_0=x_0):
+        loss = flow_matching_loss(model, x_0)
     loss = expect_tensor(loss, "flow_matching_loss(model, x_0)", floating=True)
     expect(loss.ndim == 0, "flow_matching_loss should return a scalar.", "shape ()", f"shape {tuple(loss.shape)}")
     expect(
@@ -509,15 +423,9 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
     # On the test device: in training x_0 and the model are on a GPU, and s and eps must be made there too.
     model = _RecordingVelocity(device=META)
     x_0 = torch.rand(8, 1, 4, 4, device=META)
-    loss = _on_meta("flow_matching_loss(model, x_0)", flow_matching_loss, model, x_0)
-    if loss is not None:
-        expect(
-            isinstance(loss, Tensor) and loss.device == META,
-            "flow_matching_loss(model, x_0) should return the loss on x_0's device.",
-            "a loss on meta (the test device)",
-            str(getattr(loss, "device", type(loss).__name__)),
-            "compute it from the model's output, not through numpy or .cpu()",
-        )
+    loss = run_on_meta(partial(flow_matching_loss, model, x_0), "flow_matching_loss(model, x_0)")
+    if loss is not NOT_ON_META:
+        expect_on_device(loss, META, "the loss flow_matching_loss returns")
 
 
 class _LinearVelocity(_Strict):
@@ -551,14 +459,13 @@ def _flow_path(x: Tensor, steps: int, method: str) -> Tensor:
 def check_flow_sample(flow_sample) -> None:
     torch.manual_seed(0)
     x_1 = torch.randn(3, 1, 3, 3)
-    kept = x_1.clone()
     # 4 steps of 1/4 add up exactly; 3 and 10 steps of 1/3 and 1/10 do not, so a time kept by adding steps drifts
     for method, steps in (("euler", 4), ("heun", 4), ("euler", 3), ("heun", 10)):
         calls = steps if method == "euler" else 2 * steps - 1
         model = _LinearVelocity()
         call = f'flow_sample(model, 3, {steps}, method="{method}", x_1=x_1)'
-        got = flow_sample(model, 3, steps, method=method, x_1=x_1)
-        _expect_unchanged(call, {"x_1": kept}, {"x_1": x_1})
+        with unchanged(call, x_1=x_1):
+            got = flow_sample(model, 3, steps, method=method, x_1=x_1)
         times = [float(t.flatten()[0]) for _, t in model.calls]
         expect(
             len(times) == calls,
@@ -609,15 +516,9 @@ def check_flow_sample(flow_sample) -> None:
     for method in ("euler", "heun"):
         model = _LinearVelocity(device=META)
         call = f'flow_sample(model, 3, 3, method="{method}", x_1=x_1)'
-        got = _on_meta(call, flow_sample, model, 3, 3, method=method, x_1=x_1.to(META))
-        if got is not None:
-            expect(
-                isinstance(got, Tensor) and got.device == META,
-                f"{call} should return the images on the model's device.",
-                "meta (the test device)",
-                str(getattr(got, "device", type(got).__name__)),
-                "build x from x_1 and the model's outputs, not through numpy or .cpu()",
-            )
+        got = run_on_meta(partial(flow_sample, model, 3, 3, method=method, x_1=x_1.to(META)), call)
+        if got is not NOT_ON_META:
+            expect_on_device(got, META, f"the images {call} returns")
 
 
 def _wrong_sign(x: Tensor, steps: int) -> Tensor:

@@ -28,7 +28,8 @@ UNET = part2.UnetConfig(image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), att
 
 # The mistakes whose cause shows only in the course: the grader's message names one of these.
 COURSE_ONLY = re.compile(
-    "made on the CPU|changed its argument|float32|float64|Python float|without gradients|hair away|needs_schedule"
+    "made on the CPU|changed its argument|float32|float64|Python number|one value per image|without gradients|"
+    "hair away|needs_schedule"
 )
 
 
@@ -72,9 +73,24 @@ def flow_unet(FlowUnet: type = ref5.FlowUnet) -> torch.nn.Module:
 # ----------------------------------------------------------------------------------------------------------- Part 5
 
 
+def toy_mlp(schedule: bool) -> ref5.ToyMLP:
+    """The 2-D network of Part 5's paths: it takes a time per point and no other shape of it."""
+    torch.manual_seed(0)
+    return ref5.ToyMLP(ref5.ToyMLPConfig(hidden_size=16), toy_schedule() if schedule else None).eval()
+
+
+def toy_schedule() -> part1.NoiseSchedule:
+    return part1.NoiseSchedule(part1.linear_schedule(100, 1e-3, 0.2))  # the notebook's toy schedule
+
+
 def _karras(device, steps_list=(3,), **earlier):
-    model = on(device, ddpm_unet())
     sampler = own(ref5.karras_sample, **earlier)
+    if torch.device(device) != META:
+        toy = toy_mlp(schedule=True)
+        x_T = torch.randn(4, *toy.image_shape)
+        expected = ref5.karras_sample(toy, 4, 3, x_T=x_T)
+        torch.testing.assert_close(sampler(toy, 4, 3, x_T=x_T), expected, atol=1e-4, rtol=1e-4)
+    model = on(device, ddpm_unet())
     for steps in steps_list if torch.device(device) != META else (2,):
         x_T = torch.randn(2, *UNET.image_shape, device=device)
         kept = x_T.clone()
@@ -103,6 +119,12 @@ def _flow_sample(device, sampler, model=None):
             expected = ref5.flow_sample(model, 2, steps, method=method, x_1=kept)
             torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
     assert sampler(model, 2, 1).device == model.device  # x_1 drawn on the model's device
+    if torch.device(device) != META:
+        toy = toy_mlp(schedule=False)
+        x_1 = torch.randn(4, *toy.image_shape)
+        for method in ("euler", "heun"):
+            expected = ref5.flow_sample(toy, 4, 3, method=method, x_1=x_1)
+            torch.testing.assert_close(sampler(toy, 4, 3, method=method, x_1=x_1), expected, atol=1e-4, rtol=1e-4)
 
 
 def _flow_loss(device, loss_fn, model=None):

@@ -52,23 +52,24 @@ def pf_ode_drift_alpha_bar_t_on_cpu(model, z, sigma):
     return (z - x0_hat) / sigma
 
 
-@mistake("pf_ode_drift", says="Python float")
+@mistake("pf_ode_drift", says="as a Python number")
 def pf_ode_drift_float_t(model, z, sigma):
     return model(z / math.sqrt(1 + sigma**2), ref.sigma_to_t(model.noise_schedule, sigma))
 
 
-@mistake("pf_ode_drift", says="one t per image")
+@mistake("pf_ode_drift", says="not one value per image")
 def pf_ode_drift_one_t(model, z, sigma):
-    return model(z / math.sqrt(1 + sigma**2), torch.tensor([ref.sigma_to_t(model.noise_schedule, sigma)]))
+    t = torch.tensor([ref.sigma_to_t(model.noise_schedule, sigma)], device=z.device)
+    return model(z / math.sqrt(1 + sigma**2), t)
 
 
-@mistake("pf_ode_drift", says="changed its argument z")
+@mistake("pf_ode_drift", says="changed its argument `z`")
 def pf_ode_drift_in_place(model, z, sigma):
     t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma), device=z.device)
     return model(z.div_(math.sqrt(1 + sigma**2)), t)
 
 
-@mistake("pf_ode_drift", says="not float32")
+@mistake("pf_ode_drift", says="float64 where the model takes float32")
 def pf_ode_drift_float64(model, z, sigma):
     t = torch.full((z.shape[0],), ref.sigma_to_t(model.noise_schedule, sigma), device=z.device)
     return model(z.double() / math.sqrt(1 + sigma**2), t)
@@ -310,7 +311,7 @@ def flow_matching_loss_grid_s(model, x_0):
     return F.mse_loss(model(x_s, s), velocity)
 
 
-@mistake("flow_matching_loss", says="changed its argument x_0")
+@mistake("flow_matching_loss", says="changed its argument `x_0`")
 def flow_matching_loss_in_place(model, x_0):
     s = torch.rand(len(x_0), device=x_0.device)
     eps = torch.randn_like(x_0)
@@ -319,7 +320,7 @@ def flow_matching_loss_in_place(model, x_0):
     return F.mse_loss(model(x_s, s), velocity)
 
 
-@mistake("flow_matching_loss", says="not float32")
+@mistake("flow_matching_loss", says="float64 where the model takes float32")
 def flow_matching_loss_float64(model, x_0):
     s = torch.rand(len(x_0), device=x_0.device, dtype=torch.float64)
     x_s, velocity = ref.flow_interpolate(x_0.double(), torch.randn_like(x_0.double()), s)
@@ -419,7 +420,7 @@ def flow_sample_loop_index_on_cpu(model, n_samples, steps, method="euler", x_1=N
     return x
 
 
-@mistake("flow_sample", says="changed its argument x_1")
+@mistake("flow_sample", says="changed its argument `x_1`")
 @torch.no_grad()
 def flow_sample_in_place(model, n_samples, steps, method="euler", x_1=None):
     x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_1 is None else x_1
@@ -433,7 +434,7 @@ def flow_sample_in_place(model, n_samples, steps, method="euler", x_1=None):
     return x
 
 
-@mistake("flow_sample", says="Python float")
+@mistake("flow_sample", says="as a Python number")
 @torch.no_grad()
 def flow_sample_float_s(model, n_samples, steps, method="euler", x_1=None):
     x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_1 is None else x_1
@@ -462,7 +463,7 @@ def flow_sample_subtracted_times(model, n_samples, steps, method="euler", x_1=No
     return x
 
 
-@mistake("flow_sample", says="not float32")
+@mistake("flow_sample", says="float64 where the model takes float32")
 @torch.no_grad()
 def flow_sample_float64(model, n_samples, steps, method="euler", x_1=None):
     x = (torch.randn(n_samples, *model.image_shape, device=model.device) if x_1 is None else x_1).double()
@@ -603,7 +604,7 @@ class FlowUnetScaledEmbedding(part2.Unet):
         self.time_mlp = torch.nn.Sequential(_Scale(), *self.time_mlp)
 
 
-@mistake("heun_step", says="changed its argument x")
+@mistake("heun_step", says="changed its argument `x`")
 def heun_step_in_place(drift, x, s, s_next):
     d = drift(x, s)
     x_euler = x.clone().add_((s_next - s) * d)
@@ -612,13 +613,20 @@ def heun_step_in_place(drift, x, s, s_next):
     return x.add_((s_next - s) * (d + drift(x_euler, s_next)) / 2)
 
 
-@mistake("flow_interpolate", says="changed its argument x_0")
+@mistake("flow_interpolate", says="changed its argument `x_0`")
 def flow_interpolate_in_place(x_0, eps, s):
     velocity = eps - x_0
     return x_0.mul_(1 - per_image(s, x_0)).add_(per_image(s, x_0) * eps), velocity
 
 
-@mistake("flow_interpolate", says="changed its argument eps")
+@mistake("flow_interpolate", says="changed its argument `eps`")
 def flow_interpolate_in_place_eps(x_0, eps, s):
     velocity = eps - x_0
     return eps.mul_(per_image(s, x_0)).add_((1 - per_image(s, x_0)) * x_0), velocity
+
+
+@mistake("flow_sample", says="should be torch.float32")
+@torch.no_grad()
+def flow_sample_returns_float64(model, n_samples, steps, method="euler", x_1=None):
+    x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_1 is None else x_1
+    return _flow_loop(model, x, torch.linspace(1, 0, steps + 1).tolist(), method).double()
