@@ -11,14 +11,19 @@ that drifts) fails in the same pipeline, and fails its grader too.
 import copy
 import re
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
 
 from graders.core import GraderFailure
+from graders.fixtures import schedule_with
 from solutions import part1, part2
+from solutions import part4 as ref4
 from solutions import part5 as ref5
 from tests.proofs import Case, proofs_cases, registry, with_own
+from utils.engine.model import check_reaches_noise
+from utils.engine.sampling import GuidedModel
 from utils.engine.training import FitConfig, TrainConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -140,7 +145,7 @@ def _flow_loss(device, loss_fn, model=None):
     loss.backward()
     if torch.device(device) != META:
         assert loss.isfinite()
-        fit(model, loss_fn, kept, TrainConfig(epochs=1, batch_size=4, device="cpu"), FitConfig(progress=False))
+        fit(model, loss_fn, kept, TrainConfig(epochs=1, batch_size=8, device="cpu"), FitConfig(progress=False))
 
 
 def _flow_unet_class(device, FlowUnet):
@@ -164,6 +169,98 @@ PIPELINES: dict[tuple[int, str], Callable] = {
     (5, "flow_sample"): lambda impl, device: _flow_sample(device, impl),
     (5, "FlowUnet"): lambda impl, device: _flow_unet_class(device, impl),
 }
+
+
+# ----------------------------------------------------------------------------------------------------------- Part 4
+
+CONDITIONAL = ref4.ConditionalUnetConfig(
+    image_shape=(1, 8, 8), channels=8, dim_mults=(1, 2), attention_levels=(), num_classes=3
+)
+
+
+def ddpm_on(device, model: torch.nn.Module) -> torch.nn.Module:
+    """`model` on `device`; on meta with the graders' schedule, whose range check of t (a read of t's values on the
+    host, which a meta tensor has not) is skipped there: on a GPU that read works."""
+    if torch.device(device) == META:
+        model = copy.deepcopy(model)
+        model.noise_schedule = schedule_with(model.noise_schedule.betas.detach().clone())
+    return model.to(device)
+
+
+def conditional_unet(ConditionalUnet: type = ref4.ConditionalUnet, schedule=None) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return ConditionalUnet(CONDITIONAL, schedule or part1.NoiseSchedule(ref4.cosine_schedule(100))).eval()
+
+
+def _ddim(device, sampler, model=None, guided_eps=ref4.guided_eps):
+    """The DDIM sampler on the U-Net, plain and guided, as the Part 4 program runs it."""
+    model = ddpm_on(device, model if model is not None else conditional_unet())
+    labels = torch.tensor([0, 2], device=device)
+    guided, expected_guided = (GuidedModel(model, labels, 2.0, g) for g in (guided_eps, ref4.guided_eps))
+    runs = ((0.0, model, model), (0.0, guided, expected_guided), (0.5, guided, None))
+    for eta, sampled, expected in runs if torch.device(device) != META else runs[2:]:
+        x_T = torch.randn(2, *CONDITIONAL.image_shape, device=device)
+        kept = x_T.clone()
+        out = sampler(sampled, 2, 3, eta=eta, x_T=x_T)
+        expect_same(x_T, kept, "x_T")
+        assert out.device == x_T.device and out.dtype == torch.float32 and not out.requires_grad
+        if out.device != META:
+            assert out.isfinite().all()
+            if expected is not None:
+                torch.testing.assert_close(out, ref4.ddim_sample(expected, 2, 3, x_T=kept), atol=1e-4, rtol=1e-4)
+    assert sampler(model, 2, 2, eta=1.0).device == model.device  # x_T drawn on the model's device
+
+
+def _conditional_training(device, loss_fn, model=None):
+    """One step of the given training loop with labels on the CPU; on meta, one loss and its backward pass."""
+    model = model if model is not None else conditional_unet().train()
+    x_0 = torch.rand(8, *CONDITIONAL.image_shape, device=device) * 2 - 1
+    labels = torch.arange(8, device=device) % CONDITIONAL.num_classes
+    kept_x, kept_y = x_0.clone(), labels.clone()
+    loss = loss_fn(ddpm_on(device, model), x_0, labels, p_uncond=0.25)
+    expect_same(x_0, kept_x, "x_0")
+    expect_same(labels, kept_y, "labels")
+    assert loss.device == x_0.device and loss.dtype == torch.float32 and loss.numel() == 1
+    loss.backward()
+    if torch.device(device) != META:
+        assert loss.isfinite()
+        train = TrainConfig(epochs=1, batch_size=8, device="cpu")
+        fit(model, partial(loss_fn, p_uncond=0.25), kept_x, train, FitConfig(progress=False), labels=kept_y)
+
+
+def _cosine(device, cosine_schedule):
+    betas = cosine_schedule(100)
+    assert betas.dtype == torch.float32 and betas.shape == (100,)
+    schedule = part1.NoiseSchedule(betas)
+    check_reaches_noise(schedule)
+    _ddim(device, ref4.ddim_sample, conditional_unet(schedule=schedule))
+
+
+def _conditional_unet_class(device, ConditionalUnet):
+    model = conditional_unet(ConditionalUnet)
+    _conditional_training(device, ref4.conditional_loss, model.train())
+    _ddim(device, ref4.ddim_sample, model.eval())
+    with torch.no_grad():  # labels=None, as the unguided samplers call it
+        out = ddpm_on(device, model)(torch.randn(2, 1, 8, 8, device=device), torch.tensor([3, 70], device=device))
+    assert out.device.type == torch.device(device).type
+
+
+PIPELINES.update(
+    {
+        (4, "cosine_schedule"): lambda impl, device: _cosine(device, impl),
+        (4, "predict_x0"): lambda impl, device: _ddim(
+            device, own(ref4.ddim_sample, ddim_step=own(ref4.ddim_step, predict_x0=impl))
+        ),
+        (4, "ddim_step"): lambda impl, device: _ddim(device, own(ref4.ddim_sample, ddim_step=impl)),
+        (4, "ddim_sample"): lambda impl, device: _ddim(device, impl),
+        (4, "drop_labels"): lambda impl, device: _conditional_training(
+            device, own(ref4.conditional_loss, drop_labels=impl)
+        ),
+        (4, "ConditionalUnet"): lambda impl, device: _conditional_unet_class(device, impl),
+        (4, "conditional_loss"): lambda impl, device: _conditional_training(device, impl),
+        (4, "guided_eps"): lambda impl, device: _ddim(device, ref4.ddim_sample, guided_eps=impl),
+    }
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------- the tests
@@ -200,6 +297,8 @@ for _part in sorted({part for part, _ in PIPELINES}):
 @pytest.mark.parametrize("device", ["cpu", "meta"])
 @pytest.mark.parametrize("part, case", CORRECT, ids=[f"part{p}-{c.id}" for p, c in CORRECT])
 def test_every_correct_implementation_runs_in_the_course(part, case, device):
+    if device == "meta" and case.unchecked_on_meta:
+        pytest.skip("it reads values on the host, which a meta tensor has not (registered so in its catalogue)")
     PIPELINES[part, case.step](case.implementation, device)
 
 
