@@ -359,8 +359,10 @@ class LinearNoisePredictor(StrictModel):
         moments_ = [(mean, var)]
         for t in range(T, 0, -1):
             beta, alpha = float(s.betas[t - 1]), float(s.alphas[t - 1])
-            # "alpha_bar(t - 1)" reads alpha_bars[t - 2]: at t = 1 Python's index -1 wraps to alpha_bar_T
-            alpha_bar = float(s.alpha_bars[t - 2 if variant == "alpha_bar(t - 1)" else t - 1])
+            # "alpha_bar(t - 1)" reads alpha_bars[t - 2]: at t = 1 Python's index -1 wraps to alpha_bar_T, unless
+            # it is clamped to alpha_bar_1
+            index = {"alpha_bar(t - 1)": t - 2, "alpha_bar(t - 1), clamped": max(t - 2, 0)}.get(variant, t - 1)
+            alpha_bar = float(s.alpha_bars[index])
             a, b = float(self.a[t - 1]), float(self.b[t - 1])
             k = beta / math.sqrt(1 - alpha_bar)
             scale = 1.0 if variant == "no division by sqrt(alpha_t)" else 1 / math.sqrt(alpha)

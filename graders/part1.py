@@ -30,7 +30,20 @@ from graders.core import (
     sampling_tolerance,
     var_tolerance,
 )
-from graders.fixtures import BIG_BETAS, LinearNoisePredictor, ShapeOnly, expect_diffusion_model, moments, schedule_with
+from graders.fixtures import (
+    BIG_BETAS,
+    NOT_ON_META,
+    UNCHECKED_ON_META,
+    LinearNoisePredictor,
+    ShapeOnly,
+    StrictModel,
+    expect_diffusion_model,
+    expect_on_device,
+    moments,
+    run_on_meta,
+    schedule_with,
+    unchanged,
+)
 from solutions import part1 as ref
 from utils.datasets.images import gradient_images
 from utils.engine.model import DiffusionModel, normalize_img
@@ -93,18 +106,13 @@ def _check_forward_process(q, name: str, loop: bool) -> None:
     betas = BIG_BETAS.clone()
     # 200,000 pixels, half at +1 and half at -1, so the slope of x_n on x_0 and the noise are both measurable.
     x = torch.cat([torch.ones(100_000), -torch.ones(100_000)]).reshape(400, 500)
-    x_before = x.clone()
     n = x.numel()
 
     for steps in (1, 3, 6):
-        out = q(x, steps, betas)
+        with unchanged(name, x=x, betas=betas):
+            out = q(x, steps, betas)
         expect_tensor(out, f"{name}(x, {steps}, betas)", shape=tuple(x.shape), floating=True)
         expect_dtype(out, x.dtype, f"{name}(x, {steps}, betas) for a float32 x")
-        expect(
-            torch.equal(x, x_before),
-            f"{name} changed its input x in place.",
-            likely="write x = ... + ..., not x += ... or x.mul_(...)",
-        )
         alpha_bar = alpha_bar_after(betas, steps)
         # Fit x_n = slope * x_0 + residual: the slope is sqrt(alpha_bar_n), the residual is N(0, 1 - alpha_bar_n).
         slope = ((out[:200].mean() - out[200:].mean()) / 2).item()
@@ -218,7 +226,9 @@ def check_q_eq4(q_eq4) -> None:
 @grader("NoiseSchedule", expects="class", time_limit=60)  # statistics over many draws
 def check_noise_schedule(NoiseSchedule) -> None:
     linear = ref.linear_schedule(10)
-    schedule = NoiseSchedule(linear.clone())
+    given = linear.clone()
+    with unchanged("NoiseSchedule(betas)", betas=given):
+        schedule = NoiseSchedule(given)
     what = "NoiseSchedule(linear_schedule(10))"
     expect_subclass(schedule, nn.Module, "NoiseSchedule", "class NoiseSchedule(nn.Module) and super().__init__() first")
     reference = ref.NoiseSchedule(linear.clone())
@@ -302,7 +312,8 @@ def check_noise_schedule(NoiseSchedule) -> None:
                 likely=f"{method}(t) for t in 1..T is entry t - 1 of the table",
             )
         t = torch.tensor([1, 5, 10, 3])
-        values = getattr(schedule, method)(t)
+        with unchanged(f"NoiseSchedule.{method}(t)", t=t):
+            values = getattr(schedule, method)(t)
         expect_close(
             values,
             table[t - 1],
@@ -356,33 +367,55 @@ def check_noise_schedule(NoiseSchedule) -> None:
     )
     # The device check needs a device other than the CPU. A real meta tensor has no data, so a schedule whose tables
     # go through Python or numpy values (.tolist(), .numpy()) cannot be built from one: it gets CPU betas that say
-    # they are on "meta" instead, so that `device=betas.device` and `.to(betas.device)` are followed and seen.
+    # they are on "meta" instead, so that `device=betas.device` and `.to(betas.device)` are followed and seen. Their
+    # .cpu() gives a plain CPU tensor, as on a GPU: tables built from it are seen on the CPU unless brought back.
     on_meta = None
+    _OnMeta.copied_to_cpu = False
     for betas in (torch.linspace(1e-4, 0.02, 4, device="meta"), torch.linspace(1e-4, 0.02, 4).as_subclass(_OnMeta)):
         try:
             on_meta = NoiseSchedule(betas)
             break
-        except Exception:  # noqa: BLE001 - an op without a meta kernel: try the next way, else check on the CPU only
+        except Exception as e:  # noqa: BLE001 - an op without a meta kernel: try the next way, else check on the CPU only
+            failure = f"NoiseSchedule: {type(e).__name__}: {str(e)[:80]}"
             continue
-    if on_meta is not None:
-        for table in ("betas", "alphas", "alpha_bars"):
-            device = getattr(on_meta, table).device
-            expect(
-                device.type == "meta",
-                f"NoiseSchedule(betas) should build its tables on the betas' device; {table} is not.",
-                "buffers on the betas' device (here the test device 'meta')",
-                f"{table} on {device}",
-                "the tables are made on the CPU: compute them from the betas with torch ops (1 - betas, "
-                "torch.cumprod), or pass device=betas.device to a tensor you make from Python or numpy values",
-            )
+    if on_meta is None:
+        UNCHECKED_ON_META.append(failure)
+        return
+    for table in ("betas", "alphas", "alpha_bars"):
+        device = getattr(on_meta, table).device
+        expect(
+            device.type == "meta",
+            f"NoiseSchedule(betas) should build its tables on the betas' device; {table} is not.",
+            "buffers on the betas' device (here the test device 'meta')",
+            f"{table} on {device}",
+            "the tables are made on the CPU: .cpu() moved the betas there, and the tables stayed; on a GPU, "
+            "compute them from the betas with torch ops (1 - betas, torch.cumprod), or bring them back with "
+            ".to(betas.device)"
+            if _OnMeta.copied_to_cpu
+            else "the tables are made on the CPU: compute them from the betas with torch ops (1 - betas, "
+            "torch.cumprod), or pass device=betas.device to a tensor you make from Python or numpy values",
+        )
 
 
 class _OnMeta(torch.Tensor):
-    """CPU data that says it is on the meta device: lets the device check follow a schedule built through numpy."""
+    """CPU data that says it is on the meta device: lets the device check follow a schedule built through numpy.
+    Its .cpu() (or .to("cpu")) gives a plain CPU tensor, and says so in `copied_to_cpu`."""
+
+    copied_to_cpu = False
 
     @property
     def device(self) -> torch.device:
         return torch.device("meta")
+
+    def cpu(self, *args, **kwargs) -> Tensor:
+        _OnMeta.copied_to_cpu = True
+        return self.as_subclass(Tensor).clone()
+
+    def to(self, *args, **kwargs) -> Tensor:
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, (str, torch.device)) and torch.device(target).type == "cpu":
+            return self.cpu()
+        return super().to(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -395,8 +428,8 @@ def check_noise_img(noise_img) -> None:
     T = len(schedule)
     generator = torch.Generator().manual_seed(1)
     img = torch.rand(6000, 1, 2, 2, generator=generator) * 2 - 1
-    img_before = img.clone()
-    result = noise_img(img, schedule)
+    with unchanged("noise_img", img=img, noise_schedule=schedule):
+        result = noise_img(img, schedule)
     expect(
         isinstance(result, tuple) and len(result) == 3,
         "noise_img should return three things.",
@@ -409,11 +442,6 @@ def check_noise_img(noise_img) -> None:
     expect_tensor(noised, "noised (the third thing returned)", shape=tuple(img.shape), floating=True)
     expect_dtype(noise, img.dtype, "noise, for float32 images")
     expect_dtype(noised, img.dtype, "noised, for float32 images")
-    expect(
-        torch.equal(img, img_before),
-        "noise_img changed the images it was given.",
-        likely="write new tensors; don't modify img in place",
-    )
 
     lo, hi = int(num_steps.min()), int(num_steps.max())
     expect(
@@ -497,6 +525,20 @@ def check_noise_img(noise_img) -> None:
         f"t from {int(limited.min())} to {int(limited.max())}",
         "use max_steps when it is given, else len(noise_schedule)",
     )
+    # On a GPU, training hands noise_img images that live there: what it returns must live there too.
+    on_meta = run_on_meta(lambda: noise_img(img[:8].to("meta"), schedule_with(BIG_BETAS).to("meta")), "noise_img")
+    if on_meta is not NOT_ON_META:
+        for name, value, likely in zip(
+            ("num_steps", "noise", "noised"),
+            on_meta,
+            (
+                "num_steps is made on the CPU: pass device=img.device to torch.randint",
+                "the noise is made on the CPU: pass device=img.device to torch.randn, or use torch.randn_like(img)",
+                "noised is made on the CPU: pass device= to the tensors it is made from",
+            ),
+            strict=True,
+        ):
+            expect_on_device(value, "meta", f"{name} (returned by noise_img)", likely)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -512,7 +554,8 @@ def check_reconstruct(reconstruct) -> None:
     t[:2] = torch.tensor([1, 6])
     alpha_bar = schedule.alpha_bars[t - 1].reshape(-1, 1, 1, 1)
     x_t = x_t_of(x_0, noise, alpha_bar)
-    got = reconstruct(x_t, noise, t, schedule)
+    with unchanged("reconstruct", noisy_img=x_t, noise=noise, num_steps=t, noise_schedule=schedule):
+        got = reconstruct(x_t, noise, t, schedule)
     expect_tensor(got, "reconstruct(x_t, eps, t, schedule)", shape=tuple(x_0.shape), floating=True)
     expect_dtype(got, x_t.dtype, "reconstruct(x_t, eps, t, schedule) for float32 x_t")
     expect_close(
@@ -625,13 +668,13 @@ def _counts_with_other_sizes(config) -> set[int]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class RecordingPredictor(DiffusionModel):
+class RecordingPredictor(StrictModel):
     """A known model for grading `diffusion_loss`: eps_theta(x, t) = w x + b_t, recording what it is called with."""
 
     def __init__(self, schedule: nn.Module, image_shape=(2, 3, 3)):
         super().__init__(ShapeOnly(image_shape), schedule)
         self.w = nn.Parameter(torch.tensor(0.5))
-        self.b = torch.linspace(-0.3, 0.3, len(schedule))
+        self.register_buffer("b", torch.linspace(-0.3, 0.3, len(schedule)), persistent=False)
         self.calls: list[tuple[Tensor, Tensor]] = []
 
     def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
@@ -646,8 +689,8 @@ def check_diffusion_loss(diffusion_loss) -> None:
     T = len(schedule)
     model = RecordingPredictor(schedule)
     x_0 = torch.rand(3000, 2, 3, 3, generator=torch.Generator().manual_seed(4)) * 2 - 1
-    x_0_before = x_0.clone()
-    loss = diffusion_loss(model, x_0)
+    with unchanged("diffusion_loss", model=model, x_0=x_0):
+        loss = diffusion_loss(model, x_0)
     expect(
         isinstance(loss, Tensor),
         "diffusion_loss should return the loss as a tensor.",
@@ -669,7 +712,6 @@ def check_diffusion_loss(diffusion_loss) -> None:
         "requires_grad=False",
         "the model's output must flow into the loss: no .detach(), no torch.no_grad()",
     )
-    expect(torch.equal(x_0, x_0_before), "diffusion_loss changed the images it was given.")
     expect(
         len(model.calls) == 1,
         "diffusion_loss should call the model once on the whole batch.",
@@ -740,6 +782,11 @@ def check_diffusion_loss(diffusion_loss) -> None:
         "loss.backward() gave the model no gradient.",
         likely="compute the loss from the model's output itself",
     )
+    # On a GPU, the model and the minibatch live there, and so must every tensor the loss makes.
+    on_meta = RecordingPredictor(schedule_with(BIG_BETAS)).to("meta")
+    loss = run_on_meta(lambda: diffusion_loss(on_meta, x_0[:8].to("meta")), "diffusion_loss")
+    if loss is not NOT_ON_META:
+        expect_on_device(loss, "meta", "the loss")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -763,7 +810,7 @@ def _noise_prediction_error(model: DiffusionModel, images: Tensor, seed: int = 0
 TRAIN_PASS_MSE = 0.4
 
 
-class NoisePredictingMLP(DiffusionModel):
+class NoisePredictingMLP(StrictModel):
     """The graders' own small denoiser for grading `train`: an MLP that predicts the noise directly, with t/T appended.
 
     Not the student's TinyDiffuser: `train` is graded on what it does to a model, whichever model that is.
@@ -809,9 +856,9 @@ def check_train(train) -> None:
     untrained = {k: v.clone() for k, v in model.state_dict().items()}
     schedule = copy.deepcopy(model.noise_schedule)  # what the model was given; the error below is measured with it
     log = RunLog()
-    trainset_before = trainset.clone()
     batches = _BatchSizes(model)
-    result = train(model, config, trainset, testset, log=log)
+    with unchanged("train", trainset=trainset, testset=testset):
+        result = train(model, config, trainset, testset, log=log)
     batches.handle.remove()
     expect(
         isinstance(result, DiffusionModel), "train should return the trained model.", "the model", type(result).__name__
@@ -825,7 +872,6 @@ def check_train(train) -> None:
         "a NoiseSchedule made inside train: the schedule belongs to the model, made once when the model is built "
         "(train only reads model.noise_schedule, through diffusion_loss)",
     )
-    expect(torch.equal(trainset, trainset_before), "train changed the training images it was given.")
     changed = any(not torch.equal(untrained[k], v.cpu()) for k, v in result.state_dict().items() if k in untrained)
     expect(
         changed,
@@ -934,9 +980,18 @@ def check_sample(sample) -> None:
     T = len(schedule)
     model = LinearNoisePredictor(schedule)
     n = 4000
-    final = sample(model, n)
+    with unchanged("sample", model=model):
+        final = sample(model, n)
     expect_tensor(final, f"sample(model, {n})", shape=(n, 1, 4, 4), floating=True)
     expect_dtype(final, torch.float32, f"sample(model, {n}) with a float32 schedule")
+    expect(
+        bool(final.isfinite().all()),
+        "the samples x_0 hold NaN or inf.",
+        "finite numbers",
+        f"{int((~final.isfinite()).sum())} of {final.numel()} values NaN or inf",
+        "a division by zero at the last step: alpha_bar is looked up one step early, alpha_bar_{t-1} (with "
+        "alpha_bar_0 = 1, 1 - alpha_bar_0 = 0 at t = 1): the step from x_t uses alpha_bar_t, schedule.alpha_bar(t)",
+    )
     calls = model.calls
     expect(
         all(c.shape == (n,) for c in calls),
@@ -980,6 +1035,8 @@ def check_sample(sample) -> None:
         "sample falls onto the mean": "no noise",
         "alpha_bar is looked up one step early, alpha_bar_{t-1}: the step from x_t uses alpha_bar_t, "
         "schedule.alpha_bar(t)": "alpha_bar(t - 1)",
+        "alpha_bar is looked up one step early, alpha_bar_{t-1} (alpha_bar_1 at t = 1): the step from x_t uses "
+        "alpha_bar_t, schedule.alpha_bar(t)": "alpha_bar(t - 1), clamped",
     }
     wrong_means = {desc: model.exact_moments(v)[-1][0] for desc, v in names.items()}
     wrong_vars = {desc: model.exact_moments(v)[-1][1] for desc, v in names.items()}
@@ -1048,3 +1105,14 @@ def check_sample(sample) -> None:
             f"the variance of steps[{i}] (x_{t}) is off.",
             "steps[i] is x_{T - i}: x_T first, then one entry per denoising step",
         )
+    # On a GPU, the model lives there, and so must x_T, every t and every z the sampler makes.
+    on_meta = LinearNoisePredictor(schedule_with(BIG_BETAS)).to("meta")
+    final = run_on_meta(
+        lambda: sample(on_meta, 8),
+        "sample",
+        "a tensor made on the CPU: pass device= to each tensor you make, the device of the model's schedule "
+        "(x_T = torch.randn(..., device=model.noise_schedule.betas.device), torch.full(..., device=...)), or "
+        "torch.randn_like(x) for z",
+    )
+    if final is not NOT_ON_META:
+        expect_on_device(final, "meta", "x_0, returned by sample")

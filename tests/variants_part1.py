@@ -101,7 +101,7 @@ def q_eq2_same_noise(x, num_steps, betas):
     return x
 
 
-@mistake("q_eq2", says="in place")
+@mistake("q_eq2", says="changed its argument `x` in place")
 def q_eq2_in_place(x, num_steps, betas):
     for t in range(num_steps):
         x.mul_(torch.sqrt(1 - betas[t])).add_(torch.sqrt(betas[t]) * torch.randn_like(x))
@@ -283,6 +283,49 @@ class NoiseScheduleNumpyOnCpu(ref.NoiseSchedule):
         self.register_buffer("alpha_bars", torch.tensor(alpha_bars, dtype=betas.dtype))
 
 
+@mistake("NoiseSchedule", says="(?s)alphas on cpu.*\\.cpu\\(\\) moved the betas there")
+class NoiseScheduleThroughCpu(ref.NoiseSchedule):
+    """Tables computed from betas.cpu() and left there: a real meta tensor cannot even be copied to the CPU."""
+
+    def __init__(self, betas):
+        nn.Module.__init__(self)
+        on_cpu = betas.cpu()
+        self.register_buffer("betas", betas.clone())
+        self.register_buffer("alphas", 1 - on_cpu)
+        self.register_buffer("alpha_bars", torch.cumprod(1 - on_cpu, 0))
+
+
+@mistake("NoiseSchedule", says="changed its argument `t` in place")
+class NoiseScheduleShiftsTInPlace(ref.NoiseSchedule):
+    """Turns t into an index with t -= 1: the caller's tensor of time steps is shifted too."""
+
+    def _lookup(self, table, t):
+        if isinstance(t, torch.Tensor):
+            t -= 1
+            return table[t]
+        return table[t - 1]
+
+    def beta(self, t):
+        return self._lookup(self.betas, t)
+
+    def alpha(self, t):
+        return self._lookup(self.alphas, t)
+
+    def alpha_bar(self, t):
+        return self._lookup(self.alpha_bars, t)
+
+
+@mistake("NoiseSchedule", says="changed its argument `betas` in place")
+class NoiseScheduleBetasInPlace(ref.NoiseSchedule):
+    """alphas = 1 - betas computed in place, in the caller's betas."""
+
+    def __init__(self, betas):
+        nn.Module.__init__(self)
+        self.register_buffer("betas", betas.clone())
+        self.register_buffer("alphas", betas.neg_().add_(1))
+        self.register_buffer("alpha_bars", torch.cumprod(self.alphas, 0))
+
+
 @mistake("NoiseSchedule", says="betas passed in are ignored")
 class NoiseScheduleIgnoresBetas(ref.NoiseSchedule):
     """Builds the linear schedule of len(betas) steps whatever the betas."""
@@ -315,10 +358,23 @@ class NoiseScheduleReversed(ref.NoiseSchedule):
 def noise_img_normal(img, noise_schedule, max_steps=None):
     """Correct: t from a multinomial over 1..T, noise from torch.normal, lookups into the raw table."""
     max_steps = max_steps or len(noise_schedule)
-    t = torch.multinomial(torch.ones(max_steps), img.shape[0], replacement=True) + 1
-    noise = torch.normal(0.0, 1.0, size=img.shape)
+    t = torch.multinomial(torch.ones(max_steps, device=img.device), img.shape[0], replacement=True) + 1
+    noise = torch.normal(0.0, 1.0, size=img.shape, device=img.device)
     alpha_bar = noise_schedule.alpha_bars[t - 1].view(-1, 1, 1, 1)
     return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+@correct("noise_img")
+def noise_img_ceil(img, noise_schedule, max_steps=None):
+    """Correct: t as the ceiling of uniform floats, the noise by normal_ on an empty tensor, eq. 4 built up in place
+    on a new tensor (never on img)."""
+    max_steps = max_steps or len(noise_schedule)
+    t = (torch.rand(img.shape[0], device=img.device) * max_steps).ceil().long().clamp(min=1)
+    noise = torch.empty_like(img).normal_()
+    alpha_bar = per_image(noise_schedule.alpha_bar(t), img)
+    noised = img * alpha_bar.sqrt()
+    noised += (1 - alpha_bar).sqrt() * noise
+    return t, noise, noised
 
 
 def _noise_img_with(change: str):
@@ -379,6 +435,36 @@ def noise_img_from_zero_lookup(img, noise_schedule, max_steps=None):
     return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
 
 
+@mistake("noise_img", says="num_steps is made on the CPU: pass device=img.device to torch.randint")
+def noise_img_t_on_cpu(img, noise_schedule, max_steps=None):
+    """t drawn on the CPU: the schedule's lookup moves it along, but the t returned stays behind, and the model on a
+    GPU gets t there and the images here."""
+    t = torch.randint(1, (max_steps or len(noise_schedule)) + 1, (img.shape[0],))
+    noise = torch.randn_like(img)
+    alpha_bar = per_image(noise_schedule.alpha_bar(t), img)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+@mistake("noise_img", says="made on the CPU: pass device=")
+def noise_img_noise_on_cpu(img, noise_schedule, max_steps=None):
+    """The noise drawn with torch.randn(img.shape): on the CPU, whatever the images' device."""
+    t = torch.randint(1, (max_steps or len(noise_schedule)) + 1, (img.shape[0],), device=img.device)
+    noise = torch.randn(img.shape)
+    alpha_bar = per_image(noise_schedule.alpha_bar(t), img)
+    return t, noise, alpha_bar.sqrt() * img + (1 - alpha_bar).sqrt() * noise
+
+
+@mistake("noise_img", says="changed its argument `img` in place")
+def noise_img_in_place(img, noise_schedule, max_steps=None):
+    """Eq. 4 written into the images themselves: the caller's clean batch is now noised."""
+    t = torch.randint(1, (max_steps or len(noise_schedule)) + 1, (img.shape[0],), device=img.device)
+    noise = torch.randn_like(img)
+    alpha_bar = per_image(noise_schedule.alpha_bar(t), img)
+    img *= alpha_bar.sqrt()
+    img += (1 - alpha_bar).sqrt() * noise
+    return t, noise, img
+
+
 @mistake("noise_img", says="integers")
 def noise_img_float_t(img, noise_schedule, max_steps=None):
     t, noise, noised = ref.noise_img(img, noise_schedule, max_steps)
@@ -398,6 +484,14 @@ def reconstruct_rsqrt(noisy_img, noise, num_steps, noise_schedule):
     """Correct: multiply by rsqrt, look up the raw table."""
     alpha_bar = noise_schedule.alpha_bars[num_steps - 1][:, None, None, None]
     return torch.rsqrt(alpha_bar) * noisy_img - torch.sqrt((1 - alpha_bar) / alpha_bar) * noise
+
+
+@mistake("reconstruct", says="changed its argument `noisy_img` in place")
+def reconstruct_in_place(noisy_img, noise, num_steps, noise_schedule):
+    """Right values, written into x_t: the caller's noised images are gone."""
+    alpha_bar = per_image(noise_schedule.alpha_bar(num_steps), noisy_img)
+    noisy_img -= (1 - alpha_bar).sqrt() * noise
+    return noisy_img.div_(alpha_bar.sqrt())
 
 
 @mistake("reconstruct", says="division by sqrt\\(alpha_bar_t\\) is missing")
@@ -530,8 +624,8 @@ class TinyDiffuserNotADiffusionModel(nn.Module):
 def diffusion_loss_by_hand(model, x_0):
     """Correct: t, eps and x_t written out with torch.normal, the squared error averaged by hand."""
     schedule = model.noise_schedule
-    t = torch.multinomial(torch.ones(len(schedule)), len(x_0), replacement=True) + 1
-    eps = torch.normal(0.0, 1.0, size=x_0.shape)
+    t = torch.multinomial(torch.ones(len(schedule), device=x_0.device), len(x_0), replacement=True) + 1
+    eps = torch.normal(0.0, 1.0, size=x_0.shape, device=x_0.device)
     alpha_bar = schedule.alpha_bars[t - 1].view(-1, 1, 1, 1)
     x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
     return ((model(x_t, t) - eps) ** 2).sum() / eps.numel()
@@ -584,6 +678,46 @@ diffusion_loss_new_schedule = mistake(
 )
 diffusion_loss_clean_input = mistake("diffusion_loss", "given the clean images", _loss_with("clean input"))
 diffusion_loss_one_t = mistake("diffusion_loss", "(?s)same t.*one t drawn for the whole batch", _loss_with("one t"))
+
+
+def _loss_by_hand_with(change: str):
+    """Algorithm 1's lines 2-5 written out, with one thing done as it works on a CPU only."""
+
+    def diffusion_loss(model, x_0):
+        schedule = model.noise_schedule
+        T = len(schedule)
+        if change == "t on cpu":
+            t = torch.randint(1, T + 1, (len(x_0),))
+        elif change == "float t":  # the ceiling of uniform floats, left as floats
+            t = (torch.rand(len(x_0), device=x_0.device) * T).ceil().clamp(min=1)
+        else:
+            t = torch.randint(1, T + 1, (len(x_0),), device=x_0.device)
+        if change == "float64 noise":  # drawn by numpy: x_t becomes float64 too
+            eps = torch.from_numpy(np.random.default_rng(0).standard_normal(tuple(x_0.shape))).to(x_0.device)
+        else:
+            eps = torch.randn_like(x_0)
+        alpha_bar = schedule.alpha_bars[t.long().to(schedule.betas.device) - 1].view(-1, 1, 1, 1)
+        x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
+        return F.mse_loss(model(x_t, t), eps.to(x_t.dtype))
+
+    diffusion_loss.__name__ = f"diffusion_loss_{change.replace(' ', '_')}"
+    return diffusion_loss
+
+
+diffusion_loss_t_on_cpu = mistake("diffusion_loss", "made on the CPU: pass device=", _loss_by_hand_with("t on cpu"))
+diffusion_loss_float_t = mistake("diffusion_loss", "t passed to the model as floats", _loss_by_hand_with("float t"))
+diffusion_loss_float64_noise = mistake(
+    "diffusion_loss", "images of another dtype than the model's weights", _loss_by_hand_with("float64 noise")
+)
+
+
+@mistake("diffusion_loss", says="changed its argument `x_0` in place")
+def diffusion_loss_noises_x_0_in_place(model, x_0):
+    """x_t written into the minibatch itself: the next epoch trains on noised images."""
+    t, eps, _ = ref.noise_img(x_0, model.noise_schedule)
+    alpha_bar = per_image(model.noise_schedule.alpha_bar(t), x_0)
+    x_t = x_0.mul_(alpha_bar.sqrt()).add_((1 - alpha_bar).sqrt() * eps)
+    return F.mse_loss(model(x_t, t), eps)
 
 
 # --------------------------------------------------------------------------------------------------------------- train
@@ -665,14 +799,14 @@ train_no_zero_grad = mistake("train", r"optimizer.zero_grad\(\) runs every step"
 def sample_loop_list(model, n_samples, return_all_steps=False):
     """Correct: inference_mode, a reversed() range, the posterior written with alpha_bar ratios."""
     s = model.noise_schedule
-    x = torch.randn((n_samples,) + tuple(model.image_shape))
+    x = torch.randn((n_samples,) + tuple(model.image_shape), device=s.betas.device)
     out = [x]
     for t in reversed(range(1, len(s) + 1)):
-        tt = torch.full((n_samples,), t, dtype=torch.long)
+        tt = torch.full((n_samples,), t, dtype=torch.long, device=x.device)
         coef = (1 - s.alphas[t - 1]) / torch.sqrt(1 - s.alpha_bars[t - 1])
         x = (x - coef * model(x, tt)) * torch.rsqrt(s.alphas[t - 1])
         if t > 1:
-            x = x + s.betas[t - 1].sqrt() * torch.normal(0.0, 1.0, size=x.shape)
+            x = x + s.betas[t - 1].sqrt() * torch.normal(0.0, 1.0, size=x.shape, device=x.device)
         out.append(x)
     return torch.stack(out) if return_all_steps else x
 
@@ -719,6 +853,76 @@ sample_reversed_sequence = mistake("sample", "backwards", _sample_with("reversed
 sample_returns_list = mistake("sample", "one tensor", _sample_with("list"))
 sample_no_noise = mistake("sample", "no noise is added", _sample_with("no noise"))
 sample_alpha_bar_previous = mistake("sample", "alpha_bar is looked up one step early", _sample_with("alpha_bar(t - 1)"))
+
+
+@correct("sample", unchecked_on_meta=True)
+@torch.no_grad()
+def sample_python_floats(model, n_samples, return_all_steps=False):
+    """Correct: the coefficients as Python floats (float(tensor) reads a value on the host, so the meta device cannot
+    run it: the grader's device check cannot judge this one)."""
+    s = model.noise_schedule
+    device = s.betas.device
+    x = torch.randn(n_samples, *model.image_shape, device=device)
+    steps = [x]
+    for t in range(len(s), 0, -1):
+        beta, alpha, alpha_bar = float(s.beta(t)), float(s.alpha(t)), float(s.alpha_bar(t))
+        eps = model(x, torch.full((n_samples,), t, device=device))
+        x = (x - beta / math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha)
+        if t > 1:
+            x = x + math.sqrt(beta) * torch.randn_like(x)
+        steps.append(x)
+    return torch.stack(steps) if return_all_steps else x
+
+
+def _sample_on_cpu_with(change: str):
+    """The reference sampler with one tensor made as it works on a CPU only."""
+
+    @torch.no_grad()
+    def sample(model, n_samples, return_all_steps=False):
+        s = model.noise_schedule
+        device = s.betas.device
+        x = torch.randn(n_samples, *model.image_shape, device=None if change == "x_T on cpu" else device)
+        if change == "float64 x_T":
+            x = x.double()
+        steps = [x]
+        for t in range(len(s), 0, -1):
+            if change == "python t":
+                num_steps = t
+            elif change == "one t":
+                num_steps = torch.tensor(t, device=device)
+            else:
+                num_steps = torch.full((n_samples,), t, device=device)
+            eps = model(x, num_steps)
+            if change == "alpha_bar_0 = 1":  # the previous step's alpha_bar, with alpha_bar_0 = 1 at t = 1
+                alpha_bar = s.alpha_bar(t - 1) if t > 1 else torch.ones((), device=device)
+            elif change == "alpha_bar(t - 1), clamped":
+                alpha_bar = s.alpha_bar(max(t - 1, 1))
+            else:
+                alpha_bar = s.alpha_bar(t)
+            x = (x - s.beta(t) / torch.sqrt(1 - alpha_bar) * eps) / torch.sqrt(s.alpha(t))
+            if t > 1:
+                x = x + torch.sqrt(s.beta(t)) * torch.randn_like(x)
+            steps.append(x)
+        return torch.stack(steps) if return_all_steps else x
+
+    sample.__name__ = f"sample_{change.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')}"
+    return sample
+
+
+sample_x_T_on_cpu = mistake("sample", "made on the CPU: pass device=", _sample_on_cpu_with("x_T on cpu"))
+sample_python_t = mistake("sample", "t passed to the model as a Python number", _sample_on_cpu_with("python t"))
+sample_0d_t = mistake("sample", "t is not one value per image", _sample_on_cpu_with("one t"))
+sample_float64 = mistake(
+    "sample", "images of another dtype than the model's weights", _sample_on_cpu_with("float64 x_T")
+)
+sample_alpha_bar_0 = mistake(
+    "sample", "(?s)NaN or inf.*alpha_bar is looked up one step early", _sample_on_cpu_with("alpha_bar_0 = 1")
+)
+sample_alpha_bar_clamped = mistake(
+    "sample",
+    "alpha_bar is looked up one step early, alpha_bar_\\{t-1\\} \\(alpha_bar_1 at t = 1\\)",
+    _sample_on_cpu_with("alpha_bar(t - 1), clamped"),
+)
 
 
 @mistake("sample", says="without gradients")
