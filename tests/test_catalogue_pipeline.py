@@ -171,6 +171,126 @@ PIPELINES: dict[tuple[int, str], Callable] = {
 }
 
 
+# ----------------------------------------------------------------------------------------------------------- Part 1
+
+TINY1 = part1.TinyDiffuserConfig(image_shape=(1, 4, 4), hidden_size=16)
+T1 = 50  # with betas from 1e-3 to 0.3, alpha_bar_T is about 1e-4: the schedule reaches noise
+
+
+def tiny_betas() -> torch.Tensor:
+    return part1.linear_schedule(T1, 1e-3, 0.3)
+
+
+def tiny_diffuser(schedule=None, TinyDiffuser: type = part1.TinyDiffuser) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return TinyDiffuser(TINY1, schedule if schedule is not None else part1.NoiseSchedule(tiny_betas()))
+
+
+def _training(device, loss_fn=part1.diffusion_loss, model=None):
+    """One loss on `device` and its backward pass; on the CPU, one step of the given training loop too."""
+    model = model if model is not None else tiny_diffuser()
+    x_0 = torch.rand(8, *TINY1.image_shape, device=device) * 2 - 1
+    kept = x_0.clone()
+    loss = loss_fn(ddpm_on(device, model), x_0)
+    expect_same(x_0, kept, "x_0")
+    assert loss.device == x_0.device and loss.dtype == torch.float32 and loss.numel() == 1
+    loss.backward()
+    if torch.device(device) != META:
+        assert loss.isfinite()
+        fit(model, loss_fn, kept, TrainConfig(epochs=1, batch_size=8, device="cpu"), FitConfig(progress=False))
+
+
+def _sampling(device, sampler=part1.sample, model=None):
+    """Algorithm 2 from noise to images: one model call per step, on the model's device, in float32."""
+    model = ddpm_on(device, (model if model is not None else tiny_diffuser()).eval())
+    counted = calls_of(model)
+    out = sampler(model, 3)
+    assert out.shape == (3, *TINY1.image_shape) and out.dtype == torch.float32 and not out.requires_grad
+    assert out.device.type == torch.device(device).type and len(counted) == len(model.noise_schedule)
+    if torch.device(device) != META:
+        assert out.isfinite().all()
+
+
+def _linear(device, linear_schedule):
+    betas = linear_schedule(T1, 1e-3, 0.3)
+    assert betas.dtype == torch.float32 and betas.shape == (T1,)  # NoiseSchedule's tables follow its dtype
+    model = tiny_diffuser(part1.NoiseSchedule(betas))
+    _training(device, model=model)
+    _sampling(device, model=model)
+
+
+def _forward_process(device, q):
+    """q_eq2 or q_eq4 as the notebook calls them: on the CPU, on an image and the betas, for its figures."""
+    del device  # no later step runs them elsewhere
+    x = torch.rand(4, *TINY1.image_shape) * 2 - 1
+    kept = x.clone()
+    out = q(x, 7, tiny_betas())
+    expect_same(x, kept, "x")
+    assert out.shape == x.shape and out.dtype == torch.float32 and out.device == x.device
+
+
+def _schedule_class(device, NoiseSchedule):
+    """The tables made on the betas' device, in their dtype (as the docstring says), the caller's betas and t left
+    as they were; then the schedule of a model that trains and samples."""
+    betas = tiny_betas().to(device)
+    kept = betas.clone()
+    try:
+        schedule = NoiseSchedule(betas)
+    except (NotImplementedError, RuntimeError) as e:
+        if torch.device(device) == META and ("meta tensor" in str(e)):
+            return  # built from the betas' values read on the host (.tolist(), .cpu()): right on a GPU, beyond meta
+        raise
+    expect_same(betas, kept, "betas")
+    assert all(getattr(schedule, name).device == betas.device for name in ("betas", "alphas", "alpha_bars"))
+    assert NoiseSchedule(tiny_betas().double()).alpha_bars.dtype == torch.float64
+    if torch.device(device) == META:  # its lookups read t's values on the host: proven on the CPU
+        return
+    t = torch.tensor([1, 7, T1])
+    schedule.alpha_bar(t)
+    expect_same(t, torch.tensor([1, 7, T1]), "t")
+    model = tiny_diffuser(schedule)
+    _training(device, model=model)
+    _sampling(device, model=model)
+
+
+def _reconstruct(device, reconstruct):
+    schedule = ddpm_on(device, tiny_diffuser()).noise_schedule
+    x_t, noise, t = torch.randn(4, *TINY1.image_shape), torch.randn(4, *TINY1.image_shape), torch.tensor([1, 9, 30, 50])
+    args = [a.to(device) for a in (x_t, noise, t)]
+    kept = [a.clone() for a in args]
+    out = reconstruct(*args, schedule)
+    for a, k, name in zip(args, kept, ("noisy_img", "noise", "num_steps")):
+        expect_same(a, k, name)
+    assert out.shape == x_t.shape and out.dtype == torch.float32 and out.device.type == torch.device(device).type
+    if torch.device(device) != META:
+        torch.testing.assert_close(out, part1.reconstruct(x_t, noise, t, schedule))
+
+
+PIPELINES.update(
+    {
+        (1, "linear_schedule"): lambda impl, device: _linear(device, impl),
+        (1, "q_eq2"): lambda impl, device: _forward_process(device, impl),
+        (1, "q_eq4"): lambda impl, device: _forward_process(device, impl),
+        (1, "NoiseSchedule"): lambda impl, device: _schedule_class(device, impl),
+        (1, "noise_img"): lambda impl, device: _training(device, own(part1.diffusion_loss, noise_img=impl)),
+        (1, "reconstruct"): lambda impl, device: _reconstruct(device, impl),
+        (1, "TinyDiffuser"): lambda impl, device: (
+            _training(device, model=tiny_diffuser(TinyDiffuser=impl)),
+            _sampling(device, model=tiny_diffuser(TinyDiffuser=impl)),
+        ),
+        (1, "diffusion_loss"): lambda impl, device: _training(device, impl),
+        # the student's own loop moves the model to config.device and logs the loss's value: run on the CPU alone
+        (1, "train"): lambda impl, device: (
+            torch.device(device) == META
+            or impl(
+                tiny_diffuser(), TrainConfig(epochs=1, batch_size=8, device="cpu"), torch.rand(16, *TINY1.image_shape)
+            )
+        ),
+        (1, "sample"): lambda impl, device: _sampling(device, impl),
+    }
+)
+
+
 # ----------------------------------------------------------------------------------------------------------- Part 4
 
 CONDITIONAL = ref4.ConditionalUnetConfig(
@@ -270,6 +390,9 @@ PIPELINES.update(
 UNSEEN = {
     # flow_matching_loss draws eps itself and reads it once; a student's own call of flow_interpolate would see it
     "flow_interpolate_in_place_eps",
+    # reads the betas on the host, as the correct NoiseScheduleNumpy does, before it builds its tables on the CPU:
+    # the meta device stops both at that read (a GPU would not); its grader tells them apart
+    "NoiseScheduleNumpyOnCpu",
 }
 
 
