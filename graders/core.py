@@ -9,6 +9,7 @@ code fails that step instead of hanging the notebook, pytest or a class's gradin
 """
 
 import contextlib
+import copy
 import functools
 import inspect
 import io
@@ -221,11 +222,18 @@ def call(what: str, fn, *args, likely: str | None = None):
     """Call the student's `fn`; turn a crash into a failure that says which call broke and what to look at.
 
     Every tensor it returns must have the dtype of its float inputs (float32 in Part 2, as every docstring promises):
-    a float64 output would pass this step and break a later one, far from its cause.
+    a float64 output would pass this step and break a later one, far from its cause. It must leave its tensor
+    arguments as they were (in a U-Net, the skips are read again later). And a module (or a module's method) is
+    run once more on the meta device, as on a GPU: what it returns must be on its inputs' device.
     """
+    from graders.fixtures import NOT_ON_META, expect_on_device, run_on_meta, unchanged  # fixtures import this module
+
+    names = _argument_names(fn, len(args))
+    tensors = {name: a for name, a in zip(names, args, strict=True) if isinstance(a, Tensor)}
     try:
-        result = fn(*args)
-    except NotImplementedError:
+        with unchanged(what, **tensors):
+            result = fn(*args)
+    except (NotImplementedError, GraderFailure):
         raise
     except Exception as e:
         shapes = ", ".join(f"shape {tuple(a.shape)}" if isinstance(a, Tensor) else repr(a) for a in args)
@@ -240,7 +248,35 @@ def call(what: str, fn, *args, likely: str | None = None):
                 "a tensor made with dtype=torch.float64 (or from numpy, or torch.tensor of Python "
                 "floats with float64 set) on the way: make new tensors with the input's dtype (dtype=x.dtype)",
             )
+    module = fn if isinstance(fn, nn.Module) else getattr(fn, "__self__", None)
+    if isinstance(module, nn.Module) and tensors:
+        moved = copy.deepcopy(module).to("meta")
+        method = moved if fn is module else getattr(moved, fn.__name__)
+        meta_args = [a.detach().to("meta") if isinstance(a, Tensor) else a for a in args]
+        made_on_cpu = (
+            "a tensor made in forward on the CPU: pass device= (device=x.device, torch.zeros_like(x)), or keep a "
+            "fixed tensor in a buffer (self.register_buffer), which .to(device) moves with the module"
+        )
+        on_meta = run_on_meta(lambda: method(*meta_args), what, made_on_cpu)
+        if on_meta is not NOT_ON_META:
+            for out in on_meta if isinstance(on_meta, tuple) else (on_meta,):
+                if isinstance(out, Tensor):
+                    expect_on_device(out, "meta", f"the output of {what}", made_on_cpu)
     return result
+
+
+def _argument_names(fn, n: int) -> list[str]:
+    """The names of the first `n` parameters of `fn` (a module's forward's, for a module), or arg1, arg2, ..."""
+    target = fn.forward if isinstance(fn, nn.Module) else fn
+    try:
+        parameters = [
+            p.name
+            for p in inspect.signature(target).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        parameters = []
+    return parameters[:n] if len(parameters) >= n else [f"arg{i + 1}" for i in range(n)]
 
 
 # --------------------------------------------------------------------------------------------------------------------

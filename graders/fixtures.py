@@ -3,13 +3,16 @@ whose answers are known exactly (Part 4's graders reuse Part 1's noise schedule 
 hold every step to what the course will ask of it later, on a GPU and in the notebook's next section.
 
     StrictModel          the base of every stand-in model a grader hands to student code: like the course's U-Net,
-                         it takes only images of its own dtype (float32) on its own device and a t (or s) that is a
-                         tensor of one value per image, of the documented dtype, and raises the error the U-Net
-                         raises otherwise. Its own parameters, if it has any, must each reach its output.
-    grader_schedule      the reference NoiseSchedule of some betas, ready for the meta device: its range check of t,
-                         which reads values on the host, is skipped there (the CPU checks have made it already).
+                         it takes only images of its own dtype (float32) on its own device and a t (or s, with
+                         time_kind = "float") that is a tensor of one value per image, and raises the error the U-Net
+                         raises otherwise; graders.core names the likely mistake behind each. Its own parameters, if
+                         it has any, must each reach its output (parameters_in_graph lists those that do not).
+    schedule_with        the reference NoiseSchedule of some betas (a GraderSchedule), ready for the meta device:
+                         there its lookups skip the range check of t, which reads values on the host (the CPU checks
+                         make it).
     unchanged            `with unchanged("noise_img", img=img, noise_schedule=schedule): noise_img(img, schedule)`:
-                         the grader keeps its own copy of each input and, after the call, names the one that changed.
+                         the grader keeps its own copy of each input (tensors, arrays, modules' state) and, after the
+                         call, names the argument that changed. graders.core.call does this for every call it makes.
     run_on_meta          `run_on_meta(lambda: noise_img(img.to("meta"), schedule.to("meta")), "noise_img")` runs a
                          step on the meta device (shapes, dtypes and devices, no data), standing in for a GPU: a
                          tensor the step makes on the CPU meets the inputs there. It returns the step's result, or
@@ -18,9 +21,10 @@ hold every step to what the course will ask of it later, on a GPU and in the not
                          its CPU checks. It fails, naming "made on the CPU: pass device=", when the step crashes on
                          two devices. Every correct implementation that the meta check cannot judge is registered
                          so in the proofs (`correct(..., unchecked_on_meta=True)`), and only those: none passes it
-                         silently.
-    expect_on_device     a result of such a run is on the inputs' device, or the failure says which was made on the
-                         CPU.
+                         silently. A step that must end on the host (numpy statistics) is run with caller_judges=True,
+                         and the grader reads what its stand-in recorded before. graders.core.call runs every module
+                         it is given on meta too.
+    expect_on_device     a result of such a run is on the inputs' device, or the failure says it was made on the CPU.
 """
 
 import contextlib
@@ -29,6 +33,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
@@ -215,6 +220,8 @@ def _same(before, after) -> bool:
         if not isinstance(after, Tensor) or before.shape != after.shape or before.dtype != after.dtype:
             return False
         return before.device.type == "meta" or torch.equal(before, after.detach().to(before.device))
+    if isinstance(before, np.ndarray):
+        return isinstance(after, np.ndarray) and np.array_equal(before, after)
     if isinstance(after, nn.Module):
         now = after.state_dict()
         return before.keys() == now.keys() and all(_same(v, now[k]) for k, v in before.items())
@@ -225,8 +232,9 @@ def _same(before, after) -> bool:
 
 
 @contextlib.contextmanager
-def unchanged(what: str, **inputs) -> Iterator[None]:
-    """Fail, after the block, if it changed any of `inputs` (name=value, as the step's signature names them).
+def unchanged(what: str, likely: str | None = None, **inputs) -> Iterator[None]:
+    """Fail, after the block, if it changed any of `inputs` (name=value, as the step's signature names them), naming
+    the argument and `likely` (by default, the ways of writing into a tensor).
 
     The grader keeps its own copy of each input before the call and hands over the originals, as the course does:
     a step that writes into its argument (x *= a, x.mul_(a), x[...] = ...) changes the caller's tensor, and the
@@ -240,7 +248,8 @@ def unchanged(what: str, **inputs) -> Iterator[None]:
                 f"{what} changed its argument `{name}` in place.",
                 f"`{name}` as it was given",
                 f"`{name}` overwritten",
-                f"write new tensors (y = x * a) instead of changing `{name}` (x *= a, x.mul_(a), x[...] = ..., "
+                likely
+                or f"write new tensors (y = x * a) instead of changing `{name}` (x *= a, x.mul_(a), x[...] = ..., "
                 "x.clamp_(...)): the caller still needs it",
             )
 
@@ -278,22 +287,29 @@ class _HostReadsStop(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def run_on_meta(call: Callable[[], object], what: str, likely: str | None = None):
+def run_on_meta(call: Callable[[], object], what: str, likely: str | None = None, caller_judges: bool = False):
     """`call()`, a student's step on inputs the grader put on the meta device, or NOT_ON_META when it cannot run there.
 
     The meta device stands in for a GPU on a CPU-only machine: a tensor the step makes without `device=` lands on the
     CPU and meets the meta inputs. A crash that names a device fails here, saying `what` crashed and naming `likely`
     (by default, a tensor made on the CPU). A step that reads values on the host, or uses an op without a meta
-    kernel, cannot be judged here: its run is recorded in UNCHECKED_ON_META, for the proofs to see.
+    kernel, cannot be judged here: its run is recorded in UNCHECKED_ON_META, for the proofs to see. With
+    `caller_judges`, the step is expected to end on the host (numpy statistics, say) and the grader judges it by what
+    its stand-in recorded on the way: a run that stops early is left for the grader to record.
     """
     try:
         with _HostReadsStop():
             return call()
     except _NotOnMeta as e:
-        UNCHECKED_ON_META.append(f"{what}: {e}")
+        if not caller_judges:
+            UNCHECKED_ON_META.append(f"{what}: {e}")
     except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as e:
         message = str(e)
-        device_error = "device" in message and "meta" in message and "numpy" not in message
+        # "Cannot copy out of meta tensor" without a host read (those stop at _HostReadsStop): meta values written
+        # into a tensor made on the CPU (cpu_tensor[...] = x)
+        device_error = ("device" in message and "meta" in message and "numpy" not in message) or (
+            "Cannot copy out of meta tensor" in message
+        )
         if getattr(e, "from_stand_in", False) and not device_error:
             raise  # the stand-in model refused its inputs: the step is wrong, whatever the device
         if device_error:
@@ -305,7 +321,8 @@ def run_on_meta(call: Callable[[], object], what: str, likely: str | None = None
                 or "a tensor made on the CPU: pass device= (device=x.device, torch.randn_like(x), "
                 "torch.full(..., device=x.device)) to every tensor you make",
             )
-        UNCHECKED_ON_META.append(f"{what}: {type(e).__name__}: {message[:80]}")
+        if not caller_judges:
+            UNCHECKED_ON_META.append(f"{what}: {type(e).__name__}: {message[:80]}")
     return NOT_ON_META
 
 

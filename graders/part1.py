@@ -650,6 +650,16 @@ def check_tiny_diffuser(TinyDiffuser) -> None:
         "TinyDiffuser gives the same output for t = 1 and t = 50.",
         likely="t never reaches the network",
     )
+    # On a GPU: the model, its schedule and its inputs live there, and so must every tensor forward makes.
+    on_meta = TinyDiffuser(config, schedule_with(ref.linear_schedule(T, 0.01, 0.3))).to("meta")
+    got = run_on_meta(
+        lambda: on_meta(images.to("meta"), t.to("meta")),
+        "TinyDiffuser's forward",
+        "a tensor made in forward on the CPU: pass device= (device=images.device), or build it from the inputs "
+        "(num_steps.to(images.dtype), torch.cat of tensors on one device)",
+    )
+    if got is not NOT_ON_META:
+        expect_on_device(got, "meta", "TinyDiffuser's output")
 
 
 def _counts_with_other_sizes(config) -> set[int]:

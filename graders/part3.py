@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from graders.core import expect, expect_close, expect_statistic, fail, fmt, grader, sampling_tolerance
+from graders.fixtures import UNCHECKED_ON_META, run_on_meta, unchanged
 from solutions import part3 as ref
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -137,14 +138,15 @@ def _check_distance(
     atol: float = 1e-6,
     likely: str | None = None,
 ) -> None:
-    inputs = [x.copy() for x in (mu1, s1, mu2, s2)]
-    got = _as_real_float(frechet_distance(mu1, s1, mu2, s2), what)
-    for name, before, after in zip(("mu1", "sigma1", "mu2", "sigma2"), inputs, (mu1, s1, mu2, s2)):
-        expect(
-            np.array_equal(before, after),
-            f"frechet_distance changed its argument {name} in place.",
-            likely="an offset added with `sigma += ...` changes the caller's matrix: write sigma = sigma + ...",
-        )
+    with unchanged(
+        "frechet_distance",
+        "an offset added with `sigma += ...` changes the caller's matrix: write sigma = sigma + ...",
+        mu1=mu1,
+        sigma1=s1,
+        mu2=mu2,
+        sigma2=s2,
+    ):
+        got = _as_real_float(frechet_distance(mu1, s1, mu2, s2), what)
     if math.isnan(got):
         fail(
             f"{what}: the result is NaN.",
@@ -174,7 +176,8 @@ def _scalar(value: float) -> Tensor:
 
 
 class ProbeClassifier(nn.Module):
-    """A stand-in classifier with known features, which records every call.
+    """A stand-in classifier with known features, which records every call. Like the course's classifier, it takes
+    only images on its own device, in its own dtype (float32).
 
     features(x): (B, C, H, W) -> (B, 5), correlated and with a non-zero mean, followed by dropout that is only active
     in training mode. forward(x): the logits, (B, 3), a different size, so features taken from the logits show.
@@ -196,6 +199,16 @@ class ProbeClassifier(nn.Module):
         return self.dropout(self.mix(torch.tanh(self.linear(x.flatten(1)))) + 1.5)
 
     def _record(self, method: str, x: Tensor) -> None:
+        weight = self.linear.weight
+        if x.device != weight.device or x.dtype != weight.dtype:  # what the course's classifier would raise
+            error = RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two devices, "
+                f"{weight.device} and {x.device}!"
+                if x.device != weight.device
+                else f"mat1 and mat2 must have the same dtype, but got {x.dtype} and {weight.dtype}"
+            )
+            error.from_stand_in = True
+            raise error
         builds_graph = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         self.calls.append({"method": method, "batch": len(x), "training": self.training, "graph": builds_graph})
 
@@ -222,12 +235,12 @@ def check_feature_statistics(feature_statistics) -> None:
     generator = torch.Generator().manual_seed(0)
     n, batch_size = 600, 128
     images = torch.randn(n, 1, 4, 4, generator=generator)
-    images_before = images.clone()
     classifier = ProbeClassifier(16)  # in training mode, as a freshly built or freshly trained network is
     phi, mu, sigma = classifier.exact_statistics(images)
     d = phi.shape[1]
 
-    result = feature_statistics(classifier, images, batch_size)
+    with unchanged("feature_statistics", images=images):
+        result = feature_statistics(classifier, images, batch_size)
     length = f" of length {len(result)}" if hasattr(result, "__len__") else ""
     expect(
         isinstance(result, tuple) and len(result) == 2,
@@ -245,7 +258,6 @@ def check_feature_statistics(feature_statistics) -> None:
             "FID compares the penultimate features, classifier.features(x), not the logits classifier(x): the "
             "logits keep little more than which class an image is",
         )
-    expect(images.equal(images_before), "feature_statistics changed the images it was given.")
     expect(
         not any(call["training"] for call in calls),
         "the classifier ran in training mode.",
@@ -344,6 +356,19 @@ def check_feature_statistics(feature_statistics) -> None:
             "(np.cov's default, torch.cov's correction=1)": sigma_few * 5 / 6
         },
     )
+
+    # On a GPU: the classifier lives there and the images, generated or loaded, may not. The run ends where the
+    # features are brought to the host; what the classifier was given before that is what this check reads.
+    on_meta = ProbeClassifier(16).to("meta")
+    run_on_meta(
+        lambda: feature_statistics(on_meta, images[:10], 4),
+        "feature_statistics",
+        "the images are not sent to the classifier's device: classifier.features(batch.to(device)), with device "
+        "= next(classifier.parameters()).device",
+        caller_judges=True,
+    )
+    if not on_meta.calls:
+        UNCHECKED_ON_META.append("feature_statistics: the classifier was never called on the meta device")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -482,9 +507,29 @@ def _unbiased(parts: dict[str, Tensor]) -> Tensor:
     return (parts["within"] - parts["diagonal"]) / (m * (m - 1)) - 2 * parts["across"] / m**2
 
 
+def _mmd2_of_blocks(a: Tensor, b: Tensor, n_subsets: int, m: int, sizes_from: str) -> Tensor:
+    """The unbiased MMD^2 of each block of m rows, s*m to (s+1)*m - 1, where the last block may run short: divided by
+    each block's own row counts (`sizes_from="rows"`) or by m whatever their size ("m"). (S,), float64."""
+    d = a.shape[1]
+    values = []
+    for s in range(n_subsets):
+        x, y = a[s * m : (s + 1) * m], b[s * m : (s + 1) * m]
+        nx, ny = (len(x), len(y)) if sizes_from == "rows" else (m, m)
+        k_xx, k_yy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3
+        within = (k_xx.sum() - k_xx.diagonal().sum()) / (nx * (nx - 1)) + (k_yy.sum() - k_yy.diagonal().sum()) / (
+            ny * (ny - 1)
+        )
+        values.append(within - 2 * ((x @ y.T / d + 1) ** 3).sum() / (nx * ny))
+    return torch.stack(values)
+
+
 def _kid_value_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float]:
     """What common mistakes give for KID's value (the mean over subsets) on these features."""
     parts = _kid_parts(a, b, n_subsets)
+    mmd2 = _unbiased(parts)
+    kid = float(mmd2.mean())
+    rows = min(len(a), len(b))
+    rounded = round(rows / n_subsets)
     m = parts["m"]
     d = a.shape[1]
     interleaved = _kid_parts(
@@ -521,7 +566,30 @@ def _kid_value_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float
             whole
         ),
     }
-    return {k: float(v.mean()) for k, v in values.items()}
+    values = {k: float(v.mean()) for k, v in values.items()}
+    # A KID made non-negative: the unbiased estimate has expectation 0 for matching sets, so it must stay free to come
+    # out negative. Named only where it changes the value.
+    why = (
+        "the unbiased MMD^2 has expectation 0 when the sets match, so it comes out negative about half the time; "
+        "return the mean of the S estimates as it is"
+    )
+    made_positive = {
+        f"KID is clamped at 0: {why}": max(kid, 0.0),
+        f"KID is taken in absolute value: {why}": abs(kid),
+        f"each subset's estimate is clamped at 0: {why}": float(mmd2.clamp(min=0).mean()),
+        f"each subset's estimate is taken in absolute value: {why}": float(mmd2.abs().mean()),
+    }
+    values |= {k: v for k, v in made_positive.items() if abs(v - kid) > 1e-9 * max(1.0, abs(kid))}
+    if rounded * n_subsets > rows:  # round(N / S) rose above N / S: the last block runs past the end of the rows
+        block = (
+            f"the block size is rounded, round({rows} / {n_subsets}) = {rounded} rows{{}}: m = min(N_a, N_b) // S is "
+            f"floored, {rows // n_subsets} rows per subset, and the {rows % n_subsets} rows left over are unused"
+        )
+        values[block.format("")] = float(_mmd2_of_blocks(a, b, n_subsets, rounded, "rows").mean())
+        values[block.format(", each block divided by m even where the last runs short")] = float(
+            _mmd2_of_blocks(a, b, n_subsets, rounded, "m").mean()
+        )
+    return values
 
 
 def _kid_error_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float]:
@@ -539,14 +607,27 @@ def _kid_error_mistakes(a: Tensor, b: Tensor, n_subsets: int) -> dict[str, float
     }
 
 
-def _check_kid(kernel_inception_distance, a, b, n_subsets: int, what: str, known: tuple | None = None) -> None:
+def _check_kid(
+    kernel_inception_distance,
+    a,
+    b,
+    n_subsets: int,
+    what: str,
+    known: tuple | None = None,
+    if_it_crashes: str | None = None,
+) -> None:
     """Call the student's KID on (a, b), check that it left them alone and returned two floats, then compare both
-    with the reference (or with `known`), naming a known mistake when the values match one."""
-    before = [x.clone() if isinstance(x, Tensor) else x.copy() for x in (a, b)]
-    result = kernel_inception_distance(a, b, n_subsets)
-    for name, old, new in zip(("features_a", "features_b"), before, (a, b)):
-        same = old.equal(new) if isinstance(old, Tensor) else np.array_equal(old, new)
-        expect(same, f"kernel_inception_distance changed its argument {name} in place.")
+    with the reference (or with `known`), naming a known mistake when the values match one, and `if_it_crashes`
+    when it fails on the sizes of its blocks."""
+    with unchanged("kernel_inception_distance", features_a=a, features_b=b):
+        try:
+            result = kernel_inception_distance(a, b, n_subsets)
+        except NotImplementedError:
+            raise
+        except Exception as e:
+            if if_it_crashes is None or not any(word in str(e) for word in ("shape", "size", "index")):
+                raise  # not a question of sizes: the grader's own report says where it broke
+            fail(f"{what}: your code raised {type(e).__name__}: {e}", likely=if_it_crashes)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         fail(
             "kernel_inception_distance should return two things.",
@@ -610,7 +691,21 @@ def check_kernel_inception_distance(kernel_inception_distance) -> None:
         5,
         "KID of 43 and 37 features (numpy arrays), 5 subsets of m = 7 rows",
     )
-    # 4. Two samples of one distribution: unbiased, the mean of many KIDs is 0 within its sampling error.
+    # 4. Two samples of one Gaussian whose KID is negative (-1.0; three of its four subsets are below 0), with a
+    #    number of rows that S does not divide: m = 30 // 4 = 7, where round(30 / 4) = 8 would need 32 rows.
+    generator_27 = torch.Generator().manual_seed(27)
+    a = torch.randn(30, 4, generator=generator_27, dtype=torch.float64)
+    b = torch.randn(31, 4, generator=generator_27, dtype=torch.float64)
+    _check_kid(
+        kernel_inception_distance,
+        a,
+        b,
+        4,
+        "KID of 30 and 31 draws of one Gaussian, 4 subsets of m = 30 // 4 = 7 rows (KID below 0)",
+        if_it_crashes="m = min(N_a, N_b) // S rows per subset, floored: round(30 / 4) = 8 rows would need 32; the "
+        "rows left over (here 2) are unused",
+    )
+    # 5. Two samples of one distribution: unbiased, the mean of many KIDs is 0 within its sampling error.
     values = [
         _as_real_float(
             kernel_inception_distance(
@@ -620,6 +715,13 @@ def check_kernel_inception_distance(kernel_inception_distance) -> None:
         )
         for _ in range(200)
     ]
+    expect(
+        min(values) < 0,
+        "none of 200 KIDs of two samples of one Gaussian came out below 0.",
+        "about half of them below 0: the estimate is unbiased, with expectation 0 here",
+        f"all of them >= 0 (the smallest {min(values):.3g})",
+        "KID is clamped at 0 or its absolute value taken: return the mean of the S unbiased estimates as it is",
+    )
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     expect_statistic(
         mean,
@@ -670,13 +772,10 @@ def _score_mistakes(probs: Tensor) -> dict[str, float]:
 
 
 def _check_score(inception_score, probs: Tensor, expected: float, what: str, likely: str | None = None) -> None:
-    before = probs.clone()
-    got = _as_real_float(inception_score(probs), what)
-    expect(
-        probs.equal(before),
-        "inception_score changed the probabilities it was given.",
-        likely="write new tensors (p = probs.clamp(...)), do not modify probs in place",
-    )
+    with unchanged(
+        "inception_score", "write new tensors (p = probs.clamp(...)), do not modify probs in place", probs=probs
+    ):
+        got = _as_real_float(inception_score(probs), what)
     if not math.isfinite(got):
         fail(
             f"{what}: the result is {got}.",

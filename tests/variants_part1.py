@@ -539,6 +539,16 @@ def _t(model, num_steps):
     return num_steps[:, None].float() / len(model.noise_schedule)
 
 
+@mistake("TinyDiffuser", says="(?s)meta.*made in forward on the CPU: pass device=")
+class TinyDiffuserTColumnOnCpu(ref.TinyDiffuser):
+    """The t / T column made as torch.ones(B, 1) times t: on the CPU, whatever the images' device."""
+
+    def forward(self, images, num_steps):
+        column = torch.ones(len(images), 1) * (num_steps[:, None].to(images.dtype) / len(self.noise_schedule))
+        x0_hat = self.model(torch.cat([images.flatten(1), column], 1)).view(images.shape)
+        return _x0_to_eps(self, images, num_steps, x0_hat)
+
+
 @mistake("TinyDiffuser", says="guess of x_0 is returned as it is")
 class TinyDiffuserReturnsX0(ref.TinyDiffuser):
     """Returns the network's guess of x_0, not the noise."""

@@ -62,6 +62,21 @@ class GroupNormLoop(GroupNormView):
         return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
 
 
+@mistake("GroupNorm", says="changed its argument `x` in place")
+class GroupNormInPlace(ref.GroupNorm):
+    """Centres and scales through a view of x, in place: the caller's tensor (in a U-Net, a skip read again later)
+    is normalized too."""
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        grouped = x.view(b, self.num_groups, -1)
+        mean = grouped.mean(-1, keepdim=True)
+        std = torch.sqrt(grouped.var(-1, keepdim=True, correction=0) + self.eps)
+        grouped.sub_(mean).div_(std)
+        y = grouped.view(b, c, h, w)
+        return y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1) if self.affine else y
+
+
 @mistake("GroupNorm", says="unbiased variance")
 class GroupNormUnbiased(ref.GroupNorm):
     # torch.var's default: divides by n - 1
@@ -157,6 +172,19 @@ class EmbeddingsPow(nn.Module):
     def forward(self, num_steps):
         angles = num_steps[:, None].float() * self.inv_freq[None, :]
         return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
+
+
+@mistake("SinusoidalPositionEmbeddings", says="(?s)meta.*made in forward on the CPU: pass device=")
+class EmbeddingsFilledOnCpu(ref.SinusoidalPositionEmbeddings):
+    """The embedding written into torch.zeros(B, size), made on the CPU whatever t's device."""
+
+    def forward(self, num_steps):
+        angles = num_steps.to(self.frequencies.dtype)[:, None] * self.frequencies[None, :]
+        half = self.embedding_size // 2
+        embedding = torch.zeros(len(num_steps), self.embedding_size)
+        embedding[:, :half] = angles.sin()
+        embedding[:, half:] = angles.cos()
+        return embedding
 
 
 @mistake("SinusoidalPositionEmbeddings", says="cosines first")
@@ -415,6 +443,15 @@ class AttentionBlockTorchNorm(ref.AttentionBlock):
     def __init__(self, channels, num_heads=4):
         super().__init__(channels, num_heads)
         self.norm = nn.GroupNorm(1, channels)
+
+
+@mistake("AttentionBlock", says="changed its argument `x` in place")
+class AttentionBlockAddsInPlace(ref.AttentionBlock):
+    """x += attention(norm(x)): right values, but the caller's x (a skip the U-Net reads again) is overwritten."""
+
+    def forward(self, x):
+        x += self.attention(self.norm(x))
+        return x
 
 
 @mistake("AttentionBlock", says="residual add is missing")

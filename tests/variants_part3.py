@@ -22,8 +22,10 @@ correct, mistake = catalogue.correct, catalogue.mistake
 
 @correct("feature_statistics")
 def feature_statistics_torch_cov(classifier, images, batch_size=256):
-    """torch.cov on the transposed features, inference_mode instead of no_grad, tensors returned instead of arrays."""
+    """torch.cov on the transposed features, inference_mode instead of no_grad, tensors returned instead of arrays,
+    the images sent to the classifier's device all at once."""
     classifier.eval()
+    images = images.to(next(classifier.parameters()).device)
     with torch.inference_mode():
         phi = torch.cat([classifier.features(b) for b in torch.split(images, batch_size)]).double()
     return phi.mean(dim=0), torch.cov(phi.T)
@@ -33,10 +35,12 @@ def feature_statistics_torch_cov(classifier, images, batch_size=256):
 def feature_statistics_numpy(classifier, images, batch_size=256):
     """np.cov(rowvar=False) on features gathered in a Python loop over index ranges."""
     classifier.eval()
+    device = next(classifier.parameters()).device
     chunks = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            chunks.append(classifier.features(images[start : start + batch_size]).numpy().astype(np.float64))
+            batch = images[start : start + batch_size].to(device)
+            chunks.append(classifier.features(batch).cpu().numpy().astype(np.float64))
     phi = np.concatenate(chunks)
     return phi.mean(axis=0), np.cov(phi, rowvar=False)
 
@@ -45,9 +49,10 @@ def feature_statistics_numpy(classifier, images, batch_size=256):
 def feature_statistics_streaming(classifier, images, batch_size=256):
     """Running sums of phi and of phi phi^T, never holding all features: mean and unbiased covariance at the end."""
     classifier.eval().requires_grad_(False)  # frozen parameters: no graph is built either
+    (device,) = {p.device for p in classifier.parameters()}
     n, total, outer = 0, 0.0, 0.0
     for batch in images.split(batch_size):
-        phi = classifier.features(batch).double()
+        phi = classifier.features(batch.to(device)).cpu().double()
         n += len(phi)
         total = total + phi.sum(0)
         outer = outer + phi.T @ phi
@@ -97,6 +102,15 @@ def feature_statistics_with_grad(classifier, images, batch_size=256):
     # no torch.no_grad(): detaches afterwards, but the graph was built for every batch
     classifier.eval()
     phi = torch.cat([classifier.features(b) for b in images.split(batch_size)]).detach().double()
+    return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
+
+
+@mistake("feature_statistics", says="(?s)meta.*images are not sent to the classifier's device")
+def feature_statistics_images_left_behind(classifier, images, batch_size=256):
+    # right on a CPU; on a GPU the classifier gets batches that are still on the CPU
+    classifier.eval()
+    with torch.no_grad():
+        phi = torch.cat([classifier.features(b) for b in images.split(batch_size)]).cpu().double()
     return phi.mean(0).numpy(), torch.cov(phi.T).numpy()
 
 
@@ -235,7 +249,7 @@ def frechet_distance_unclipped_eigh(mu1, sigma1, mu2, sigma2):
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
 
 
-@mistake("frechet_distance", says="changed its argument sigma1 in place")
+@mistake("frechet_distance", says="changed its argument `sigma1` in place")
 def frechet_distance_in_place_offset(mu1, sigma1, mu2, sigma2):
     # adds the regularising offset to the caller's matrices in place
     sigma1 += 1e-12 * np.eye(len(sigma1))
@@ -313,7 +327,17 @@ def kid_one_kernel_matrix(features_a, features_b, n_subsets=4):
 # kernel_inception_distance: mistakes
 
 
-def _kid_from(a, b, n_subsets, degree=3, scale=None, keep_diagonal=False, cross_off_diagonal=False, error="se"):
+def _kid_from(
+    a,
+    b,
+    n_subsets,
+    degree=3,
+    scale=None,
+    keep_diagonal=False,
+    cross_off_diagonal=False,
+    error="se",
+    clamp_subsets=False,
+):
     a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
     d = a.shape[1]
     m = min(len(a), len(b)) // n_subsets
@@ -332,6 +356,8 @@ def _kid_from(a, b, n_subsets, degree=3, scale=None, keep_diagonal=False, cross_
     k_ab = kernel(a, b)
     across = within(k_ab) if cross_off_diagonal else k_ab.mean((1, 2))
     mmd2 = within(kernel(a, a)) + within(kernel(b, b)) - 2 * across
+    if clamp_subsets:
+        mmd2 = mmd2.clamp(min=0)
     spread = {
         "se": mmd2.std() / n_subsets**0.5,
         "std": mmd2.std(),
@@ -403,6 +429,58 @@ def kid_random_subsets(features_a, features_b, n_subsets=4):
     return _kid_from(a[order], b[order], n_subsets)
 
 
+@mistake("kernel_inception_distance", says="(?s)KID below 0.*KID is clamped at 0")
+def kid_clamped(features_a, features_b, n_subsets=4):
+    # "a distance cannot be negative": the mean clamped at 0
+    kid, error = _kid_from(features_a, features_b, n_subsets)
+    return max(kid, 0.0), error
+
+
+@mistake("kernel_inception_distance", says="(?s)KID below 0.*KID is taken in absolute value")
+def kid_absolute(features_a, features_b, n_subsets=4):
+    kid, error = _kid_from(features_a, features_b, n_subsets)
+    return abs(kid), error
+
+
+@mistake("kernel_inception_distance", says="each subset's estimate is clamped at 0")
+def kid_subsets_clamped(features_a, features_b, n_subsets=4):
+    # each subset's MMD^2 clamped at 0 before the mean
+    return _kid_from(features_a, features_b, n_subsets, clamp_subsets=True)
+
+
+@mistake("kernel_inception_distance", says="(?s)30 // 4 = 7 rows.*raised.*floored: round\\(30 / 4\\) = 8")
+def kid_rounded_reshape(features_a, features_b, n_subsets=4):
+    # S blocks of round(N / S) rows: one row short of filling them, so the reshape fails
+    a, b = torch.as_tensor(features_a).double(), torch.as_tensor(features_b).double()
+    m = round(min(len(a), len(b)) / n_subsets)
+    a = a[: n_subsets * m].reshape(n_subsets, m, -1)
+    return _kid_from(a.flatten(0, 1), b[: n_subsets * m], n_subsets)
+
+
+@mistake("kernel_inception_distance", says="block size is rounded, round\\(30 / 4\\) = 8 rows")
+def kid_rounded_slices(features_a, features_b, n_subsets=4):
+    """m = round(N / S), subset s sliced as rows s*m to (s+1)*m - 1: the last one runs short."""
+    a, b = torch.as_tensor(features_a).double(), torch.as_tensor(features_b).double()
+    m = round(min(len(a), len(b)) / n_subsets)
+    d = a.shape[1]
+    estimates = []
+    for s in range(n_subsets):
+        x, y = a[s * m : (s + 1) * m], b[s * m : (s + 1) * m]
+        k_xx, k_yy, k_xy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
+        off_x, off_y = ~torch.eye(len(x), dtype=torch.bool), ~torch.eye(len(y), dtype=torch.bool)
+        estimates.append(k_xx[off_x].mean() + k_yy[off_y].mean() - 2 * k_xy.mean())
+    estimates = torch.stack(estimates)
+    return estimates.mean().item(), (estimates.std() / n_subsets**0.5).item()
+
+
+@mistake("kernel_inception_distance", says="changed its argument `features_a` in place")
+def kid_centres_in_place(features_a, features_b, n_subsets=4):
+    """Centres the features in place: torch.as_tensor shares the caller's float64 tensor or array."""
+    a = torch.as_tensor(features_a)
+    a -= a.mean(0)
+    return _kid_from(a, features_b, n_subsets)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # inception_score: correct alternatives
 
@@ -437,6 +515,14 @@ def inception_score_scipy_loop(probs):
 
 
 # inception_score: mistakes
+
+
+@mistake("inception_score", says="changed its argument `probs` in place")
+def inception_score_clamps_in_place(probs):
+    """Clamps the zeros away for the log, in the caller's tensor (torch.as_tensor shares its memory)."""
+    p = torch.as_tensor(probs).clamp_(min=1e-12).double()
+    p_y = p.mean(0)
+    return float(torch.exp((p * (p.log() - p_y.log())).sum(1).mean()))
 
 
 @mistake("inception_score", says="KL is reversed")
