@@ -2,6 +2,7 @@
 (tests/variants_partN.py) and the reference, is fed through the code that uses it next (the given sampler or training
 loop, with the real network at its smallest size), on the CPU and on the meta device, which stands in for a GPU: it
 has shapes and dtypes but no data, so a tensor made on the CPU meets one on meta and the run stops, as on a GPU.
+Parts 1, 2, 4 and 5; Part 3's steps score samples with the classifier and are not fed on here.
 
 And the other way round: every listed mistake of the kind that only the course would show (a tensor made on the
 CPU, a dtype the network refuses, a Python number for a time, an overwritten input, gradients left on, a time grid
@@ -12,6 +13,7 @@ import copy
 import re
 from collections.abc import Callable
 from functools import partial
+from unittest import mock
 
 import pytest
 import torch
@@ -189,7 +191,7 @@ def tiny_diffuser(schedule=None, TinyDiffuser: type = part1.TinyDiffuser) -> tor
 def _training(device, loss_fn=part1.diffusion_loss, model=None):
     """One loss on `device` and its backward pass; on the CPU, one step of the given training loop too."""
     model = model if model is not None else tiny_diffuser()
-    x_0 = torch.rand(8, *TINY1.image_shape, device=device) * 2 - 1
+    x_0 = torch.rand(8, *model.image_shape, device=device) * 2 - 1
     kept = x_0.clone()
     loss = loss_fn(ddpm_on(device, model), x_0)
     expect_same(x_0, kept, "x_0")
@@ -205,7 +207,7 @@ def _sampling(device, sampler=part1.sample, model=None):
     model = ddpm_on(device, (model if model is not None else tiny_diffuser()).eval())
     counted = calls_of(model)
     out = sampler(model, 3)
-    assert out.shape == (3, *TINY1.image_shape) and out.dtype == torch.float32 and not out.requires_grad
+    assert out.shape == (3, *model.image_shape) and out.dtype == torch.float32 and not out.requires_grad
     assert out.device.type == torch.device(device).type and len(counted) == len(model.noise_schedule)
     if torch.device(device) != META:
         assert out.isfinite().all()
@@ -289,6 +291,24 @@ PIPELINES.update(
         (1, "sample"): lambda impl, device: _sampling(device, impl),
     }
 )
+
+
+# ----------------------------------------------------------------------------------------------------------- Part 2
+
+
+def _unet_with(device, step: str, impl):
+    """Part 2's U-Net at its smallest, built with `impl` in place of the reference's `step` (the U-Net finds its
+    parts by name in its module), trained one step and sampled, as Part 3 does."""
+    with mock.patch.object(part2, step, impl):
+        torch.manual_seed(0)
+        # 10 steps that reach noise (alpha_bar_T about 1e-5): a short Algorithm 2 for a network of many layers
+        model = part2.Unet(UNET, part1.NoiseSchedule(part1.linear_schedule(10, 0.1, 0.9)))
+    _training(device, model=model)
+    _sampling(device, model=model)
+
+
+PIPELINES.update({(2, step): partial(lambda step, impl, device: _unet_with(device, step, impl), step)
+                  for step in registry(2)})  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------- Part 4
@@ -410,36 +430,44 @@ def _cases(part: int) -> tuple[list[Case], list[Case]]:
     return correct, course_only
 
 
-CORRECT, COURSE_ONLY_MISTAKES = [], []
-for _part in sorted({part for part, _ in PIPELINES}):
-    _correct, _mistakes = _cases(_part)
-    CORRECT += [(_part, c) for c in _correct]
-    COURSE_ONLY_MISTAKES += [(_part, c) for c in _mistakes]
+def _pipeline_fails(part: int, case: Case, device: str) -> bool:
+    try:
+        PIPELINES[part, case.step](case.implementation, device)
+    except Exception:  # noqa: BLE001 - any failure: a crash, or a broken promise (AssertionError)
+        return True
+    return False
 
 
-@pytest.mark.parametrize("device", ["cpu", "meta"])
-@pytest.mark.parametrize("part, case", CORRECT, ids=[f"part{p}-{c.id}" for p, c in CORRECT])
-def test_every_correct_implementation_runs_in_the_course(part, case, device):
-    if device == "meta" and case.unchecked_on_meta:
-        pytest.skip("it reads values on the host, which a meta tensor has not (registered so in its catalogue)")
-    PIPELINES[part, case.step](case.implementation, device)
+def _proofs_of(part: int) -> type:
+    """The tests of Part `part`'s catalogue, as a class: under `pytest -n`, each part's run on a worker of its own."""
+    correct, mistakes = _cases(part)
 
-
-@pytest.mark.parametrize("part, case", COURSE_ONLY_MISTAKES, ids=[f"part{p}-{c.id}" for p, c in COURSE_ONLY_MISTAKES])
-def test_every_mistake_only_the_course_shows_fails_in_the_course_and_at_its_grader(part, case):
-    def pipeline_fails(device) -> bool:
-        try:
+    class Proofs:
+        @pytest.mark.parametrize("device", ["cpu", "meta"])
+        @pytest.mark.parametrize("case", correct, ids=[c.id for c in correct])
+        def test_every_correct_implementation_runs_in_the_course(self, case, device):
+            if device == "meta" and case.unchecked_on_meta:
+                pytest.skip("it reads values on the host, which a meta tensor has not (registered so in its catalogue)")
             PIPELINES[part, case.step](case.implementation, device)
-        except Exception:  # noqa: BLE001 - any failure: a crash, or a broken promise (AssertionError)
-            return True
-        return False
 
-    assert pipeline_fails("cpu") or pipeline_fails("meta"), "runs in the course: it is no mistake there"
-    with pytest.raises(GraderFailure):
-        registry(part)[case.step](case.implementation)
+        @pytest.mark.parametrize("case", mistakes, ids=[c.id for c in mistakes])
+        def test_every_mistake_only_the_course_shows_fails_in_the_course_and_at_its_grader(self, case):
+            assert _pipeline_fails(part, case, "cpu") or _pipeline_fails(part, case, "meta"), (
+                "runs in the course: it is no mistake there"
+            )
+            with pytest.raises(GraderFailure):
+                registry(part)[case.step](case.implementation)
+
+        def test_the_pipelines_cover_every_step(self):
+            assert {step for p, step in PIPELINES if p == part} == set(registry(part))
+            assert mistakes, f"Part {part}: no mistake of the kind is listed"
+
+    Proofs.__name__ = Proofs.__qualname__ = f"TestPart{part}"
+    return Proofs
 
 
-def test_the_pipelines_cover_every_step_of_the_parts_they_name():
-    for part in {part for part, _ in PIPELINES}:
-        assert {step for p, step in PIPELINES if p == part} == set(registry(part))
-        assert any(p == part for p, _ in COURSE_ONLY_MISTAKES), f"Part {part}: no mistake of the kind is listed"
+TestPart1, TestPart2, TestPart4, TestPart5 = (_proofs_of(part) for part in (1, 2, 4, 5))
+
+
+def test_each_part_with_pipelines_has_its_tests():
+    assert {part for part, _ in PIPELINES} == {1, 2, 4, 5}
