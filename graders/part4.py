@@ -10,6 +10,7 @@ batched forward call. Where a common mistake gives a recognisable answer, the fa
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,7 @@ from graders.core import (
     copy_weights,
     expect,
     expect_close,
+    expect_dtype,
     expect_statistic,
     expect_tensor,
     fail,
@@ -28,7 +30,19 @@ from graders.core import (
     sampling_tolerance,
     var_tolerance,
 )
-from graders.fixtures import BIG_BETAS, LinearNoisePredictor, moments, randn, schedule_with
+from graders.fixtures import (
+    BIG_BETAS,
+    NOT_ON_META,
+    UNCHECKED_ON_META,
+    LinearNoisePredictor,
+    StrictModel,
+    expect_on_device,
+    moments,
+    randn,
+    run_on_meta,
+    schedule_with,
+    unchanged,
+)
 from solutions import part1
 from solutions import part4 as ref
 from utils.engine.model import DiffusionModel
@@ -132,7 +146,8 @@ def check_predict_x0(predict_x0) -> None:
         ab_next = schedule.alpha_bars[(torch.as_tensor(t)).clamp(max=5)].reshape(-1, 1, 1, 1)
         alpha = schedule.alphas[torch.as_tensor(t) - 1].reshape(-1, 1, 1, 1)
         what = f"predict_x0(x_t, eps, {'t = 3' if isinstance(t, int) else 't = [1, 4, 6]'}, schedule)"
-        got = predict_x0(x_t, eps, t, schedule)
+        with unchanged(what, x_t=x_t, eps=eps, t=t):
+            got = predict_x0(x_t, eps, t, schedule)
         expect_close(
             got,
             ref.predict_x0(x_t, eps, t, schedule),
@@ -177,7 +192,8 @@ def check_ddim_step(ddim_step) -> None:
     # 1. eta = 0: deterministic, by value, between non-consecutive steps and to the clean image
     for t, t_prev in ((5, 2), (3, 0), (6, 5)):
         torch.manual_seed(1)
-        got = ddim_step(x_t, eps, t, t_prev, schedule, 0.0)
+        with unchanged(f"ddim_step(x_t, eps, {t}, {t_prev}, schedule, eta=0.0)", x_t=x_t, eps=eps):
+            got = ddim_step(x_t, eps, t, t_prev, schedule, 0.0)
         torch.manual_seed(2)
         again = ddim_step(x_t, eps, t, t_prev, schedule, 0.0)
         expect_tensor(
@@ -284,6 +300,13 @@ def check_ddim_step(ddim_step) -> None:
         atol=sampling_tolerance(math.sqrt(ddpm_var), n) + 1e-6,
         rtol=0,
     )
+    # 4. on the test device: in the course x_t, eps and the schedule are on a GPU, and so must be the fresh noise
+    call = "ddim_step(x_t, eps, 5, 2, schedule, eta=0.5)"
+    meta = schedule_with(BIG_BETAS).to("meta")
+    got = run_on_meta(partial(ddim_step, x_t.to("meta"), eps.to("meta"), 5, 2, meta, 0.5), call)
+    if got is not NOT_ON_META:
+        expect_on_device(got, "meta", f"the x_t_prev {call} returns", likely="the fresh noise is made on the CPU: "
+                         "pass device= (torch.randn_like(x_t))")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -347,7 +370,9 @@ def check_ddim_sample(ddim_sample) -> None:
     # 2. eta = 0 is deterministic given x_T, and matches the reference
     x_T = randn(8, 1, 4, 4, seed=5)
     torch.manual_seed(1)
-    first = ddim_sample(model, 8, 3, eta=0.0, x_T=x_T)
+    with unchanged("ddim_sample(model, 8, 3, eta=0.0, x_T=x_T)", x_T=x_T):
+        first = ddim_sample(model, 8, 3, eta=0.0, x_T=x_T)
+    expect_dtype(first, torch.float32, "ddim_sample(model, 8, 3, eta=0.0, x_T=x_T)")
     torch.manual_seed(2)
     second = ddim_sample(model, 8, 3, eta=0.0, x_T=x_T)
     expect(
@@ -441,6 +466,14 @@ def check_ddim_sample(ddim_sample) -> None:
         mistakes={what: v for what, (_, v) in mistakes.items()},
         likely="t_prev is the previous entry of the subsequence (tau_{i-1}), and tau_0 = 0",
     )
+    # 5. on the test device: in the course the model is on a GPU, and x_T, t and the noise must be made there
+    for eta, given in ((0.5, None), (0.0, x_T)):
+        call = f"ddim_sample(model, 8, 3, eta={eta}{', x_T=x_T' if given is not None else ''})"
+        meta = _DDIMPredictor(schedule_with(BIG_BETAS)).to("meta")
+        start = None if given is None else given.to("meta")
+        got = run_on_meta(partial(ddim_sample, meta, 8, 3, eta=eta, x_T=start), call)
+        if got is not NOT_ON_META:
+            expect_on_device(got, "meta", f"the images {call} returns")
 
 
 @torch.no_grad()
@@ -531,6 +564,7 @@ def check_drop_labels(drop_labels) -> None:
         moved = drop_labels(on_meta, p, K)
     except (NotImplementedError, RuntimeError, TypeError) as e:
         if "device" not in str(e):  # "Cannot copy out of meta tensor", ".item() cannot be called on meta tensors"
+            UNCHECKED_ON_META.append(f"drop_labels: {type(e).__name__}: {str(e)[:80]}")
             return
         fail(
             "drop_labels failed on labels that are not on the CPU (here on the test device 'meta', as on a GPU).",
@@ -633,6 +667,14 @@ def check_conditional_unet(ConditionalUnet) -> None:
                 )
             },
         )
+    # on the test device: in the course the model is on a GPU, and the "no label" indices of labels=None go there
+    model.to("meta")
+    for labels in (y, None):
+        call = f"ConditionalUnet(x_t, t, labels={'None' if labels is None else 'labels'})"
+        given = None if labels is None else labels.to("meta")
+        got = run_on_meta(partial(model, x.to("meta"), t.to("meta"), given), call)
+        if got is not NOT_ON_META:
+            expect_on_device(got, "meta", f"the prediction of {call}")
 
 
 class _WithoutTable:
@@ -672,16 +714,27 @@ class _LabelledShape:
     num_classes: int
 
 
-class _RecordingConditional(DiffusionModel):
-    """A known conditional model: eps(x, t, y) = w (x + y / 10) + c_t, recording every call."""
+class _RecordingConditional(StrictModel):
+    """A known conditional model: eps(x, t, y) = w (x + y / 10) + c_t, recording every call. As strict as the U-Net
+    about its images and t; its labels, when given, must be integers on its device, one per image."""
 
     def __init__(self, schedule: nn.Module, num_classes: int = 4, image_shape=(1, 3, 3)):
         super().__init__(_LabelledShape(image_shape, num_classes), schedule)
         self.w = nn.Parameter(torch.tensor(0.5))
-        self.c = torch.linspace(-0.3, 0.3, len(schedule))
+        self.register_buffer("c", torch.linspace(-0.3, 0.3, len(schedule)), persistent=False)
         self.calls: list[tuple[Tensor, Tensor, Tensor | None]] = []
 
     def forward(self, images: Tensor, num_steps: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is not None and (
+            not isinstance(labels, Tensor) or labels.device != images.device or labels.is_floating_point()
+        ):
+            # what nn.Embedding raises on a float tensor, or on indices on another device than its table
+            raise RuntimeError(
+                f"Expected all tensors to be on the same device, but found at least two devices, {self.device} and "
+                f"{labels.device}!"
+                if isinstance(labels, Tensor) and labels.device != images.device
+                else "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int"
+            )
         self.calls.append(
             (images.detach().clone(), num_steps.detach().clone(), None if labels is None else labels.detach().clone())
         )
@@ -698,7 +751,8 @@ def check_conditional_loss(conditional_loss) -> None:
     n, K = 4000, model.config.num_classes
     x_0 = torch.rand(n, 1, 3, 3, generator=torch.Generator().manual_seed(8)) * 2 - 1
     labels = torch.arange(n) % K
-    loss = conditional_loss(model, x_0, labels, 0.25)
+    with unchanged("conditional_loss(model, x_0, labels, 0.25)", x_0=x_0, labels=labels):
+        loss = conditional_loss(model, x_0, labels, 0.25)
     expect(
         isinstance(loss, Tensor) and loss.numel() == 1 and loss.requires_grad,
         "conditional_loss should return one scalar tensor that carries gradients.",
@@ -761,6 +815,13 @@ def check_conditional_loss(conditional_loss) -> None:
     model.calls.clear()
     conditional_loss(model, x_0[:200], labels[:200], 0.0)
     expect(bool((model.calls[0][2] == labels[:200]).all()), "with p_uncond = 0 every label should reach the model.")
+    # on the test device: in training the images, the labels and the model are on a GPU; t, the noise and the
+    # dropped labels must be made there too
+    meta = _RecordingConditional(schedule_with(BIG_BETAS)).to("meta")
+    call = "conditional_loss(model, x_0, labels, 0.25)"
+    loss = run_on_meta(partial(conditional_loss, meta, x_0[:8].to("meta"), labels[:8].to("meta"), 0.25), call)
+    if loss is not NOT_ON_META:
+        expect_on_device(loss, "meta", f"the loss {call} returns")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -779,7 +840,8 @@ def check_guided_eps(guided_eps) -> None:
     model.calls.clear()
     for w in (2.5, 0.0):
         model.calls.clear()
-        got = guided_eps(model, x_t, t, y, w)
+        with unchanged(f"guided_eps(model, x_t, t, labels, w={w})", x_t=x_t, num_steps=t, labels=y):
+            got = guided_eps(model, x_t, t, y, w)
         expect_tensor(got, f"guided_eps(model, x_t, t, labels, w={w})", shape=tuple(x_t.shape), floating=True)
         expected = (1 + w) * eps_c - w * eps_u
         expect_close(
@@ -812,3 +874,10 @@ def check_guided_eps(guided_eps) -> None:
             f"batch {2 * len(x_t)}",
             f"batch {len(images)}",
         )
+    # on the test device: in sampling the images, t, the labels and the model are on a GPU, and the "no label"
+    # indices must be made there too
+    meta = _RecordingConditional(schedule_with(BIG_BETAS)).to("meta")
+    call = "guided_eps(model, x_t, t, labels, w=2.5)"
+    got = run_on_meta(partial(guided_eps, meta, x_t.to("meta"), t.to("meta"), y.to("meta"), 2.5), call)
+    if got is not NOT_ON_META:
+        expect_on_device(got, "meta", f"the prediction {call} returns")

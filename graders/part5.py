@@ -8,6 +8,7 @@ common mistake gives a recognisable answer, the failure names it.
 """
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -17,16 +18,16 @@ from graders.core import (
     copy_weights,
     expect,
     expect_close,
+    expect_dtype,
     expect_statistic,
     expect_tensor,
     fail,
     grader,
     sampling_tolerance,
 )
-from graders.fixtures import ShapeOnly
+from graders.fixtures import NOT_ON_META, ShapeOnly, StrictModel, expect_on_device, run_on_meta, unchanged
 from solutions import part1, part2
 from solutions import part5 as ref
-from utils.engine.model import DiffusionModel
 
 
 def _linear_schedule() -> part1.NoiseSchedule:
@@ -34,18 +35,49 @@ def _linear_schedule() -> part1.NoiseSchedule:
     return part1.NoiseSchedule(torch.linspace(0.01, 0.25, 20))
 
 
-class _KnownEps(DiffusionModel):
-    """eps_theta(x, t) = (0.5 + t / T) x + 0.1: no parameters, a known function of x and of a fractional t.
-    Records each call's inputs."""
+# --------------------------------------------------------------------------------------------------------------------
+# Stand-ins as strict as the course's networks (graders.fixtures.StrictModel): float32 images and a tensor of one
+# time per image, on the model's own device; the meta device stands in for a GPU.
 
-    def __init__(self, schedule, image_shape=(1, 3, 3)):
+META = torch.device("meta")
+
+
+class _Strict(StrictModel):
+    """A known function of (images, time) behind the U-Net's contract, with one parameter that reaches its output
+    (so gradients left on show). Records each call. On `device` go its parameter and its schedule's betas, from
+    which model.device is read; alpha_bars stay on the CPU, where sigma_to_t reads them on any device."""
+
+    time_kind = "float"  # flow matching's s, and the fractional t of the ODE
+    needs_schedule = False
+
+    def __init__(self, schedule=None, image_shape=(1, 3, 3), device: torch.device | str = "cpu"):
         super().__init__(ShapeOnly(image_shape), schedule)
+        self.anchor = torch.nn.Parameter(torch.zeros((), device=device))
+        if schedule is not None:
+            schedule.betas = schedule.betas.to(device)
         self.calls: list[tuple[Tensor, Tensor]] = []
+        self.grad_enabled: list[bool] = []
 
-    def forward(self, images: Tensor, num_steps: Tensor) -> Tensor:
-        self.calls.append((images.detach().clone(), torch.as_tensor(num_steps).detach().clone()))
-        scale = 0.5 + torch.as_tensor(num_steps, dtype=images.dtype) / len(self.noise_schedule)
-        return scale.reshape(-1, 1, 1, 1) * images + 0.1
+    def forward(self, images: Tensor, time: Tensor) -> Tensor:
+        self.calls.append((images.detach().clone(), time.detach().clone()))
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.output(images, time.to(images.dtype).reshape(-1, 1, 1, 1)) + self.anchor
+
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class _KnownEps(_Strict):
+    """eps_theta(x, t) = (0.5 + t / T) x + 0.1: a known function of x and of a fractional t. Records each call."""
+
+    # The U-Net takes t as floats or as integers; a rounded t is named by the check of its value.
+    time_kind = "float or integer"
+
+    def __init__(self, schedule, device: torch.device | str = "cpu"):
+        super().__init__(schedule, (1, 3, 3), device)
+
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        return (0.5 + time / len(self.noise_schedule)) * images + 0.1
 
 
 def _drift_expected(z: Tensor, sigma: float, schedule) -> Tensor:
@@ -67,7 +99,8 @@ def check_pf_ode_drift(pf_ode_drift) -> None:
     for what, sigma in (("at sigma_7 (an integer step)", float(sigmas[6])), ("between steps 12 and 13", None)):
         sigma = sigma if sigma is not None else float((sigmas[11] * sigmas[12]).sqrt())
         model = _KnownEps(schedule)
-        got = pf_ode_drift(model, z, sigma)
+        with unchanged(f"pf_ode_drift(model, z, sigma) {what}", z=z):
+            got = pf_ode_drift(model, z, sigma)
         expected = _drift_expected(z, sigma, schedule)
         expect(
             len(model.calls) == 1,
@@ -108,6 +141,13 @@ def check_pf_ode_drift(pf_ode_drift) -> None:
                 / math.sqrt(1 + sigma**2),
             },
         )
+        expect_dtype(got, torch.float32, f"pf_ode_drift(model, z, sigma) {what}, for a float32 z")
+    # On the test device: in the course the model and z live on a GPU, and the t made here must go there too.
+    model = _KnownEps(_linear_schedule(), device=META)
+    sigma = float(sigmas[6])
+    got = run_on_meta(partial(pf_ode_drift, model, z.to(META), sigma), "pf_ode_drift(model, z, sigma)")
+    if got is not NOT_ON_META:
+        expect_on_device(got, META, "the drift pf_ode_drift returns")
 
 
 @grader("karras_sigmas")
@@ -122,8 +162,10 @@ def check_karras_sigmas(karras_sigmas) -> None:
             fail(
                 f"{call} has {n} entries.",
                 f"{n + 1}: the {n} noise levels, then 0",
-                f"{n}",
-                "the last entry, sigma_n = 0 (the clean image), is missing: torch.cat([sigmas, zeros(1)])",
+                f"{n}, ending in {got[-1].item():.4g}",
+                f"one noise level is missing: n = {n} levels from sigma_max to sigma_min (i = 0, ..., n - 1), then 0"
+                if got[-1] == 0
+                else "the last entry, sigma_n = 0 (the clean image), is missing: torch.cat([sigmas, zeros(1)])",
             )
         mistakes = {
             "the noise levels rise: sigma_0 = sigma_max, falling to sigma_min, then 0": torch.cat(
@@ -145,6 +187,14 @@ def check_karras_sigmas(karras_sigmas) -> None:
             rtol=1e-5,
             likely="(sigma_max^(1/rho) + i / (n - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho for i = 0..n-1",
             mistakes=mistakes,
+        )
+        # float32 rounds sigma_min about 1e-7 of itself away, below sigma_1 at times: sigma_to_t then refuses it
+        expect_dtype(
+            got,
+            torch.float64,
+            call,
+            likely="computed in float32: its sigma_min can land a hair below the model's sigma_1, outside the range "
+            "the sampler's sigma_to_t accepts; make the grid with dtype=torch.float64",
         )
 
 
@@ -169,7 +219,8 @@ def check_heun_step(heun_step) -> None:
     x = torch.randn(2, 1, 3, 3, dtype=torch.float64)
     a, b, s, s_next = -0.7, 0.3, 2.0, 1.5
     drift = _Linear(a, b)
-    got = heun_step(drift, x, s, s_next)
+    with unchanged(f"heun_step(drift, x, {s}, {s_next})", x=x):
+        got = heun_step(drift, x, s, s_next)
     h = s_next - s
     d = a * x + b * s
     euler = x + h * d
@@ -220,7 +271,8 @@ def _flow_data(seed: int, n: int = 6) -> tuple[Tensor, Tensor, Tensor]:
 @grader("flow_interpolate")
 def check_flow_interpolate(flow_interpolate) -> None:
     x_0, eps, s = _flow_data(0)
-    out = flow_interpolate(x_0, eps, s)
+    with unchanged("flow_interpolate(x_0, eps, s)", x_0=x_0, eps=eps, s=s):
+        out = flow_interpolate(x_0, eps, s)
     expect(
         isinstance(out, tuple) and len(out) == 2,
         "flow_interpolate(x_0, eps, s) should return a pair (x_s, v).",
@@ -256,19 +308,17 @@ def check_flow_interpolate(flow_interpolate) -> None:
     )
 
 
-class _RecordingVelocity(DiffusionModel):
+class _RecordingVelocity(_Strict):
     """A velocity model with one parameter, v = w x_s + s: records what the loss feeds it."""
 
-    needs_schedule = False
+    time_name = "s"
 
-    def __init__(self):
-        super().__init__(ShapeOnly((1, 4, 4)), None)
-        self.w = torch.nn.Parameter(torch.tensor(0.3))
-        self.calls: list[tuple[Tensor, Tensor]] = []
+    def __init__(self, device: torch.device | str = "cpu"):
+        super().__init__(None, (1, 4, 4), device)
+        self.w = torch.nn.Parameter(torch.tensor(0.3, device=device))
 
-    def forward(self, images: Tensor, s: Tensor) -> Tensor:
-        self.calls.append((images.detach().clone(), torch.as_tensor(s).detach().clone()))
-        return self.w * images + torch.as_tensor(s, dtype=images.dtype).reshape(-1, 1, 1, 1)
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        return self.w * images + time
 
 
 @grader("flow_matching_loss", uses=("flow_interpolate",))
@@ -277,7 +327,8 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
     n = 4000
     x_0 = torch.rand(n, 1, 4, 4) * 1.6 - 0.8
     model = _RecordingVelocity()
-    loss = flow_matching_loss(model, x_0)
+    with unchanged("flow_matching_loss(model, x_0)", x_0=x_0):
+        loss = flow_matching_loss(model, x_0)
     loss = expect_tensor(loss, "flow_matching_loss(model, x_0)", floating=True)
     expect(loss.ndim == 0, "flow_matching_loss should return a scalar.", "shape ()", f"shape {tuple(loss.shape)}")
     expect(
@@ -298,12 +349,15 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
         "s ~ Uniform[0, 1] (torch.rand), passed to the model as it is (a FlowUnet scales it itself), not "
         "torch.randn or a step count",
     )
+    distinct = s.unique().numel()
     expect(
-        s.unique().numel() > n // 2,
-        "flow_matching_loss should draw one s per image.",
+        distinct > n // 2,
+        "flow_matching_loss should draw one s per image, from the whole of [0, 1].",
         f"about {n} different values",
-        f"{s.unique().numel()} different values",
-        "one s for the whole batch: draw s of shape (B,)",
+        f"{distinct} different values",
+        "one s for the whole batch: draw s of shape (B,)"
+        if distinct == 1
+        else f"s takes only {distinct} values, a grid: s ~ Uniform[0, 1] (torch.rand(B)) can take any value",
     )
     # s ~ U[0, 1]: mean 1/2, variance 1/12
     expect_statistic(
@@ -366,21 +420,24 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
         likely="F.mse_loss(model(x_s, s), eps - x_0)",
         mistakes=mistakes,
     )
+    # On the test device: in training x_0 and the model are on a GPU, and s and eps must be made there too.
+    model = _RecordingVelocity(device=META)
+    x_0 = torch.rand(8, 1, 4, 4, device=META)
+    loss = run_on_meta(partial(flow_matching_loss, model, x_0), "flow_matching_loss(model, x_0)")
+    if loss is not NOT_ON_META:
+        expect_on_device(loss, META, "the loss flow_matching_loss returns")
 
 
-class _LinearVelocity(DiffusionModel):
-    """v_theta(x, s) = -0.8 x + 0.5 s: a velocity model with a known Euler and Heun path. Records each call's s."""
+class _LinearVelocity(_Strict):
+    """v_theta(x, s) = -0.8 x + 0.5 s: a velocity model with a known Euler and Heun path. Records each call."""
 
-    needs_schedule = False
+    time_name = "s"
 
-    def __init__(self):
-        super().__init__(ShapeOnly((1, 3, 3)), None)
-        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a parameter, so the model has a device to be read
-        self.times: list[Tensor] = []
+    def __init__(self, device: torch.device | str = "cpu"):
+        super().__init__(None, (1, 3, 3), device)
 
-    def forward(self, images: Tensor, s: Tensor) -> Tensor:
-        self.times.append(torch.as_tensor(s).detach().clone())
-        return -0.8 * images + 0.5 * torch.as_tensor(s, dtype=images.dtype).reshape(-1, 1, 1, 1)
+    def output(self, images: Tensor, time: Tensor) -> Tensor:
+        return -0.8 * images + 0.5 * time
 
 
 def _flow_path(x: Tensor, steps: int, method: str) -> Tensor:
@@ -402,21 +459,27 @@ def _flow_path(x: Tensor, steps: int, method: str) -> Tensor:
 def check_flow_sample(flow_sample) -> None:
     torch.manual_seed(0)
     x_1 = torch.randn(3, 1, 3, 3)
-    for method, steps, calls in (("euler", 4, 4), ("heun", 4, 7)):
+    # 4 steps of 1/4 add up exactly; 3 and 10 steps of 1/3 and 1/10 do not, so a time kept by adding steps drifts
+    for method, steps in (("euler", 4), ("heun", 4), ("euler", 3), ("heun", 10)):
+        calls = steps if method == "euler" else 2 * steps - 1
         model = _LinearVelocity()
         call = f'flow_sample(model, 3, {steps}, method="{method}", x_1=x_1)'
-        got = flow_sample(model, 3, steps, method=method, x_1=x_1.clone())
-        times = [float(t.flatten()[0]) for t in model.times]
+        with unchanged(call, x_1=x_1):
+            got = flow_sample(model, 3, steps, method=method, x_1=x_1)
+        times = [float(t.flatten()[0]) for _, t in model.calls]
         expect(
             len(times) == calls,
             f"{call} should call the model {calls} times.",
             f"{calls} calls ({'one per step' if method == 'euler' else 'two per step, one at the last'})",
             f"{len(times)} calls at s = {[round(t, 3) for t in times]}",
-            None
-            if method == "euler"
-            else "Euler's step where Heun's was asked: method=\"heun\" takes heun_step at every step"
-            if len(times) == steps
-            else "Heun needs no second call at the last step (heun_step keeps Euler there)",
+            "Euler's step where Heun's was asked: method=\"heun\" takes heun_step at every step"
+            if method == "heun" and len(times) == steps
+            else "Heun needs no second call at the last step (heun_step keeps Euler there)"
+            if method == "heun" and len(times) == calls + 1
+            else "the times must be exactly s_i = 1 - i / steps, ending at 0: a time kept by subtracting 1 / steps "
+            "again and again ends a hair away from 0 (torch.linspace(1, 0, steps + 1))"
+            if len(times) > calls
+            else None,
         )
         expect(
             times[0] == 1.0,
@@ -424,6 +487,13 @@ def check_flow_sample(flow_sample) -> None:
             "first call at s = 1",
             f"first call at s = {times[0]:.3g}",
             "the path runs from s = 1 (noise) down to s = 0 (images): times 1, 1 - 1/steps, ..., 0",
+        )
+        expect(
+            not any(model.grad_enabled) and not getattr(got, "requires_grad", False),
+            f"{call} should run without gradients.",
+            "torch.is_grad_enabled() == False in every model call",
+            "gradients were on",
+            "keep the @torch.no_grad() above flow_sample: a sampler needs no gradients, and keeping them costs memory",
         )
         expected = _flow_path(x_1, steps, method)
         expect_close(
@@ -441,6 +511,14 @@ def check_flow_sample(flow_sample) -> None:
                 ),
             },
         )
+        expect_dtype(got, torch.float32, call, likely="keep x float32, as x_1 and the model's output are")
+    # On the test device: in the course the model and the noise live on a GPU, and each s must be made there too.
+    for method in ("euler", "heun"):
+        model = _LinearVelocity(device=META)
+        call = f'flow_sample(model, 3, 3, method="{method}", x_1=x_1)'
+        got = run_on_meta(partial(flow_sample, model, 3, 3, method=method, x_1=x_1.to(META)), call)
+        if got is not NOT_ON_META:
+            expect_on_device(got, META, f"the images {call} returns")
 
 
 def _wrong_sign(x: Tensor, steps: int) -> Tensor:
@@ -465,6 +543,18 @@ def check_flow_unet(FlowUnet) -> None:
         "noise_schedule None",
         f"{type(model.noise_schedule).__name__}",
         "flow matching has no betas: build the U-Net as Unet(config), with none",
+    )
+    try:
+        device = model.device
+    except ValueError:
+        device = None
+    expect(
+        device is not None,
+        "FlowUnet(config).device should name where its weights are; it asks for a noise schedule instead.",
+        "the device of its weights",
+        "ValueError: ... has no noise schedule",
+        "keep `needs_schedule = False` in the class, as given: a flow model has no schedule, and the samplers and "
+        "the training loop read model.device",
     )
     copy_weights(reference, model, "FlowUnet")
     model.eval()

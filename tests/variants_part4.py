@@ -128,7 +128,7 @@ def predict_x0_alpha(x_t, eps, t, schedule):
 # ----------------------------------------------------------------------------------------------------------- ddim_step
 
 
-@correct("ddim_step")
+@correct("ddim_step", unchecked_on_meta=True)  # float() reads the schedule's values on the host
 def ddim_step_coefficients(x_t, eps, t, t_prev, schedule, eta):
     """Correct: x_prev as one coefficient on x_t and one on eps, noise always drawn and scaled by sigma."""
     ab = float(schedule.alpha_bar(t))
@@ -136,12 +136,22 @@ def ddim_step_coefficients(x_t, eps, t, t_prev, schedule, eta):
     sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
     c_x = math.sqrt(ab_prev / ab)
     c_eps = math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) - math.sqrt(ab_prev * (1 - ab) / ab)
-    return c_x * x_t + c_eps * eps + sigma * torch.randn(x_t.shape, dtype=x_t.dtype)
+    return c_x * x_t + c_eps * eps + sigma * torch.randn(x_t.shape, dtype=x_t.dtype, device=x_t.device)
 
 
 @correct("ddim_step")
 def ddim_step_via_predict(x_t, eps, t, t_prev, schedule, eta):
     """Correct: alpha_bar_0 = 1 by a padded table, and the noise drawn with torch.normal."""
+    table = torch.cat([schedule.alpha_bars.new_ones(1), schedule.alpha_bars])
+    ab, ab_prev = table[t], table[t_prev]
+    x0 = ref.predict_x0(x_t, eps, t, schedule)
+    var = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
+    mean = ab_prev.sqrt() * x0 + (1 - ab_prev - var).clamp(min=0).sqrt() * eps
+    return torch.normal(mean, var.sqrt().expand_as(mean)) if eta else mean
+
+
+@mistake("ddim_step", says="made on the CPU: pass device=")
+def ddim_step_via_predict_table_on_cpu(x_t, eps, t, t_prev, schedule, eta):
     table = torch.cat([torch.ones(1), schedule.alpha_bars])
     ab, ab_prev = table[t], table[t_prev]
     x0 = ref.predict_x0(x_t, eps, t, schedule)
@@ -230,15 +240,48 @@ def ddim_sample_indexed(model, n_samples, steps, eta=0.0, x_T=None):
     return x
 
 
-@correct("ddim_sample")
+@correct("ddim_sample", unchecked_on_meta=True)  # its ddim_step reads the schedule's values on the host
 @torch.no_grad()
 def ddim_sample_with_own_step(model, n_samples, steps, eta=0.0, x_T=None):
     """Correct: a correct alternative ddim_step, called along the pairs (tau_i, tau_{i-1})."""
     schedule = model.noise_schedule
+    x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_T is None else x_T
+    taus = [0] + spaced_steps(len(schedule), steps).tolist()
+    for t, t_prev in zip(taus[:0:-1], taus[-2::-1]):
+        t_batch = torch.tensor([t] * n_samples, device=x.device)
+        x = ddim_step_coefficients(x, model(x, t_batch), t, t_prev, schedule, eta)
+    return x
+
+
+@mistake("ddim_sample", says="made on the CPU: pass device=")
+@torch.no_grad()
+def ddim_sample_on_cpu(model, n_samples, steps, eta=0.0, x_T=None):
+    schedule = model.noise_schedule
     x = torch.randn(n_samples, *model.image_shape) if x_T is None else x_T
     taus = [0] + spaced_steps(len(schedule), steps).tolist()
     for t, t_prev in zip(taus[:0:-1], taus[-2::-1]):
-        x = ddim_step_coefficients(x, model(x, torch.tensor([t] * n_samples)), t, t_prev, schedule, eta)
+        x = ref.ddim_step(x, model(x, torch.tensor([t] * n_samples)), t, t_prev, schedule, eta)
+    return x
+
+
+@mistake("ddim_sample", says="changed its argument `x_T`")
+@torch.no_grad()
+def ddim_sample_in_place(model, n_samples, steps, eta=0.0, x_T=None):
+    x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_T is None else x_T
+    taus = [0] + spaced_steps(len(model.noise_schedule), steps).tolist()
+    for t, t_prev in zip(taus[:0:-1], taus[-2::-1]):
+        eps = model(x, torch.full((n_samples,), t, device=x.device))
+        x.copy_(ref.ddim_step(x, eps, t, t_prev, model.noise_schedule, eta))
+    return x
+
+
+@mistake("ddim_sample", says="as a Python number")
+@torch.no_grad()
+def ddim_sample_int_t(model, n_samples, steps, eta=0.0, x_T=None):
+    x = torch.randn(n_samples, *model.image_shape, device=model.device) if x_T is None else x_T
+    taus = [0] + spaced_steps(len(model.noise_schedule), steps).tolist()
+    for t, t_prev in zip(taus[:0:-1], taus[-2::-1]):
+        x = ref.ddim_step(x, model(x, t), t, t_prev, model.noise_schedule, eta)
     return x
 
 
@@ -284,7 +327,7 @@ def drop_labels_bernoulli(labels, p, no_label):
     return labels.clone().masked_fill(mask, no_label)
 
 
-@correct("drop_labels")
+@correct("drop_labels", unchecked_on_meta=True)  # a round trip through the CPU: right on a GPU, beyond meta
 def drop_labels_numpy(labels, p, no_label):
     """Correct: numpy's generator, through the CPU and back to the labels' device."""
     keep = np.random.default_rng().random(len(labels)) >= p
@@ -400,11 +443,28 @@ class ConditionalUnetIgnoresLabels(ConditionalUnetOwnForward):
 def conditional_loss_by_hand(model, x_0, labels, p_uncond=0.1):
     """Correct: the noise drawn by hand, the labels dropped by a correct alternative."""
     labels = drop_labels_bernoulli(labels, p_uncond, model.config.num_classes)
+    t = torch.randint(1, len(model.noise_schedule) + 1, (len(x_0),), device=x_0.device)
+    eps = torch.randn_like(x_0)
+    alpha_bar = model.noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
+    return ((model(x_t, t, labels) - eps) ** 2).mean()
+
+
+@mistake("conditional_loss", says="made on the CPU: pass device=")
+def conditional_loss_t_on_cpu(model, x_0, labels, p_uncond=0.1):
+    labels = drop_labels_bernoulli(labels, p_uncond, model.config.num_classes)
     t = torch.randint(1, len(model.noise_schedule) + 1, (len(x_0),))
     eps = torch.randn_like(x_0)
     alpha_bar = model.noise_schedule.alpha_bar(t).view(-1, 1, 1, 1)
     x_t = alpha_bar.sqrt() * x_0 + (1 - alpha_bar).sqrt() * eps
     return ((model(x_t, t, labels) - eps) ** 2).mean()
+
+
+@mistake("conditional_loss", says="changed its argument `labels`")
+def conditional_loss_drops_in_place(model, x_0, labels, p_uncond=0.1):
+    labels[torch.rand(labels.shape, device=labels.device) < p_uncond] = model.config.num_classes
+    num_steps, noise, x_t = part1.noise_img(x_0, model.noise_schedule)
+    return F.mse_loss(model(x_t, num_steps, labels), noise)
 
 
 @mistake("conditional_loss", says="(?s)same t.*one t drawn for the whole batch")
@@ -506,3 +566,40 @@ ddim_step_after_wrong_predict_x0 = mistake(
     "(?s)first: your `predict_x0`, which this step calls, fails its own check \\(.*added, not subtracted",
     with_own(ref.ddim_step, predict_x0=predict_x0_sign),
 )
+
+
+@mistake("ddim_step", says="made on the CPU: pass device=")
+def ddim_step_noise_on_cpu(x_t, eps, t, t_prev, schedule, eta):
+    ab = schedule.alpha_bar(t)
+    ab_prev = schedule.alpha_bar(t_prev) if t_prev else torch.ones_like(ab)
+    sigma = _sigma(ab, ab_prev, eta)
+    x0 = ref.predict_x0(x_t, eps, t, schedule)
+    mean = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+    return mean + sigma * torch.randn(x_t.shape)
+
+
+@mistake("ddim_step", says="changed its argument `x_t`")
+def ddim_step_in_place(x_t, eps, t, t_prev, schedule, eta):
+    return x_t.copy_(ref.ddim_step(x_t, eps, t, t_prev, schedule, eta))
+
+
+@mistake("predict_x0", says="changed its argument `x_t`")
+def predict_x0_in_place(x_t, eps, t, schedule):
+    ab = per_image(schedule.alpha_bar(torch.as_tensor(t).reshape(-1).expand(len(x_t))), x_t)
+    return x_t.sub_((1 - ab).sqrt() * eps).div_(ab.sqrt())
+
+
+@mistake("guided_eps", says="made on the CPU: pass device=")
+def guided_eps_no_label_on_cpu(model, x_t, num_steps, labels, w):
+    no_label = torch.full((len(labels),), model.config.num_classes)
+    both = model(torch.cat([x_t, x_t]), torch.cat([num_steps, num_steps]), torch.cat([labels, no_label]))
+    eps_c, eps_u = both.chunk(2)
+    return (1 + w) * eps_c - w * eps_u
+
+
+@mistake("ConditionalUnet", says="made on the CPU: pass device=")
+class ConditionalUnetNoLabelOnCpu(ConditionalUnetStacked):
+    def forward(self, images, num_steps, labels=None):
+        if labels is None:
+            labels = torch.full((len(images),), self.config.num_classes)
+        return super().forward(images, num_steps, labels)
