@@ -249,7 +249,9 @@ def call(what: str, fn, *args, likely: str | None = None):
                 "floats with float64 set) on the way: make new tensors with the input's dtype (dtype=x.dtype)",
             )
     module = fn if isinstance(fn, nn.Module) else getattr(fn, "__self__", None)
-    if isinstance(module, nn.Module) and tensors:
+    # A module graded by the class-grading judge is a mirror of one in the worker, which the judge cannot move to
+    # the meta device: there the check is not made (tests/test_remote.py lists the mistakes it then misses).
+    if isinstance(module, nn.Module) and tensors and not is_judges_mirror(module):
         moved = copy.deepcopy(module).to("meta")
         method = moved if fn is module else getattr(moved, fn.__name__)
         meta_args = [a.detach().to("meta") if isinstance(a, Tensor) else a for a in args]
@@ -265,8 +267,18 @@ def call(what: str, fn, *args, likely: str | None = None):
     return result
 
 
+def is_judges_mirror(obj) -> bool:
+    """Whether `obj` is the class-grading judge's stand-in for a student's module, class or function, which lives in
+    the worker (graders/remote.py). The judge cannot move such an object to another device, nor hand it the
+    device-tagged test tensors that do not survive the crossing: the device checks skip it."""
+    return "_remote" in getattr(obj, "__dict__", {}) or "_remote_class" in getattr(obj, "__dict__", {})
+
+
 def _argument_names(fn, n: int) -> list[str]:
     """The names of the first `n` parameters of `fn` (a module's forward's, for a module), or arg1, arg2, ..."""
+    described = getattr(type(fn), "forward_names", None) if isinstance(fn, nn.Module) else None
+    if described is not None and is_judges_mirror(fn):  # the judge's mirror: the names the worker read off forward
+        return described[:n] if len(described) >= n else [f"arg{i + 1}" for i in range(n)]
     target = fn.forward if isinstance(fn, nn.Module) else fn
     try:
         parameters = [

@@ -15,7 +15,7 @@ import scipy.linalg
 import torch
 from torch import Tensor, nn
 
-from graders.core import expect, expect_close, expect_statistic, fail, fmt, grader, sampling_tolerance
+from graders.core import expect, expect_close, expect_statistic, fail, fmt, grader, is_judges_mirror, sampling_tolerance
 from graders.fixtures import UNCHECKED_ON_META, run_on_meta, unchanged
 from solutions import part3 as ref
 
@@ -359,6 +359,8 @@ def check_feature_statistics(feature_statistics) -> None:
 
     # On a GPU: the classifier lives there and the images, generated or loaded, may not. The run ends where the
     # features are brought to the host; what the classifier was given before that is what this check reads.
+    if is_judges_mirror(feature_statistics):  # the judge's function: the probe's meta weights stay with the judge
+        return
     on_meta = ProbeClassifier(16).to("meta")
     run_on_meta(
         lambda: feature_statistics(on_meta, images[:10], 4),

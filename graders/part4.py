@@ -27,6 +27,7 @@ from graders.core import (
     expect_tensor,
     fail,
     grader,
+    is_judges_mirror,
     sampling_tolerance,
     var_tolerance,
 )
@@ -668,6 +669,8 @@ def check_conditional_unet(ConditionalUnet) -> None:
             },
         )
     # on the test device: in the course the model is on a GPU, and the "no label" indices of labels=None go there
+    if is_judges_mirror(model):  # the class-grading judge cannot move the worker's model (tests/test_remote.py)
+        return
     model.to("meta")
     for labels in (y, None):
         call = f"ConditionalUnet(x_t, t, labels={'None' if labels is None else 'labels'})"

@@ -39,6 +39,7 @@ import builtins
 import collections
 import copy
 import importlib
+import inspect
 import io
 import itertools
 import json
@@ -500,6 +501,8 @@ class Judge:
                 "_remote_class": (self, self.generation, described["__remote__"]),
                 "__globals__": _Namespace(self, described["__remote__"]),
                 "source_files": tuple(str(f) for f in described.get("files", [])),
+                # names only (the worker is not trusted): what the graders' messages call the forward's arguments
+                "forward_names": [n for n in described.get("forward_names", []) if isinstance(n, str)][:16],
             }
             self.holders[described["__remote__"]] += 1  # a class is kept for the worker's life
             if described.get("is_module"):
@@ -933,6 +936,18 @@ def judged_module(spec: str, part: int) -> RemoteModule | None:
 # The worker's side
 
 
+def _forward_names(cls: type) -> list[str]:
+    """The names of a module class's forward's positional parameters (after self), for the graders' messages: the
+    judge's mirror of the module has only *args."""
+    if not issubclass(cls, nn.Module):
+        return []
+    try:
+        parameters = list(inspect.signature(cls.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 class Worker:
     """Serves the judge's requests on the student's module, in the sandbox."""
 
@@ -1073,6 +1088,7 @@ class Worker:
             "bases": [self.describe(b) for b in cls.__bases__ if b is not object],
             "names": sorted({n for c in untrusted for n in vars(c)}),
             "files": sorted(_files(cls)),
+            "forward_names": _forward_names(cls),
         }
 
     def _tree(self, module: nn.Module) -> list:
