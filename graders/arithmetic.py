@@ -9,6 +9,7 @@ are given; the graders pass float64 where rounding would blur a mistake.
     x_0_of              x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)  eq. 4 solved for x_0
     eps_of              eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)  eq. 4 solved for eps
     posterior_of        mu_tilde_t and beta_tilde_t of q(x_{t-1} | x_t, x_0)         DDPM eq. 7
+    v_of                v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0        Salimans and Ho, section 4
     ddim_variance       sigma^2 of a DDIM step                                       DDIM eq. 16
     ddim_coefficients   the mean of a DDIM step as c_x x_t + c_eps eps, and sigma^2  DDIM eq. 12
     cosine_f            f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2)                 Improved DDPM eq. 17
@@ -87,3 +88,8 @@ def posterior_of(
         + (1 - beta) ** 0.5 * (1 - alpha_bar_prev) / (1 - alpha_bar) * x_t
     )
     return mean, (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
+
+
+def v_of(x_0: Tensor, eps: Tensor, alpha_bar: Tensor | float) -> Tensor:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans and Ho 2022, section 4)."""
+    return alpha_bar**0.5 * eps - (1 - alpha_bar) ** 0.5 * x_0
