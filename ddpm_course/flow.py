@@ -110,7 +110,8 @@ def toy_paths(impl: Implementation, out: Path, quick: bool) -> dict:
         straightness[name] = (length / chord).item()
     print(
         f"two moons: trained both toy models in {seconds:.0f} s; the paths' length over the distance between their "
-        f"ends (1 is straight): DDPM's ODE {straightness['ddpm']:.2f}, flow matching {straightness['flow']:.2f}; "
+        f"ends (1 is straight), each in its own coordinates (x_t for DDPM, x_s for the flow; one family of ODEs): "
+        f"DDPM's ODE {straightness['ddpm']:.2f}, flow matching {straightness['flow']:.2f}; "
         f"wrote {out / 'paths.png'}"
     )
     return {"seconds": seconds, "path_length_ratio": straightness}

@@ -1,7 +1,7 @@
 # GENERATED from solutions/part1.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part1.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 3714583762387853
+# content-hash: 7ba2997f1cf2a5dd
 """Part 1: the DDPM forward process, its loss and its sampler, on tiny color-gradient images.
 
 Follows Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models" (NeurIPS 2020): section 2 (eq. 2 and eq. 4),
@@ -168,6 +168,28 @@ def reconstruct(noisy_img: Tensor, noise: Tensor, num_steps: Tensor, noise_sched
         x_0, shape (B, C, H, W).
     """
     raise NotImplementedError("reconstruct is yours to write")
+
+
+def q_posterior(x_t: Tensor, x_0: Tensor, num_steps: Tensor, noise_schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """The posterior q(x_{t-1} | x_t, x_0) = N(mu_tilde_t, beta_tilde_t I): where one step back lands when x_0 is known.
+
+        mu_tilde_t   = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+                       + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t        (DDPM eq. 7)
+        beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t                      (DDPM eq. 7)
+
+    with alpha_bar_0 = 1 (no noise at all), so at t = 1 the mean is x_0 and the variance 0. The schedule's tables
+    start at t = 1: alpha_bar_0 is not in them.
+
+    Args:
+        x_t: shape (B, C, H, W), float.
+        x_0: the clean images, shape (B, C, H, W).
+        num_steps: t per image, shape (B,), ints in {1, ..., T}.
+        noise_schedule: the schedule x_t was made with.
+    Returns:
+        mean: mu_tilde_t, shape (B, C, H, W), the dtype of x_t.
+        variance: beta_tilde_t per image, shape (B,), the dtype of the schedule's tables.
+    """
+    raise NotImplementedError("q_posterior is yours to write")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ are given; the graders pass float64 where rounding would blur a mistake.
     x_t_of              x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps      DDPM eq. 4
     x_0_of              x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)  eq. 4 solved for x_0
     eps_of              eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)  eq. 4 solved for eps
+    posterior_of        mu_tilde_t and beta_tilde_t of q(x_{t-1} | x_t, x_0)         DDPM eq. 7
+    v_of                v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0        Salimans and Ho, section 4
     ddim_variance       sigma^2 of a DDIM step                                       DDIM eq. 16
     ddim_coefficients   the mean of a DDIM step as c_x x_t + c_eps eps, and sigma^2  DDIM eq. 12
     cosine_f            f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2)                 Improved DDPM eq. 17
@@ -69,3 +71,25 @@ def cosine_f(t: Tensor, T: int, s: float) -> Tensor:
 def betas_from(alpha_bars: Tensor) -> Tensor:
     """beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, for `alpha_bars` holding t = 0, ..., T (alpha_bar_0 first)."""
     return 1 - alpha_bars[1:] / alpha_bars[:-1]
+
+
+def posterior_of(
+    x_t: Tensor, x_0: Tensor, beta: Tensor, alpha_bar: Tensor, alpha_bar_prev: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(mu_tilde_t, beta_tilde_t) of q(x_{t-1} | x_t, x_0) (DDPM eq. 7), from beta_t, alpha_bar_t and alpha_bar_{t-1}
+    shaped to broadcast against the images (alpha_bar_0 = 1 at t = 1):
+
+        mu_tilde_t   = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+                       + sqrt(1 - beta_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
+        beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t
+    """
+    mean = (
+        alpha_bar_prev**0.5 * beta / (1 - alpha_bar) * x_0
+        + (1 - beta) ** 0.5 * (1 - alpha_bar_prev) / (1 - alpha_bar) * x_t
+    )
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
+
+
+def v_of(x_0: Tensor, eps: Tensor, alpha_bar: Tensor | float) -> Tensor:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans and Ho 2022, section 4)."""
+    return alpha_bar**0.5 * eps - (1 - alpha_bar) ** 0.5 * x_0

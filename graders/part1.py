@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graders.arithmetic import alpha_bar_after, eps_of, x_t_of
+from graders.arithmetic import alpha_bar_after, eps_of, posterior_of, x_t_of
 from graders.core import (
+    call,
     copy_weights,
     expect,
     expect_close,
@@ -573,6 +574,145 @@ def check_reconstruct(reconstruct) -> None:
             * alpha_bar.sqrt(),
             "the noise is added instead of subtracted": (x_t + (1 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt(),
         },
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@grader("q_posterior")
+def check_q_posterior(q_posterior) -> None:
+    generator = torch.Generator().manual_seed(5)
+    schedule = schedule_with(BIG_BETAS)
+    T = len(schedule)
+    t = torch.tensor([1, 1, 2, 2, 3, 3, 4, 4, 5, 5, T, T])
+    x_0 = torch.rand(len(t), 3, 4, 4, generator=generator) * 2 - 1
+    noise = torch.randn(len(t), 3, 4, 4, generator=generator)
+    # alpha_bar_0 = 1, then alpha_bar_1, ..., alpha_bar_T, in float64: with_zero[n] is alpha_bar_n
+    with_zero = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - BIG_BETAS.double(), 0)])
+
+    def at(table: Tensor, steps: Tensor) -> Tensor:
+        return table[steps].reshape(-1, 1, 1, 1)
+
+    beta, alpha_bar = at(BIG_BETAS.double(), t - 1), at(with_zero, t)
+    x_t = x_t_of(x_0.double(), noise.double(), alpha_bar).float()
+
+    def posterior(rows: Tensor, alpha_bar_prev: Tensor, now: Tensor = alpha_bar, swap: bool = False):
+        """Eq. 7 on `rows` with the given alpha_bar_{t-1} (and alpha_bar_t): float32 (mean, variance of shape (B,));
+        `swap` gives each image the other's coefficient."""
+        first, second = (x_0, x_t) if swap else (x_t, x_0)
+        mean, var = posterior_of(
+            first[rows].double(), second[rows].double(), beta[rows], now[rows], alpha_bar_prev[rows]
+        )
+        return mean.float(), var.flatten().float()
+
+    def run(rows: Tensor, what: str, likely: str | None = None) -> tuple[Tensor, Tensor]:
+        out = call(what, q_posterior, x_t[rows], x_0[rows], t[rows], schedule, likely=likely)
+        expect(
+            isinstance(out, tuple) and len(out) == 2,
+            "q_posterior(x_t, x_0, t, schedule) should return a pair (mean, variance).",
+            "(mean, variance)",
+            type(out).__name__,
+        )
+        mean, variance = out
+        n = int(rows.sum())
+        expect_tensor(mean, f"the mean of {what}", shape=(n, 3, 4, 4), floating=True)
+        expect_dtype(mean, torch.float32, f"the mean of {what} for float32 x_t")
+        expect_tensor(
+            variance,
+            f"the variance of {what}",
+            shape=(n,),
+            floating=True,
+            likely="one variance per image, shape (B,): beta_tilde_t depends on t alone, as the schedule's tables do",
+        )
+        expect_dtype(variance, torch.float32, f"the variance of {what} for a float32 schedule")
+        return mean, variance
+
+    # 1. t > 1, where alpha_bar_{t-1} is in the schedule's tables
+    later = t > 1
+    alpha_bar_prev = at(with_zero, t - 1)
+    mean, variance = run(later, "q_posterior(x_t, x_0, t, schedule) for t > 1")
+    expected_mean, expected_var = posterior(later, alpha_bar_prev)
+    expect_close(
+        mean,
+        expected_mean,
+        "the mean of q_posterior(x_t, x_0, t, schedule) for t > 1",
+        likely="mu_tilde_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0 "
+        "+ sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t (DDPM eq. 7), each image with its own t",
+        mistakes={
+            "the two coefficients are swapped: x_0's is sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t), x_t's is "
+            "sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)": posterior(later, alpha_bar_prev, swap=True)[0],
+            "alpha_bar_t where eq. 7 has alpha_bar_{t-1} (off by one): alpha_bar_{t-1} is schedule.alpha_bar(t - 1)": (
+                posterior(later, alpha_bar)[0]
+            ),
+            "alpha_bar looked up one step early throughout: alpha_bar_t is schedule.alpha_bar(t) (index t - 1 of the "
+            "table), alpha_bar_{t-1} is schedule.alpha_bar(t - 1)": posterior(
+                later, at(with_zero, (t - 2).clamp(min=0)), at(with_zero, t - 1)
+            )[0],
+        },
+    )
+    expect_close(
+        variance,
+        expected_var,
+        "the variance of q_posterior(x_t, x_0, t, schedule) for t > 1",
+        likely="beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t (DDPM eq. 7)",
+        mistakes={
+            "beta_t in place of beta_tilde_t: beta_t is one of Algorithm 2's choices of sigma_t^2, the posterior's "
+            "variance is beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t": beta[later]
+            .flatten()
+            .float(),
+            "the standard deviation, not the variance: beta_tilde_t has no square root": expected_var.sqrt(),
+            "the ratio is upside down: (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t), which is below 1": (
+                (1 - alpha_bar) / (1 - alpha_bar_prev) * beta
+            )[later]
+            .flatten()
+            .float(),
+        },
+    )
+
+    # 2. t = 1: alpha_bar_0 = 1, which the tables do not hold; the mean is x_0 itself and the variance 0
+    first = t == 1
+    edge = (
+        "at t = 1, alpha_bar_{t-1} is alpha_bar_0 = 1 (nothing noised yet), which the schedule's tables do not hold: "
+        "alpha_bar(0) raises and alpha_bars[t - 2] wraps round to alpha_bar_T; put 1 where t = 1 (torch.where)"
+    )
+    mean, variance = run(first, "q_posterior(x_t, x_0, t, schedule) for t = 1", likely=edge)
+    at_one = {
+        "alpha_bar_0 taken as alpha_bar_1: " + edge: posterior(first, alpha_bar),
+        "alpha_bar_{t-1} wrapped round to alpha_bar_T: " + edge: posterior(first, at(with_zero, t * 0 + T)),
+        "alpha_bar_0 taken as 0: " + edge: posterior(first, alpha_bar * 0),
+    }
+    expected_mean, expected_var = posterior(first, at(with_zero, t - 1))
+    expect_close(
+        mean,
+        expected_mean,
+        "the mean of q_posterior(x_t, x_0, t, schedule) for t = 1, which is x_0",
+        likely=edge,
+        mistakes={description: wrong[0] for description, wrong in at_one.items()},
+    )
+    expect_close(
+        variance,
+        expected_var,
+        "the variance of q_posterior(x_t, x_0, t, schedule) for t = 1, which is 0",
+        likely=edge,
+        mistakes={description: wrong[1] for description, wrong in at_one.items()},
+    )
+
+    # 3. a batch that mixes t = 1 with later steps: each image with its own t
+    everything = torch.ones_like(first)
+    mean, variance = run(everything, "q_posterior(x_t, x_0, t, schedule) on a batch mixing t = 1 and t > 1")
+    expected_mean, expected_var = posterior(everything, at(with_zero, t - 1))
+    expect_close(
+        mean,
+        expected_mean,
+        "the mean of q_posterior on a batch mixing t = 1 and t > 1",
+        likely="each image's own t: alpha_bar_0 = 1 only for the images with t = 1",
+    )
+    expect_close(
+        variance,
+        expected_var,
+        "the variance of q_posterior on a batch mixing t = 1 and t > 1",
+        likely="each image's own t: alpha_bar_0 = 1 only for the images with t = 1",
     )
 
 

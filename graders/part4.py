@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import graders.part1  # noqa: F401  (registers Part 1's noise_img grader, which conditional_loss's `uses` runs)
-from graders.arithmetic import betas_from, cosine_f, ddim_coefficients, eps_of, x_0_of, x_t_of
+from graders.arithmetic import betas_from, cosine_f, ddim_coefficients, eps_of, v_of, x_0_of, x_t_of
 from graders.core import (
+    call,
     copy_weights,
     expect,
     expect_close,
@@ -884,3 +885,111 @@ def check_guided_eps(guided_eps) -> None:
     got = run_on_meta(partial(guided_eps, meta, x_t.to("meta"), t.to("meta"), y.to("meta"), 2.5), call)
     if got is not NOT_ON_META:
         expect_on_device(got, "meta", f"the prediction {call} returns")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The v-parameterisation
+
+
+def _v_setting(t: int | Tensor) -> tuple:
+    """Images, noise and their x_t under the graders' schedule, with alpha_bar_t and alpha_t per image (float64)."""
+    schedule = schedule_with(BIG_BETAS)
+    x_0, eps = randn(3, 2, 3, 3, seed=5).clamp(-1, 1), randn(3, 2, 3, 3, seed=6)
+    steps = torch.as_tensor(t).expand(3)
+    alpha_bar = schedule.alpha_bars.double()[steps - 1].reshape(-1, 1, 1, 1)
+    alpha = schedule.alphas.double()[steps - 1].reshape(-1, 1, 1, 1)
+    x_t = x_t_of(x_0.double(), eps.double(), alpha_bar).float()
+    return schedule, x_0, eps, x_t, alpha_bar, alpha
+
+
+def _t_name(t: int | Tensor) -> str:
+    return "t = 3" if isinstance(t, int) else "t = [1, 4, 6]"
+
+
+@grader("v_target")
+def check_v_target(v_target) -> None:
+    for t in (3, torch.tensor([1, 4, 6])):
+        schedule, x_0, eps, _, alpha_bar, alpha = _v_setting(t)
+        what = f"v_target(x_0, eps, {_t_name(t)}, schedule)"
+        got = call(what, v_target, x_0, eps, t, schedule)
+        expect_tensor(got, what, shape=tuple(x_0.shape), floating=True)
+        x_0d, epsd = x_0.double(), eps.double()
+        expect_close(
+            got,
+            v_of(x_0d, epsd, alpha_bar).float(),
+            what,
+            likely="v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0, with alpha_bar_t = schedule.alpha_bar(t)",
+            mistakes={
+                "the sign is flipped: v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0, the noise's term "
+                "positive": -v_of(x_0d, epsd, alpha_bar).float(),
+                "the square-root factors are swapped: eps takes sqrt(alpha_bar_t), x_0 takes sqrt(1 - alpha_bar_t)": (
+                    (1 - alpha_bar).sqrt() * epsd - alpha_bar.sqrt() * x_0d
+                ).float(),
+                "alpha_t where alpha_bar_t belongs: x_t holds t steps of noise, alpha_bar_t of them": v_of(
+                    x_0d, epsd, alpha
+                ).float(),
+                "eps - x_0 is flow matching's target, on its straight path; v scales the two by sqrt(alpha_bar_t) "
+                "and sqrt(1 - alpha_bar_t)": (epsd - x_0d).float(),
+                "the square roots are missing: v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0": (
+                    alpha_bar * epsd - (1 - alpha_bar) * x_0d
+                ).float(),
+            },
+        )
+
+
+@grader("predictions_from_v")
+def check_predictions_from_v(predictions_from_v) -> None:
+    for t in (3, torch.tensor([1, 4, 6])):
+        schedule, x_0, eps, x_t, alpha_bar, alpha = _v_setting(t)
+        v = v_of(x_0.double(), eps.double(), alpha_bar).float()
+        what = f"predictions_from_v(x_t, v, {_t_name(t)}, schedule)"
+        out = call(what, predictions_from_v, x_t, v, t, schedule)
+        expect(
+            isinstance(out, tuple) and len(out) == 2,
+            f"{what} should return a pair (x0_hat, eps_hat).",
+            "a tuple of 2 tensors",
+            type(out).__name__,
+        )
+        x0_hat, eps_hat = out
+        expect_tensor(x0_hat, f"x0_hat of {what}", shape=tuple(x_t.shape), floating=True)
+        expect_tensor(eps_hat, f"eps_hat of {what}", shape=tuple(x_t.shape), floating=True)
+        xd, vd = x_t.double(), v.double()
+        signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+        expect_close(
+            x0_hat,
+            x_0,
+            f"x0_hat of {what}, with the true v",
+            atol=1e-5,
+            likely="x0_hat = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v",
+            mistakes={
+                "the pair is returned in the wrong order: (x0_hat, eps_hat), the image first": eps,
+                "v's sign: x0_hat = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v": (
+                    signal * xd + noise * vd
+                ).float(),
+                "the square-root factors are swapped: x_t takes sqrt(alpha_bar_t) in x0_hat, v takes "
+                "sqrt(1 - alpha_bar_t)": (noise * xd - signal * vd).float(),
+                "alpha_t where alpha_bar_t belongs: x_t holds t steps of noise, alpha_bar_t of them": (
+                    alpha.sqrt() * xd - (1 - alpha).sqrt() * vd
+                ).float(),
+                "x0_hat divided by sqrt(alpha_bar_t) as for a noise prediction; from v nothing is divided": (
+                    (xd - noise * vd) / signal
+                ).float(),
+            },
+        )
+        expect_close(
+            eps_hat,
+            eps,
+            f"eps_hat of {what}, with the true v",
+            atol=1e-5,
+            likely="eps_hat = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v",
+            mistakes={
+                "v's sign: eps_hat = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v": (
+                    noise * xd - signal * vd
+                ).float(),
+                "the square-root factors are swapped: x_t takes sqrt(1 - alpha_bar_t) in eps_hat, v takes "
+                "sqrt(alpha_bar_t)": (signal * xd + noise * vd).float(),
+                "alpha_t where alpha_bar_t belongs: x_t holds t steps of noise, alpha_bar_t of them": (
+                    (1 - alpha).sqrt() * xd + alpha.sqrt() * vd
+                ).float(),
+            },
+        )

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from graders.arithmetic import x_t_of
 from graders.core import (
+    call,
     copy_weights,
     expect,
     expect_close,
@@ -426,6 +427,67 @@ def check_flow_matching_loss(flow_matching_loss) -> None:
     loss = run_on_meta(partial(flow_matching_loss, model, x_0), "flow_matching_loss(model, x_0)")
     if loss is not NOT_ON_META:
         expect_on_device(loss, META, "the loss flow_matching_loss returns")
+
+
+@grader("flow_predictions")
+def check_flow_predictions(flow_predictions) -> None:
+    x_0, eps, s = _flow_data(3, n=8)
+    s[:2] = torch.tensor([0.0, 0.9])  # the image itself, and a point near the noise
+    s4 = s.reshape(-1, 1, 1, 1)
+    x_s = (1 - s4) * x_0 + s4 * eps  # the path and its velocity, restated: this grader judges flow_interpolate's
+    v = eps - x_0  # formula as much as the student's
+    out = call("flow_predictions(x_s, v, s)", flow_predictions, x_s, v, s)
+    expect(
+        isinstance(out, tuple) and len(out) == 2,
+        "flow_predictions(x_s, v, s) should return a pair (x0_hat, eps_hat).",
+        "a tuple of 2 tensors",
+        f"{type(out).__name__}",
+    )
+    x0_hat, eps_hat = out
+    expect_tensor(x0_hat, "x0_hat of flow_predictions(x_s, v, s)", shape=tuple(x_s.shape), floating=True)
+    expect_tensor(eps_hat, "eps_hat of flow_predictions(x_s, v, s)", shape=tuple(x_s.shape), floating=True)
+    swapped = "the pair is returned in the wrong order: (x0_hat, eps_hat), the image first"
+    expect_close(
+        x0_hat,
+        x_0,
+        "x0_hat of flow_predictions(x_s, v, s), with the true velocity",
+        likely="x0_hat = x_s - s v, each image with its own s (per_image)",
+        mistakes={
+            swapped: eps,
+            "the velocity's sign: v = eps - x_0 points from the image to the noise, so x0_hat = x_s - s v": x_s
+            + s4 * v,
+            "1 - s in place of s: s = 0 is the image, so the image lies s v behind x_s, x0_hat = x_s - s v": (
+                x_s - (1 - s4) * v
+            ),
+        },
+    )
+    expect_close(
+        eps_hat,
+        eps,
+        "eps_hat of flow_predictions(x_s, v, s), with the true velocity",
+        likely="eps_hat = x_s + (1 - s) v, each image with its own s (per_image)",
+        mistakes={
+            "the velocity's sign: v = eps - x_0 points towards the noise, so eps_hat = x_s + (1 - s) v": x_s
+            - (1 - s4) * v,
+            "s in place of 1 - s: the noise is 1 - s of the way further on, eps_hat = x_s + (1 - s) v": x_s + s4 * v,
+            "eps_hat is x0_hat + v, not v itself": v,
+        },
+    )
+    # A velocity that is no model's truth: the same two formulas still hold, as they do for a network's output.
+    other = torch.randn(x_s.shape, generator=torch.Generator().manual_seed(4))
+    x0_hat, eps_hat = call("flow_predictions(x_s, v, s)", flow_predictions, x_s, other, s)
+    expect_close(
+        x0_hat,
+        x_s - s4 * other,
+        "x0_hat of flow_predictions(x_s, v, s) with a predicted velocity",
+        likely="x0_hat = x_s - s v from the v given, not from anything else",
+    )
+    expect_close(
+        eps_hat,
+        x_s + (1 - s4) * other,
+        "eps_hat of flow_predictions(x_s, v, s) with a predicted velocity",
+        likely="eps_hat = x_s + (1 - s) v from the v given",
+    )
 
 
 class _LinearVelocity(_Strict):

@@ -200,6 +200,40 @@ def reconstruct(noisy_img: Tensor, noise: Tensor, num_steps: Tensor, noise_sched
     # END SOLUTION
 
 
+def q_posterior(x_t: Tensor, x_0: Tensor, num_steps: Tensor, noise_schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """The posterior q(x_{t-1} | x_t, x_0) = N(mu_tilde_t, beta_tilde_t I): where one step back lands when x_0 is known.
+
+        mu_tilde_t   = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+                       + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t        (DDPM eq. 7)
+        beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t                      (DDPM eq. 7)
+
+    with alpha_bar_0 = 1 (no noise at all), so at t = 1 the mean is x_0 and the variance 0. The schedule's tables
+    start at t = 1: alpha_bar_0 is not in them.
+
+    Args:
+        x_t: shape (B, C, H, W), float.
+        x_0: the clean images, shape (B, C, H, W).
+        num_steps: t per image, shape (B,), ints in {1, ..., T}.
+        noise_schedule: the schedule x_t was made with.
+    Returns:
+        mean: mu_tilde_t, shape (B, C, H, W), the dtype of x_t.
+        variance: beta_tilde_t per image, shape (B,), the dtype of the schedule's tables.
+    """
+    # BEGIN SOLUTION
+    # 1. the tables at t, and alpha_bar_{t-1}: looked up at max(t - 1, 1), then set to alpha_bar_0 = 1 where t = 1
+    beta, alpha, alpha_bar = (
+        f(num_steps) for f in (noise_schedule.beta, noise_schedule.alpha, noise_schedule.alpha_bar)
+    )
+    previous = noise_schedule.alpha_bar((num_steps - 1).clamp(min=1))
+    alpha_bar_prev = torch.where(num_steps > 1, previous, torch.ones_like(previous))
+    # 2. eq. 7: a weighted mean of x_0 and x_t, and the variance that the two end points leave
+    coef_x0 = alpha_bar_prev.sqrt() * beta / (1 - alpha_bar)
+    coef_xt = alpha.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)
+    mean = per_image(coef_x0, x_0) * x_0 + per_image(coef_xt, x_t) * x_t
+    return mean, (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
+    # END SOLUTION
+
+
 @dataclass(frozen=True)
 class TinyDiffuserConfig:
     """Sizes of Part 1's MLP denoiser."""

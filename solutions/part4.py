@@ -31,7 +31,7 @@ from torch import Tensor, nn
 # Part 4 builds on Parts 1 and 2; it copies nothing. The reference by default; to use yours, import from exercises.
 from solutions.part1 import NoiseSchedule, noise_img, reconstruct
 from solutions.part2 import Unet, UnetConfig
-from utils.engine.model import DiffusionModel
+from utils.engine.model import DiffusionModel, per_image
 from utils.engine.sampling import spaced_steps
 
 # betas larger than this make sampling divide by sqrt(1 - beta_t) ~ 0 near t = T (Nichol and Dhariwal, section 3.2).
@@ -304,4 +304,54 @@ def guided_eps(model: ConditionalUnet, x_t: Tensor, num_steps: Tensor, labels: T
     both = model(torch.cat([x_t, x_t]), torch.cat([num_steps, num_steps]), torch.cat([labels, no_label]))  # (2B, ...)
     eps_cond, eps_uncond = both.chunk(2)
     return (1 + w) * eps_cond - w * eps_uncond
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The v-parameterisation
+
+
+def v_target(x_0: Tensor, eps: Tensor, t: int | Tensor, schedule: NoiseSchedule) -> Tensor:
+    """The v that a v-predicting model learns (Salimans and Ho 2022, section 4):
+
+        v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0
+
+    Writing sqrt(alpha_bar_t) = cos(phi) and sqrt(1 - alpha_bar_t) = sin(phi), x_t = cos(phi) x_0 + sin(phi) eps and
+    v = dx_t / dphi: the velocity of x_t along the noise angle (their appendix D).
+
+    Args:
+        x_0: clean images, shape (B, C, H, W).
+        eps: the noise that made x_t, shape (B, C, H, W).
+        t: an int in {1, ..., T} for every image, or a (B,) long tensor, one t per image.
+        schedule: the NoiseSchedule.
+    Returns:
+        v, shape (B, C, H, W), the dtype of x_0.
+    """
+    # BEGIN SOLUTION
+    # one int t for the batch becomes one t per image, then (B, 1, 1, 1) to scale each image
+    alpha_bar = per_image(schedule.alpha_bar(torch.as_tensor(t, device=x_0.device).expand(x_0.shape[0])), x_0)
+    return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x_0
+    # END SOLUTION
+
+
+def predictions_from_v(x_t: Tensor, v: Tensor, t: int | Tensor, schedule: NoiseSchedule) -> tuple[Tensor, Tensor]:
+    """The clean image and the noise that x_t and a v prediction point to (Salimans and Ho 2022, section 4):
+
+        x0_hat  = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v
+        eps_hat = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v
+
+    A rotation by the angle phi: nothing is divided, so an error in v is never magnified, at any t.
+
+    Args:
+        x_t: shape (B, C, H, W).
+        v: the (predicted) v at x_t, shape (B, C, H, W).
+        t: an int in {1, ..., T} for every image, or a (B,) long tensor, one t per image.
+        schedule: the NoiseSchedule.
+    Returns:
+        (x0_hat, eps_hat), each shape (B, C, H, W), the dtype of x_t.
+    """
+    # BEGIN SOLUTION
+    alpha_bar = per_image(schedule.alpha_bar(torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])), x_t)
+    signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    return signal * x_t - noise * v, noise * x_t + signal * v
     # END SOLUTION

@@ -15,8 +15,11 @@ Symbols and their names here:
     z           x_t / sqrt(alpha_bar_t) = x_0 + sigma_t eps: the state of the ODE in sigma (Karras's x)
     D(z; sigma) the denoised image, x0_hat, the same x0_hat as Part 4's `predict_x0`
     dz/dsigma   (z - D(z; sigma)) / sigma: the probability-flow ODE in sigma (EDM eq. 4 with s(t) = 1, sigma(t) = t)
-    s           flow matching's time, a float in [0, 1]: 0 is the clean image, 1 pure noise (the direction of t)
+    s           flow matching's time, a float in [0, 1]: 0 is the clean image, 1 pure noise (the direction of t;
+                Lipman et al.'s t runs the other way, s = 1 - t, as in diffusers' SD3 flow-matching scheduler)
     x_s, v      (1 - s) x_0 + s eps, and its velocity dx_s/ds = eps - x_0
+    x0_hat, eps_hat  x_s - s v and x_s + (1 - s) v: a flow model read as a diffusion model, whose x_t is
+                x_s / sqrt((1 - s)^2 + s^2) at alpha_bar = (1 - s)^2 / ((1 - s)^2 + s^2) (sigma = s / (1 - s))
 
 Time conventions. The DDPM model keeps Part 1's t in {1, ..., T}; between two steps, `sigma_to_t` gives it a
 fractional t, which the sinusoidal embedding of Part 2 takes as it takes an integer. Flow matching's s is continuous
@@ -189,8 +192,8 @@ def karras_sample(model: DiffusionModel, n_samples: int, steps: int, rho: float 
 
 
 def flow_interpolate(x_0: Tensor, eps: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-    """A point on the straight path from an image to noise, and its velocity (rectified flow; Lipman et al. eq. 20
-    with sigma_min = 0, run in the course's direction):
+    """A point on the straight path from an image to noise, and its velocity (rectified flow; Lipman et al. eqs. 22
+    and 21 with sigma_min = 0, their time t reversed: s = 1 - t, their data x_1 is x_0 here):
 
         x_s = (1 - s) x_0 + s eps,      v = dx_s / ds = eps - x_0
 
@@ -224,6 +227,29 @@ def flow_matching_loss(model: DiffusionModel, x_0: Tensor) -> Tensor:
     s = torch.rand(x_0.shape[0], device=x_0.device)
     x_s, velocity = flow_interpolate(x_0, torch.randn_like(x_0), s)
     return F.mse_loss(model(x_s, s), velocity)
+    # END SOLUTION
+
+
+def flow_predictions(x_s: Tensor, v: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    """What a velocity says about the image and the noise: the flow model's x0_hat and eps_hat at x_s.
+
+    On the straight path x_s = (1 - s) x_0 + s eps with v = eps - x_0, the two equations solve for x_0 and eps:
+
+        x0_hat  = x_s - s v,        eps_hat = x_s + (1 - s) v
+
+    With these, a flow model is a diffusion model in other units: x_s / sqrt((1 - s)^2 + s^2) is a DDPM x_t with
+    alpha_bar = (1 - s)^2 / ((1 - s)^2 + s^2), and eps_hat is its noise prediction.
+
+    Args:
+        x_s: points on the path, shape (B, C, H, W).
+        v: the (predicted) velocity at x_s, shape (B, C, H, W).
+        s: one time per image, shape (B,), floats in [0, 1].
+    Returns:
+        (x0_hat, eps_hat), each shape (B, C, H, W), the dtype of x_s.
+    """
+    # BEGIN SOLUTION
+    s = per_image(s, x_s)
+    return x_s - s * v, x_s + (1 - s) * v
     # END SOLUTION
 
 

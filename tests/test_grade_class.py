@@ -131,4 +131,4 @@ def test_grade_sandbox_grades_one_file_as_in_a_class(tmp_path, capsys):
     assert cli_main(["grade", "1", str(path), "--sandbox"]) == 1
     printed = capsys.readouterr().out
     assert "\N{CHECK MARK} linear_schedule: pass" in printed and "\N{BALLOT X} q_eq4: not implemented" in printed
-    assert f"Part 1, {path} (contained): 1 of 10 steps pass" in printed and "/grade-" not in printed
+    assert f"Part 1, {path} (contained): 1 of 11 steps pass" in printed and "/grade-" not in printed

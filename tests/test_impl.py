@@ -121,7 +121,7 @@ def test_grade_takes_any_impl_value(capsys):
     printed = capsys.readouterr().out
     assert (
         printed.startswith(f"Part 1: {REPO_ROOT / 'solutions' / 'part1.py'} (yours)")
-        and "10 of 10 steps pass" in printed
+        and "11 of 11 steps pass" in printed
     )
 
 

@@ -29,6 +29,10 @@ def test_reconstruct(part1):
     grader.check_reconstruct(implementation_of(part1, "reconstruct"))
 
 
+def test_q_posterior(part1):
+    grader.check_q_posterior(implementation_of(part1, "q_posterior"))
+
+
 def test_tiny_diffuser(part1):
     grader.check_tiny_diffuser(implementation_of(part1, "TinyDiffuser"))
 

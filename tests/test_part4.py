@@ -35,3 +35,11 @@ def test_conditional_loss(part4):
 
 def test_guided_eps(part4):
     grader.check_guided_eps(implementation_of(part4, "guided_eps"))
+
+
+def test_v_target(part4):
+    grader.check_v_target(implementation_of(part4, "v_target"))
+
+
+def test_predictions_from_v(part4):
+    grader.check_predictions_from_v(implementation_of(part4, "predictions_from_v"))

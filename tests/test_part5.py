@@ -21,6 +21,10 @@ def test_flow_interpolate(part5):
     grader.check_flow_interpolate(implementation_of(part5, "flow_interpolate"))
 
 
+def test_flow_predictions(part5):
+    grader.check_flow_predictions(implementation_of(part5, "flow_predictions"))
+
+
 def test_flow_matching_loss(part5):
     grader.check_flow_matching_loss(implementation_of(part5, "flow_matching_loss"))
 

@@ -506,6 +506,103 @@ def reconstruct_plus(noisy_img, noise, num_steps, noise_schedule):
     return (noisy_img + (1 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt()
 
 
+# --------------------------------------------------------------------------------------------------------- q_posterior
+
+
+def _alpha_bars_with_zero(noise_schedule):
+    """alpha_bar_0 = 1, then the schedule's alpha_bar_1, ..., alpha_bar_T: entry n is alpha_bar_n."""
+    return torch.cat([noise_schedule.alpha_bars.new_ones(1), noise_schedule.alpha_bars])
+
+
+@correct("q_posterior")
+def q_posterior_padded_table(x_t, x_0, num_steps, noise_schedule):
+    """Correct: one table with alpha_bar_0 = 1 prepended, indexed by t and t - 1; the mean as x_0's and x_t's weights
+    with einsum."""
+    table = _alpha_bars_with_zero(noise_schedule)
+    alpha_bar, alpha_bar_prev = table[num_steps], table[num_steps - 1]
+    beta = noise_schedule.betas[num_steps - 1]
+    w_0 = alpha_bar_prev.sqrt() * beta / (1 - alpha_bar)
+    w_t = (1 - beta).sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)
+    mean = torch.einsum("b,bchw->bchw", w_0, x_0) + torch.einsum("b,bchw->bchw", w_t, x_t)
+    return mean, beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
+
+
+@correct("q_posterior")
+def q_posterior_loop(x_t, x_0, num_steps, noise_schedule):
+    """Correct: one image at a time, with plain Python branching on t = 1 and the schedule's methods."""
+    means, variances = [], []
+    for x_t_i, x_0_i, t in zip(x_t, x_0, num_steps.tolist(), strict=True):
+        beta, alpha, alpha_bar = noise_schedule.beta(t), noise_schedule.alpha(t), noise_schedule.alpha_bar(t)
+        alpha_bar_prev = noise_schedule.alpha_bar(t - 1) if t > 1 else torch.ones_like(alpha_bar)
+        means.append(
+            (alpha_bar_prev.sqrt() * beta * x_0_i + alpha.sqrt() * (1 - alpha_bar_prev) * x_t_i) / (1 - alpha_bar)
+        )
+        variances.append((1 - alpha_bar_prev) / (1 - alpha_bar) * beta)
+    return torch.stack(means), torch.stack(variances)
+
+
+def _q_posterior_with(name, alpha_bar_prev_of, variance_of=None, swap=False):
+    """The reference's eq. 7 with alpha_bar_{t-1} from `alpha_bar_prev_of(schedule, t)` and, if given, the variance
+    from `variance_of(beta, alpha_bar, alpha_bar_prev)`; `swap` exchanges x_0's and x_t's coefficients."""
+
+    def q_posterior(x_t, x_0, num_steps, noise_schedule):
+        beta, alpha = noise_schedule.beta(num_steps), noise_schedule.alpha(num_steps)
+        alpha_bar = noise_schedule.alpha_bar(num_steps)
+        alpha_bar_prev = alpha_bar_prev_of(noise_schedule, num_steps)
+        w_0 = alpha_bar_prev.sqrt() * beta / (1 - alpha_bar)
+        w_t = alpha.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)
+        if swap:
+            w_0, w_t = w_t, w_0
+        mean = per_image(w_0, x_0) * x_0 + per_image(w_t, x_t) * x_t
+        variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
+        return mean, variance if variance_of is None else variance_of(beta, alpha_bar, alpha_bar_prev)
+
+    q_posterior.__name__ = name
+    return q_posterior
+
+
+def _previous(noise_schedule, num_steps):
+    """alpha_bar_{t-1}, right: alpha_bar_0 = 1."""
+    return _alpha_bars_with_zero(noise_schedule)[num_steps - 1]
+
+
+mistake(
+    "q_posterior",
+    "coefficients are swapped",
+    _q_posterior_with("q_posterior_swapped", _previous, swap=True),
+)
+mistake(
+    "q_posterior",
+    r"alpha_bar_t where eq. 7 has alpha_bar_\{t-1\}",
+    _q_posterior_with("q_posterior_alpha_bar_t_for_previous", lambda schedule, t: schedule.alpha_bar(t)),
+)
+mistake(
+    "q_posterior",
+    "beta_t in place of beta_tilde_t",
+    _q_posterior_with("q_posterior_beta_variance", _previous, variance_of=lambda beta, alpha_bar, alpha_bar_prev: beta),
+)
+mistake(
+    "q_posterior",
+    "the standard deviation, not the variance",
+    _q_posterior_with("q_posterior_std", _previous, lambda beta, a, a_prev: ((1 - a_prev) / (1 - a) * beta).sqrt()),
+)
+mistake(
+    "q_posterior",
+    "(?s)raised IndexError.*alpha_bar_0 = 1",
+    _q_posterior_with("q_posterior_alpha_bar_of_zero", lambda schedule, t: schedule.alpha_bar(t - 1)),
+)
+mistake(
+    "q_posterior",
+    "alpha_bar_0 taken as alpha_bar_1",
+    _q_posterior_with("q_posterior_clamped_to_one", lambda schedule, t: schedule.alpha_bar((t - 1).clamp(min=1))),
+)
+mistake(
+    "q_posterior",
+    "wrapped round to alpha_bar_T",
+    _q_posterior_with("q_posterior_wraps_round", lambda schedule, t: schedule.alpha_bars[t - 2]),
+)
+
+
 # -------------------------------------------------------------------------------------------------------- TinyDiffuser
 
 

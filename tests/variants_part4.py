@@ -603,3 +603,105 @@ class ConditionalUnetNoLabelOnCpu(ConditionalUnetStacked):
         if labels is None:
             labels = torch.full((len(images),), self.config.num_classes)
         return super().forward(images, num_steps, labels)
+
+
+# ------------------------------------------------------------------------------------------------------------ v_target
+
+
+def _alpha_bar_of(t, schedule, like):
+    """alpha_bar_t as (B, 1, 1, 1), from the raw table, for an int t or a (B,) tensor."""
+    steps = torch.full((like.shape[0],), t) if isinstance(t, int) else t
+    return schedule.alpha_bars[steps - 1].view(-1, 1, 1, 1)
+
+
+@correct("v_target")
+def v_target_angle(x_0, eps, t, schedule):
+    """Correct: the angle phi of Salimans and Ho's appendix D, v = cos(phi) eps - sin(phi) x_0."""
+    phi = torch.atan2((1 - _alpha_bar_of(t, schedule, x_0)).sqrt(), _alpha_bar_of(t, schedule, x_0).sqrt())
+    return torch.cos(phi) * eps - torch.sin(phi) * x_0
+
+
+@correct("v_target")
+def v_target_einsum(x_0, eps, t, schedule):
+    """Correct: the schedule's method, and einsum over the batch."""
+    steps = torch.as_tensor(t).expand(x_0.shape[0])
+    alpha_bar = schedule.alpha_bar(steps)
+    return torch.einsum("b,bchw->bchw", alpha_bar.sqrt(), eps) - torch.einsum(
+        "b,bchw->bchw", (1 - alpha_bar).sqrt(), x_0
+    )
+
+
+@mistake("v_target", says="the sign is flipped")
+def v_target_sign(x_0, eps, t, schedule):
+    alpha_bar = _alpha_bar_of(t, schedule, x_0)
+    return (1 - alpha_bar).sqrt() * x_0 - alpha_bar.sqrt() * eps
+
+
+@mistake("v_target", says="square-root factors are swapped")
+def v_target_swapped(x_0, eps, t, schedule):
+    alpha_bar = _alpha_bar_of(t, schedule, x_0)
+    return (1 - alpha_bar).sqrt() * eps - alpha_bar.sqrt() * x_0
+
+
+@mistake("v_target", says="alpha_t where alpha_bar_t belongs")
+def v_target_alpha(x_0, eps, t, schedule):
+    steps = torch.as_tensor(t).expand(x_0.shape[0])
+    alpha = per_image(schedule.alpha(steps), x_0)
+    return alpha.sqrt() * eps - (1 - alpha).sqrt() * x_0
+
+
+@mistake("v_target", says="flow matching's target")
+def v_target_flow(x_0, eps, t, schedule):
+    return eps - x_0
+
+
+# -------------------------------------------------------------------------------------------------- predictions_from_v
+
+
+@correct("predictions_from_v")
+def predictions_from_v_rotation(x_t, v, t, schedule):
+    """Correct: a 2x2 rotation applied with einsum to the stacked (x_t, v)."""
+    alpha_bar = schedule.alpha_bar(torch.as_tensor(t).expand(x_t.shape[0]))
+    c, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    rotation = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (B, 2, 2)
+    x0_hat, eps_hat = torch.einsum("bij,bjchw->bichw", rotation, torch.stack([x_t, v], 1)).unbind(1)
+    return x0_hat, eps_hat
+
+
+@correct("predictions_from_v")
+def predictions_from_v_through_eps(x_t, v, t, schedule):
+    """Correct: x0_hat from v, then eps_hat from Part 1's eq. 4 solved for the noise (fine away from t = 0)."""
+    alpha_bar = _alpha_bar_of(t, schedule, x_t)
+    x0_hat = alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * v
+    return x0_hat, (x_t - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()
+
+
+@mistake("predictions_from_v", says="wrong order")
+def predictions_from_v_swapped_pair(x_t, v, t, schedule):
+    x0_hat, eps_hat = ref.predictions_from_v(x_t, v, t, schedule)
+    return eps_hat, x0_hat
+
+
+@mistake("predictions_from_v", says="v's sign")
+def predictions_from_v_sign(x_t, v, t, schedule):
+    return ref.predictions_from_v(x_t, -v, t, schedule)
+
+
+@mistake("predictions_from_v", says="square-root factors are swapped")
+def predictions_from_v_swapped_factors(x_t, v, t, schedule):
+    alpha_bar = _alpha_bar_of(t, schedule, x_t)
+    c, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    return s * x_t - c * v, c * x_t + s * v
+
+
+@mistake("predictions_from_v", says="alpha_t where alpha_bar_t belongs")
+def predictions_from_v_alpha(x_t, v, t, schedule):
+    alpha = per_image(schedule.alpha(torch.as_tensor(t).expand(x_t.shape[0])), x_t)
+    return alpha.sqrt() * x_t - (1 - alpha).sqrt() * v, (1 - alpha).sqrt() * x_t + alpha.sqrt() * v
+
+
+@mistake("predictions_from_v", says="(?s)eps_hat.*v's sign")
+def predictions_from_v_eps_sign(x_t, v, t, schedule):
+    x0_hat, _ = ref.predictions_from_v(x_t, v, t, schedule)
+    alpha_bar = _alpha_bar_of(t, schedule, x_t)
+    return x0_hat, (1 - alpha_bar).sqrt() * x_t - alpha_bar.sqrt() * v

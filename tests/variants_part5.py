@@ -386,6 +386,50 @@ def flow_matching_loss_summed(model, x_0):
     return ((model(x_s, s) - velocity) ** 2).sum()
 
 
+# -------------------------------------------------------------------------------------------------- flow_predictions
+
+
+@correct("flow_predictions")
+def flow_predictions_image_then_noise(x_s, v, s):
+    """Correct: x0_hat first, then eps_hat = x0_hat + v (the velocity is eps - x_0), s reshaped with view."""
+    x0_hat = x_s - s.view(-1, 1, 1, 1) * v
+    return x0_hat, x0_hat + v
+
+
+@correct("flow_predictions")
+def flow_predictions_solved(x_s, v, s):
+    """Correct: the 2x2 system [[1 - s, s], [-1, 1]] (x_0, eps) = (x_s, v) solved per image with torch.linalg.solve."""
+    one = torch.ones_like(s)
+    matrix = torch.stack([torch.stack([1 - s, s], -1), torch.stack([-one, one], -1)], -2)  # (B, 2, 2)
+    rhs = torch.stack([x_s.flatten(1), v.flatten(1)], 1)  # (B, 2, C*H*W)
+    x_0, eps = torch.linalg.solve(matrix, rhs).unbind(1)
+    return x_0.view_as(x_s), eps.view_as(x_s)
+
+
+@mistake("flow_predictions", says="wrong order")
+def flow_predictions_swapped(x_s, v, s):
+    s = per_image(s, x_s)
+    return x_s + (1 - s) * v, x_s - s * v
+
+
+@mistake("flow_predictions", says="the velocity's sign")
+def flow_predictions_sign(x_s, v, s):
+    s = per_image(s, x_s)
+    return x_s + s * v, x_s - (1 - s) * v
+
+
+@mistake("flow_predictions", says="1 - s in place of s")
+def flow_predictions_time_reversed(x_s, v, s):
+    s = per_image(s, x_s)
+    return x_s - (1 - s) * v, x_s + s * v
+
+
+@mistake("flow_predictions", says="s in place of 1 - s")
+def flow_predictions_eps_time_reversed(x_s, v, s):
+    s = per_image(s, x_s)
+    return x_s - s * v, x_s + s * v
+
+
 # ------------------------------------------------------------------------------------------------------- flow_sample
 
 
