@@ -229,7 +229,7 @@ def main(
             (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")
             (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
-        print(f"tables for the README in {out / 'tables.md'}")
+        print(f"tables for MEASUREMENTS.md in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"wrote {out / 'metrics.json'}")
     return 0

@@ -12,7 +12,7 @@ the reference U-Net), each from wherever --impl says (ddpm_course.impl). The lad
 unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
 conditional one with guidance. Every score goes through `utils.datasets.scoring.Scoring` (one reference, one floor,
 each score with its spread) and every rung and weight is paired (the same x_T and noise). Everything is written to
---out: metrics.json, and tables.md, the README's tables with the command, N, device and load that made them.
+--out: metrics.json, and tables.md, the tables of MEASUREMENTS.md with the command, N, device and load that made them.
 """
 
 import json
@@ -246,7 +246,7 @@ def guidance_sweep(
 
 
 def markdown_tables(summary: dict) -> str:
-    """The ladder and the sweep of a run's summary as the README's Markdown tables, headed by how they were measured:
+    """The ladder and the sweep of a run's summary as MEASUREMENTS.md's Markdown tables, headed by how they were measured:
     the command, N, the device, torch's threads and the machine's load average before and after."""
     load, protocol = summary["load_average"], ProtocolConfig()
     load = "no load average" if None in load else f"load average {load[0]:.1f} before and {load[1]:.1f} after"
@@ -455,7 +455,7 @@ def main(
         summary["clip_x0"] = True  # both of this program's ladders and its sweep clip x0_hat
         print(f"({PROTOCOL_NOTE.format(**ProtocolConfig().__dict__)})")
         (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")
-        print(f"tables for the README in {out / 'tables.md'}")
+        print(f"tables for MEASUREMENTS.md in {out / 'tables.md'}")
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     print(
         f"wrote {out / 'metrics.json'} (every number above); FMNIST-FID is printed beside the floor two sets of real "
