@@ -35,7 +35,7 @@ class Part1Recipe:
     n_images: int = 20_000  # color gradients; 90% to train on, 10% held out to score the samples against
     T: int = 100  # steps of noise: a tenth of the paper's, so sampling is ten times faster
     # beta_T is 10x the paper's, so that alpha_bar_T = 2e-5: x_T is noise. beta_1 is 40x the paper's: the loss counts
-    # an error in the guessed image alpha_bar_t / (1 - alpha_bar_t) times, 250 at t = 1 rather than 1000.
+    # an error in the guessed image alpha_bar_t / (1 - alpha_bar_t) times, 250 at t = 1 rather than about 10,000.
     min_noise: float = 4e-3
     max_noise: float = 0.2
     hidden_size: int = 384  # three hidden layers: depth lets the channels agree on one direction of blending

@@ -1,7 +1,7 @@
 # GENERATED from solutions/part4.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part4.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 0a8ea017c23044c9
+# content-hash: 3b235087c8a328d7
 """Part 4: faster sampling and guidance: the cosine schedule, DDIM, class conditioning and classifier-free guidance.
 
 Follows three papers after DDPM:
@@ -240,7 +240,7 @@ def guided_eps(model: ConditionalUnet, x_t: Tensor, num_steps: Tensor, labels: T
         eps = (1 + w) eps_theta(x_t, t, y) - w eps_theta(x_t, t, no label)
 
     w = 0 is the plain conditional model; a larger w pushes samples toward what makes them look like class y, and
-    away from what any image looks like. Both predictions come from ONE forward call on a batch of 2B (the B images
+    away from the unconditional prediction. Both predictions come from ONE forward call on a batch of 2B (the B images
     with their labels, then the same B images with "no label"): one large batch runs faster than two small ones.
 
     Args:

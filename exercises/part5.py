@@ -1,7 +1,7 @@
 # GENERATED from solutions/part5.py by `python -m utils.authoring.build`: the reference with each exercise's body
 # replaced by a stub. This file is yours: fill in the stubs, then run `pytest tests/test_part5.py`.
 # Rebuilding never overwrites this file once you have edited it.
-# content-hash: 8c932cc2be09872d
+# content-hash: 885f510adaf96ac3
 """Part 5: the ODE view of diffusion, and flow matching on the same U-Net.
 
 Follows four papers after DDIM:
@@ -116,7 +116,7 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = RHO) 
 
 
 def heun_step(drift, x: Tensor, s: float, s_next: float) -> Tensor:
-    """One step of Heun's method for dx/ds = drift(x, s), from s to s_next (EDM Algorithm 1, lines 5-8).
+    """One step of Heun's method for dx/ds = drift(x, s), from s to s_next (EDM Algorithm 1, lines 4-8).
 
         d      = drift(x, s)
         x_next = x + (s_next - s) d                              Euler's step

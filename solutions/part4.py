@@ -287,7 +287,7 @@ def guided_eps(model: ConditionalUnet, x_t: Tensor, num_steps: Tensor, labels: T
         eps = (1 + w) eps_theta(x_t, t, y) - w eps_theta(x_t, t, no label)
 
     w = 0 is the plain conditional model; a larger w pushes samples toward what makes them look like class y, and
-    away from what any image looks like. Both predictions come from ONE forward call on a batch of 2B (the B images
+    away from the unconditional prediction. Both predictions come from ONE forward call on a batch of 2B (the B images
     with their labels, then the same B images with "no label"): one large batch runs faster than two small ones.
 
     Args:

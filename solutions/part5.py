@@ -125,7 +125,7 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = RHO) 
 
 
 def heun_step(drift, x: Tensor, s: float, s_next: float) -> Tensor:
-    """One step of Heun's method for dx/ds = drift(x, s), from s to s_next (EDM Algorithm 1, lines 5-8).
+    """One step of Heun's method for dx/ds = drift(x, s), from s to s_next (EDM Algorithm 1, lines 4-8).
 
         d      = drift(x, s)
         x_next = x + (s_next - s) d                              Euler's step

@@ -403,6 +403,61 @@ PIPELINES.update(
 )  # fmt: skip
 
 
+# -------------------------------------------------------------------------- the steps the notebooks' derivations use
+# No given program calls these; the notebooks do, on the tensors and schedule at hand (a GPU's, in Colab): what they
+# return must stay on that device and dtype, and the inputs must stay as they were.
+
+
+def _on_device(device, fn, *args):
+    kept = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    out = fn(*args)
+    for a, k in zip(args, kept):
+        if isinstance(a, torch.Tensor):
+            expect_same(a, k, "an input")
+    for o in out if isinstance(out, tuple) else (out,):
+        assert o.device.type == torch.device(device).type and o.dtype == torch.float32, (o.device, o.dtype)
+    return out
+
+
+def _schedule_on(device):
+    schedule = schedule_with(tiny_betas()) if torch.device(device) == META else part1.NoiseSchedule(tiny_betas())
+    return schedule.to(device)
+
+
+def _images(device, n=4):
+    torch.manual_seed(0)
+    return torch.rand(n, 1, 4, 4).mul(2).sub(1).to(device), torch.randn(n, 1, 4, 4).to(device)
+
+
+def _posterior(device, q_posterior):
+    x_0, eps = _images(device)
+    t = torch.tensor([1, 2, 25, T1], device=device)
+    _on_device(device, q_posterior, x_0 + eps, x_0, t, _schedule_on(device))
+
+
+def _v_round_trip(device, v_target=ref4.v_target, predictions_from_v=ref4.predictions_from_v):
+    x_0, eps = _images(device)
+    schedule, t = _schedule_on(device), torch.tensor([1, 2, 25, T1], device=device)
+    v = _on_device(device, v_target, x_0, eps, t, schedule)
+    _on_device(device, predictions_from_v, x_0 + eps, v, t, schedule)
+
+
+def _flow_predictions(device, flow_predictions):
+    x_0, eps = _images(device)
+    s = torch.tensor([0.0, 0.3, 0.7, 1.0], device=device)
+    _on_device(device, flow_predictions, x_0 + eps, eps - x_0, s)
+
+
+PIPELINES.update(
+    {
+        (1, "q_posterior"): lambda impl, device: _posterior(device, impl),
+        (4, "v_target"): lambda impl, device: _v_round_trip(device, v_target=impl),
+        (4, "predictions_from_v"): lambda impl, device: _v_round_trip(device, predictions_from_v=impl),
+        (5, "flow_predictions"): lambda impl, device: _flow_predictions(device, impl),
+    }
+)
+
+
 # ------------------------------------------------------------------------------------------------------- the tests
 
 

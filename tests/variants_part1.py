@@ -529,11 +529,16 @@ def q_posterior_padded_table(x_t, x_0, num_steps, noise_schedule):
 
 @correct("q_posterior")
 def q_posterior_loop(x_t, x_0, num_steps, noise_schedule):
-    """Correct: one image at a time, with plain Python branching on t = 1 and the schedule's methods."""
+    """Correct: one image at a time, each t a 0-d tensor on the inputs' device (no read on the host, so it runs on a
+    GPU without waiting), t = 1 picked out with torch.where."""
     means, variances = [], []
-    for x_t_i, x_0_i, t in zip(x_t, x_0, num_steps.tolist(), strict=True):
-        beta, alpha, alpha_bar = noise_schedule.beta(t), noise_schedule.alpha(t), noise_schedule.alpha_bar(t)
-        alpha_bar_prev = noise_schedule.alpha_bar(t - 1) if t > 1 else torch.ones_like(alpha_bar)
+    for x_t_i, x_0_i, t in zip(x_t, x_0, num_steps.reshape(-1, 1), strict=True):
+        # t is a 1-element tensor: indexing with it reads nothing on the host; [0] keeps each table's value 0-d
+        beta, alpha, alpha_bar = (
+            table[t - 1][0] for table in (noise_schedule.betas, noise_schedule.alphas, noise_schedule.alpha_bars)
+        )
+        earlier = noise_schedule.alpha_bars[(t - 2).clamp(min=0)][0]
+        alpha_bar_prev = torch.where(t[0] > 1, earlier, torch.ones_like(alpha_bar))
         means.append(
             (alpha_bar_prev.sqrt() * beta * x_0_i + alpha.sqrt() * (1 - alpha_bar_prev) * x_t_i) / (1 - alpha_bar)
         )
