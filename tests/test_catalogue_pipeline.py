@@ -10,6 +10,8 @@ that drifts) fails in the same pipeline, and fails its grader too.
 """
 
 import copy
+import functools
+import math
 import re
 from collections.abc import Callable
 from functools import partial
@@ -458,6 +460,57 @@ PIPELINES.update(
 )
 
 
+# ----------------------------------------------------------------------------------------------------------- Part 3
+# The metrics are used next by the scoring protocol (`Scoring`: every FMNIST-FID and KID the course prints) and by the
+# notebook's `fmnist_score`. They compute on the host (numpy, scipy), so they run on the CPU only.
+
+
+@functools.cache
+def _part3_data():
+    from utils.datasets.classifier import load_classifier
+
+    torch.manual_seed(0)
+    real = torch.rand(48, 1, 28, 28) * 2 - 1
+    return real, load_classifier("cpu")
+
+
+def _scoring(device, **metrics):
+    from solutions import part3 as ref3
+    from utils.datasets.scoring import Metrics, ProtocolConfig, Scoring
+
+    if torch.device(device) == META:
+        pytest.skip("Part 3's scores are computed on the host: there is no meta run of the scoring protocol")
+    real, classifier = _part3_data()
+    config = ProtocolConfig(floor_draws=2, bootstrap=2, kid_subsets=2, paired_resamples=4)
+    scoring = Scoring(Metrics(**({name: getattr(ref3, name) for name in Metrics.__dataclass_fields__} | metrics)),
+                      real, 16, classifier, config)  # fmt: skip
+    kept = scoring.reference_features.clone()
+    samples = real[16:32].flip(-1)
+    row = scoring.score(samples)
+    assert all(math.isfinite(row[k]) for k in ("fmnist_fid", "fmnist_fid_sd", "kid", "kid_se", "floor"))
+    features = scoring.features(samples)
+    paired = scoring.paired_difference(features, scoring.features(real[32:48]))
+    assert math.isfinite(paired["difference"]) and paired["low"] <= paired["high"]
+    expect_same(scoring.reference_features, kept, "the reference's features")
+
+
+def _fmnist_score(device, inception_score):
+    from solutions import part3 as ref3
+
+    real, classifier = _part3_data()
+    assert 1 <= own(ref3.fmnist_score, inception_score=inception_score)(real, classifier) <= 10
+
+
+PIPELINES.update(
+    {
+        (3, "feature_statistics"): lambda impl, device: _scoring(device, feature_statistics=impl),
+        (3, "frechet_distance"): lambda impl, device: _scoring(device, frechet_distance=impl),
+        (3, "kernel_inception_distance"): lambda impl, device: _scoring(device, kernel_inception_distance=impl),
+        (3, "inception_score"): lambda impl, device: _fmnist_score(device, impl),
+    }
+)
+
+
 # ------------------------------------------------------------------------------------------------------- the tests
 
 
@@ -468,6 +521,8 @@ UNSEEN = {
     # reads the betas on the host, as the correct NoiseScheduleNumpy does, before it builds its tables on the CPU:
     # the meta device stops both at that read (a GPU would not); its grader tells them apart
     "NoiseScheduleNumpyOnCpu",
+    # fmnist_score hands inception_score probabilities it made for the call and reads them no more
+    "inception_score_clamps_in_place",
 }
 
 
@@ -521,8 +576,8 @@ def _proofs_of(part: int) -> type:
     return Proofs
 
 
-TestPart1, TestPart2, TestPart4, TestPart5 = (_proofs_of(part) for part in (1, 2, 4, 5))
+TestPart1, TestPart2, TestPart3, TestPart4, TestPart5 = (_proofs_of(part) for part in (1, 2, 3, 4, 5))
 
 
 def test_each_part_with_pipelines_has_its_tests():
-    assert {part for part, _ in PIPELINES} == {1, 2, 4, 5}
+    assert {part for part, _ in PIPELINES} == {1, 2, 3, 4, 5}
