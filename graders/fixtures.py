@@ -390,3 +390,17 @@ class LinearNoisePredictor(StrictModel):
             mean, var = c * mean + d, c * c * var + noise_var
             moments_.append((mean, var))
         return moments_
+
+
+def expect_runs_on_meta(what: str, fn: Callable, *args) -> None:
+    """`fn(*args)` once more with every tensor and module of `args` on the meta device (a copy of each module): what it
+    returns must be there too, as on a GPU. A step that cannot run on meta is recorded, as `run_on_meta` does."""
+    moved = [
+        a.to("meta") if isinstance(a, Tensor) else copy.deepcopy(a).to("meta") if isinstance(a, nn.Module) else a
+        for a in args
+    ]
+    got = run_on_meta(lambda: fn(*moved), what)
+    if got is not NOT_ON_META:
+        for out in got if isinstance(got, tuple) else (got,):
+            if isinstance(out, Tensor):
+                expect_on_device(out, "meta", f"what {what} returns")

@@ -41,6 +41,7 @@ from graders.fixtures import (
     StrictModel,
     expect_diffusion_model,
     expect_on_device,
+    expect_runs_on_meta,
     moments,
     run_on_meta,
     schedule_with,
@@ -714,6 +715,8 @@ def check_q_posterior(q_posterior) -> None:
         "the variance of q_posterior on a batch mixing t = 1 and t > 1",
         likely="each image's own t: alpha_bar_0 = 1 only for the images with t = 1",
     )
+    # On a GPU: the images, t and the schedule live there, and so must the mean and the variance.
+    expect_runs_on_meta("q_posterior(x_t, x_0, t, schedule)", q_posterior, x_t[:4], x_0[:4], t[:4], schedule)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from graders.fixtures import (
     LinearNoisePredictor,
     StrictModel,
     expect_on_device,
+    expect_runs_on_meta,
     moments,
     randn,
     run_on_meta,
@@ -935,6 +936,9 @@ def check_v_target(v_target) -> None:
                 ).float(),
             },
         )
+    # On a GPU: the images, the noise, t and the schedule live there, and so must v.
+    schedule, x_0, eps, *_ = _v_setting(torch.tensor([1, 4, 6]))
+    expect_runs_on_meta("v_target(x_0, eps, t, schedule)", v_target, x_0, eps, torch.tensor([1, 4, 6]), schedule)
 
 
 @grader("predictions_from_v")
@@ -993,3 +997,9 @@ def check_predictions_from_v(predictions_from_v) -> None:
                 ).float(),
             },
         )
+    # On a GPU: x_t, v, t and the schedule live there, and so must both predictions.
+    schedule, x_0, eps, x_t, alpha_bar, _ = _v_setting(torch.tensor([1, 4, 6]))
+    v = v_of(x_0.double(), eps.double(), alpha_bar).float()
+    expect_runs_on_meta(
+        "predictions_from_v(x_t, v, t, schedule)", predictions_from_v, x_t, v, torch.tensor([1, 4, 6]), schedule
+    )

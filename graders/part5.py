@@ -26,7 +26,15 @@ from graders.core import (
     grader,
     sampling_tolerance,
 )
-from graders.fixtures import NOT_ON_META, ShapeOnly, StrictModel, expect_on_device, run_on_meta, unchanged
+from graders.fixtures import (
+    NOT_ON_META,
+    ShapeOnly,
+    StrictModel,
+    expect_on_device,
+    expect_runs_on_meta,
+    run_on_meta,
+    unchanged,
+)
 from solutions import part1, part2
 from solutions import part5 as ref
 
@@ -488,6 +496,8 @@ def check_flow_predictions(flow_predictions) -> None:
         "eps_hat of flow_predictions(x_s, v, s) with a predicted velocity",
         likely="eps_hat = x_s + (1 - s) v from the v given",
     )
+    # On a GPU: x_s, v and s live there, and so must both predictions.
+    expect_runs_on_meta("flow_predictions(x_s, v, s)", flow_predictions, x_s, v, s)
 
 
 class _LinearVelocity(_Strict):

@@ -514,6 +514,19 @@ def _alpha_bars_with_zero(noise_schedule):
     return torch.cat([noise_schedule.alpha_bars.new_ones(1), noise_schedule.alpha_bars])
 
 
+@mistake("q_posterior", says="made on the CPU: pass device=")
+def q_posterior_padded_on_cpu(x_t, x_0, num_steps, noise_schedule):
+    """The padded table with its alpha_bar_0 = 1 made by torch.ones(1): on the CPU, whatever the schedule's device."""
+    table = torch.cat([torch.ones(1), noise_schedule.alpha_bars])
+    alpha_bar, alpha_bar_prev = table[num_steps], table[num_steps - 1]
+    beta = noise_schedule.betas[num_steps - 1]
+    mean = (
+        per_image(alpha_bar_prev.sqrt() * beta / (1 - alpha_bar), x_0) * x_0
+        + per_image((1 - beta).sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar), x_t) * x_t
+    )
+    return mean, beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
+
+
 @correct("q_posterior")
 def q_posterior_padded_table(x_t, x_0, num_steps, noise_schedule):
     """Correct: one table with alpha_bar_0 = 1 prepended, indexed by t and t - 1; the mean as x_0's and x_t's weights

@@ -389,6 +389,14 @@ def flow_matching_loss_summed(model, x_0):
 # -------------------------------------------------------------------------------------------------- flow_predictions
 
 
+@mistake("flow_predictions", says="made on the CPU: pass device=")
+def flow_predictions_one_on_cpu(x_s, v, s):
+    """1 - s with a `one` made by torch.ones: on the CPU, whatever the device of x_s."""
+    s = s.reshape(-1, 1, 1, 1)
+    one = torch.ones(len(s), 1, 1, 1)
+    return x_s - s * v, x_s + (one - s) * v
+
+
 @correct("flow_predictions")
 def flow_predictions_image_then_noise(x_s, v, s):
     """Correct: x0_hat first, then eps_hat = x0_hat + v (the velocity is eps - x_0), s reshaped with view."""
