@@ -211,7 +211,8 @@ def guidance_sweep(
     (FMNIST-FID and KID with their spreads, beside the floor) and by the classifier's accuracy on the class each
     sample was asked for, with its binomial standard error. The weights are paired: sample i starts from the same
     x_T at every w (DDIM at eta = 0 draws nothing else). Guided samples cost two model evaluations per step (one
-    batched call of 2B)."""
+    batched call of 2B). Each weight's classifier features are appended to `features` when given, for
+    `Scoring.paired_difference` between weights."""
     classifier = (classifier if classifier is not None else load_classifier()).eval()
     device = next(classifier.parameters()).device
     labels = torch.arange(n) % model.config.num_classes
@@ -242,6 +243,8 @@ def guidance_sweep(
                 "seconds": seconds,
             }
         )
+        if features is not None:
+            features.append(scoring.features(samples))
     return rows
 
 
@@ -443,8 +446,17 @@ def main(
             )
     if args.sweep:
         weights = [0.0, 1.0, 3.0] if args.quick else [float(w) for w in args.sweep_weights.split(",")]
-        rows = guidance_sweep(conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier)
+        sweep_scoring, features = Scoring(Metrics.of(impl), real, args.sweep_n, classifier), []
+        rows = guidance_sweep(
+            conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier,
+            scoring=sweep_scoring, features=features,
+        )  # fmt: skip
         summary["sweep"] = rows
+        # each weight against the next, from the same x_T: the paired FID difference and its interval
+        summary.setdefault("paired", {})["guidance sweep, each weight against the next"] = [
+            {"a": f"w = {a['w']}", "b": f"w = {b['w']}", **sweep_scoring.paired_difference(fa, fb)}
+            for a, b, fa, fb in zip(rows, rows[1:], features, features[1:])
+        ]
         for row in rows:
             print(
                 f"w = {row['w']:4.1f}: {describe(row)}; accuracy on the asked class {row['accuracy']:.3f} ± "

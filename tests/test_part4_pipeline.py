@@ -190,3 +190,14 @@ def test_the_part4_ladder_loads_part3s_checkpoint_into_the_implementations_unet(
     assert "FMNIST-FID(DDIM 10 eta 0.0) - FMNIST-FID(DDIM 10 eta 1.0) = " in printed and "paired resamples" in printed
     tables = (out / "tables.md").read_text(encoding="utf-8")
     assert "| DDIM 10 eta 0.0 | DDIM 10 eta 1.0 | " in tables and "clipped to [-1, 1]" in tables
+
+
+def test_the_guidance_sweep_compares_each_weight_with_the_next_by_its_paired_difference(tmp_path, capsys):
+    from ddpm_course.guidance import main
+
+    out = tmp_path / "sweep"
+    argv = ["--quick", "--sweep", "--sweep-n", "64", "--sweep-steps", "2", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    tables = (out / "tables.md").read_text(encoding="utf-8")
+    assert "Paired differences, guidance sweep, each weight against the next" in tables
+    assert "| w = 0.0 | w = 1.0 | " in tables and "| w = 1.0 | w = 3.0 | " in tables

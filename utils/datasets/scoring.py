@@ -185,22 +185,25 @@ class Scoring:
 
         generator = torch.Generator().manual_seed(self.config.seed + 2)
         everything = torch.arange(self.n)
-        draws = torch.tensor(
-            [
-                difference(
-                    torch.randint(self.n, (self.n,), generator=generator),
-                    torch.randint(self.n, (self.n,), generator=generator),
-                )
-                for _ in range(self.config.paired_resamples)
-            ],
-            dtype=torch.float64,
-        )
+        kept = []
+        for _ in range(self.config.paired_resamples):
+            rows, reference_rows = (torch.randint(self.n, (self.n,), generator=generator) for _ in range(2))
+            try:
+                kept.append(difference(rows, reference_rows))
+            except ValueError:  # at small N a resample's repeated rows can leave no real matrix square root
+                continue
+        if len(kept) < self.config.paired_resamples // 2:
+            raise ValueError(
+                f"only {len(kept)} of {self.config.paired_resamples} paired resamples had a Fréchet distance at "
+                f"N = {self.n}: too few images for the paired interval"
+            )
+        draws = torch.tensor(kept, dtype=torch.float64)
         low, high = torch.quantile(draws, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
         return {
             "difference": difference(everything, everything),
             "low": low,
             "high": high,
-            "resamples": self.config.paired_resamples,
+            "resamples": len(kept),
         }
 
 
