@@ -100,6 +100,13 @@ def expect(condition: bool, what: str, expected=None, got=None, likely: str | No
         fail(what, expected, got, likely)
 
 
+def expect_pair(out, what: str, names: str) -> tuple:
+    """`out`, after checking that `what` returned a pair, the two things `names` says ("x_s, v")."""
+    expect(isinstance(out, tuple) and len(out) == 2, f"{what} should return a pair ({names}).", "a tuple of 2 tensors",
+           type(out).__name__)  # fmt: skip
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Comparisons
 

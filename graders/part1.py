@@ -21,6 +21,7 @@ from graders.core import (
     expect,
     expect_close,
     expect_dtype,
+    expect_pair,
     expect_statistic,
     expect_subclass,
     expect_tensor,
@@ -609,13 +610,7 @@ def check_q_posterior(q_posterior) -> None:
 
     def run(rows: Tensor, what: str, likely: str | None = None) -> tuple[Tensor, Tensor]:
         out = call(what, q_posterior, x_t[rows], x_0[rows], t[rows], schedule, likely=likely)
-        expect(
-            isinstance(out, tuple) and len(out) == 2,
-            "q_posterior(x_t, x_0, t, schedule) should return a pair (mean, variance).",
-            "(mean, variance)",
-            type(out).__name__,
-        )
-        mean, variance = out
+        mean, variance = expect_pair(out, "q_posterior(x_t, x_0, t, schedule)", "mean, variance")
         n = int(rows.sum())
         expect_tensor(mean, f"the mean of {what}", shape=(n, 3, 4, 4), floating=True)
         expect_dtype(mean, torch.float32, f"the mean of {what} for float32 x_t")

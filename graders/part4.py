@@ -24,6 +24,7 @@ from graders.core import (
     expect,
     expect_close,
     expect_dtype,
+    expect_pair,
     expect_statistic,
     expect_tensor,
     fail,
@@ -948,13 +949,7 @@ def check_predictions_from_v(predictions_from_v) -> None:
         v = v_of(x_0.double(), eps.double(), alpha_bar).float()
         what = f"predictions_from_v(x_t, v, {_t_name(t)}, schedule)"
         out = call(what, predictions_from_v, x_t, v, t, schedule)
-        expect(
-            isinstance(out, tuple) and len(out) == 2,
-            f"{what} should return a pair (x0_hat, eps_hat).",
-            "a tuple of 2 tensors",
-            type(out).__name__,
-        )
-        x0_hat, eps_hat = out
+        x0_hat, eps_hat = expect_pair(out, what, "x0_hat, eps_hat")
         expect_tensor(x0_hat, f"x0_hat of {what}", shape=tuple(x_t.shape), floating=True)
         expect_tensor(eps_hat, f"eps_hat of {what}", shape=tuple(x_t.shape), floating=True)
         xd, vd = x_t.double(), v.double()

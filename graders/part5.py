@@ -20,6 +20,7 @@ from graders.core import (
     expect,
     expect_close,
     expect_dtype,
+    expect_pair,
     expect_statistic,
     expect_tensor,
     fail,
@@ -282,13 +283,7 @@ def check_flow_interpolate(flow_interpolate) -> None:
     x_0, eps, s = _flow_data(0)
     with unchanged("flow_interpolate(x_0, eps, s)", x_0=x_0, eps=eps, s=s):
         out = flow_interpolate(x_0, eps, s)
-    expect(
-        isinstance(out, tuple) and len(out) == 2,
-        "flow_interpolate(x_0, eps, s) should return a pair (x_s, v).",
-        "a tuple of 2 tensors",
-        f"{type(out).__name__}",
-    )
-    x_s, v = out
+    x_s, v = expect_pair(out, "flow_interpolate(x_0, eps, s)", "x_s, v")
     s4 = s.reshape(-1, 1, 1, 1)
     expect_close(
         x_s,
@@ -445,13 +440,7 @@ def check_flow_predictions(flow_predictions) -> None:
     x_s = (1 - s4) * x_0 + s4 * eps  # the path and its velocity, restated: this grader judges flow_interpolate's
     v = eps - x_0  # formula as much as the student's
     out = call("flow_predictions(x_s, v, s)", flow_predictions, x_s, v, s)
-    expect(
-        isinstance(out, tuple) and len(out) == 2,
-        "flow_predictions(x_s, v, s) should return a pair (x0_hat, eps_hat).",
-        "a tuple of 2 tensors",
-        f"{type(out).__name__}",
-    )
-    x0_hat, eps_hat = out
+    x0_hat, eps_hat = expect_pair(out, "flow_predictions(x_s, v, s)", "x0_hat, eps_hat")
     expect_tensor(x0_hat, "x0_hat of flow_predictions(x_s, v, s)", shape=tuple(x_s.shape), floating=True)
     expect_tensor(eps_hat, "eps_hat of flow_predictions(x_s, v, s)", shape=tuple(x_s.shape), floating=True)
     swapped = "the pair is returned in the wrong order: (x0_hat, eps_hat), the image first"
