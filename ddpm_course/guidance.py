@@ -3,6 +3,7 @@
     ddpm-course reference part4 --train --minutes 25 --export runs/part4/cond.pt   # train (cosine schedule) and export
     ddpm-course reference part4 --ladder --n-eval 256    # the sampler ladder on the shipped checkpoints: FID, KID, s
     ddpm-course reference part4 --sweep --sweep-n 500     # guidance weight w vs FMNIST-FID, KID and class accuracy
+    ddpm-course reference part4 --ladder --ladder-models linear --ladder-against mine.pt   # your Part 3 U-Net vs ours
     ddpm-course run part4 --ladder                       # the same with YOUR Parts 1, 3 and 4 (exercises/)
     ddpm-course run part4 --ladder --impl part4=my_part4.ipynb   # your notebook's Part 4, the reference 1 and 3
 
@@ -11,7 +12,8 @@ gathers what the runs need (`PART4_NEEDS`) from Parts 1, 3 and 4 (Part 2 comes i
 the reference U-Net), each from wherever --impl says (ddpm_course.impl). The ladder samples the shipped Part 3 checkpoint (linear schedule,
 unconditional) and the shipped conditional checkpoint without labels (cosine schedule); the sweep samples the
 conditional one with guidance. Every score goes through `utils.datasets.scoring.Scoring` (one reference, one floor,
-each score with its spread) and every rung and weight is paired (the same x_T and noise). Everything is written to
+each score with its spread) and every rung and weight is paired (the same x_T and noise), and so is every rung of
+--ladder-against's checkpoint with the same rung of Part 3's. Everything is written to
 --out: metrics.json, and tables.md, the tables of MEASUREMENTS.md with the command, N, device and load that made them.
 """
 
@@ -206,13 +208,14 @@ def guidance_sweep(
     seed: int = 0,
     scoring: Scoring | None = None,
     features: list[Tensor] | None = None,
+    correct: list[Tensor] | None = None,
 ) -> list[dict]:
     """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by `Scoring`
     (FMNIST-FID and KID with their spreads, beside the floor) and by the classifier's accuracy on the class each
     sample was asked for, with its binomial standard error. The weights are paired: sample i starts from the same
     x_T at every w (DDIM at eta = 0 draws nothing else). Guided samples cost two model evaluations per step (one
-    batched call of 2B). Each weight's classifier features are appended to `features` when given, for
-    `Scoring.paired_difference` between weights."""
+    batched call of 2B). Each weight's classifier features are appended to `features`, and whether the classifier
+    gave each sample its requested class to `correct`, when given, for `compare_weights`."""
     classifier = (classifier if classifier is not None else load_classifier()).eval()
     device = next(classifier.parameters()).device
     labels = torch.arange(n) % model.config.num_classes
@@ -232,7 +235,8 @@ def guidance_sweep(
         seconds = time.perf_counter() - began
         with torch.no_grad():
             predicted = torch.cat([classifier(b.to(device)).argmax(dim=1).cpu() for b in samples.split(256)])
-        accuracy = (predicted == labels).float().mean().item()
+        hits = predicted == labels
+        accuracy = hits.float().mean().item()
         rows.append(
             {
                 "w": w,
@@ -245,7 +249,37 @@ def guidance_sweep(
         )
         if features is not None:
             features.append(scoring.features(samples))
+        if correct is not None:
+            correct.append(hits)
     return rows
+
+
+def compare_weights(
+    scoring: Scoring, rows: list[dict], features: list[Tensor], correct: list[Tensor], on_pair=None
+) -> list[dict]:
+    """Each weight of a guidance sweep against the next, paired (the same x_T): the FID difference
+    (`Scoring.paired_difference`) and, under "accuracy", that of the accuracy on the requested class
+    (`Scoring.paired_accuracy_difference`), each with its 95% interval."""
+    pairs = []
+    for i in range(len(rows) - 1):
+        pairs.append(
+            {
+                "a": f"w = {rows[i]['w']}",
+                "b": f"w = {rows[i + 1]['w']}",
+                **scoring.paired_difference(features[i], features[i + 1]),
+                "accuracy": scoring.paired_accuracy_difference(correct[i], correct[i + 1]),
+            }
+        )
+        if on_pair is not None:
+            on_pair(pairs[-1])
+    return pairs
+
+
+def print_pair(pair: dict) -> None:
+    """A pair of `compare_rungs` or `compare_weights` as the programs print it: FID's difference, then accuracy's."""
+    print(f"  {describe_difference(pair['a'], pair['b'], pair)}", flush=True)
+    if "accuracy" in pair:
+        print(f"  {describe_difference(pair['a'], pair['b'], pair['accuracy'], 'accuracy')}", flush=True)
 
 
 def markdown_tables(summary: dict) -> str:
@@ -285,18 +319,29 @@ def markdown_tables(summary: dict) -> str:
         ]
         lines.append("")
     for name, pairs in summary.get("paired", {}).items():
+        accuracy = all("accuracy" in p for p in pairs)
         lines += [
             f"Paired differences, {name}: FMNIST-FID of A minus that of B, sampled from the same x_T, with the 95% "
             f"interval over {ProtocolConfig().paired_resamples} joint bootstrap resamples of both sets and the "
             "reference. A is better where the interval lies below 0, B where it lies above; else no difference is "
-            "shown.",
+            "shown."
+            + (
+                " The accuracy on the requested class likewise, over the same number of resamples of the pairs of "
+                "samples (higher is better)."
+                if accuracy
+                else ""
+            ),
             "",
-            "| A | B | FID(A) - FID(B) | 95% interval |",
-            "|---|---|---|---|",
+            "| A | B | FID(A) - FID(B) | 95% interval |"
+            + (" accuracy(A) - accuracy(B) | 95% interval |" if accuracy else ""),
+            "|---|---|---|---|" + ("---|---|" if accuracy else ""),
         ]
-        lines += [
-            f"| {p['a']} | {p['b']} | {p['difference']:+.1f} | [{p['low']:+.1f}, {p['high']:+.1f}] |" for p in pairs
-        ]
+        for p in pairs:
+            row = f"| {p['a']} | {p['b']} | {p['difference']:+.1f} | [{p['low']:+.1f}, {p['high']:+.1f}] |"
+            if accuracy:
+                a = p["accuracy"]
+                row += f" {a['difference']:+.3f} | [{a['low']:+.3f}, {a['high']:+.3f}] |"
+            lines.append(row)
         lines.append("")
     if summary.get("sweep"):
         rows = summary["sweep"]
@@ -355,6 +400,13 @@ def main(
     parser.add_argument(
         "--ladder-models", choices=("both", "linear", "cosine"), default="both", help="which models go up the ladder"
     )
+    parser.add_argument(
+        "--ladder-against",
+        default=None,
+        metavar="CHECKPOINT",
+        help="another checkpoint of Part 3's U-Net to send up the linear ladder, each rung paired with the same rung "
+        "of Part 3's checkpoint (the same x_T): which of the two is better, with its interval",
+    )
     parser.add_argument("--batch", type=int, default=256, help="images sampled at once")
     parser.add_argument(
         "--checkpoint",
@@ -405,23 +457,29 @@ def main(
         conditional = load_checkpoint(
             checkpoint, device, model_class=impl.ConditionalUnet, schedule_class=impl.NoiseSchedule
         ).model
+    if args.ladder_against and (not args.ladder or args.ladder_models == "cosine"):
+        parser.error("--ladder-against pairs with the linear ladder: give --ladder with --ladder-models linear or both")
     if args.ladder:
         settings = ladder_settings(args.quick, tuple(int(n) for n in args.ladder_steps.split(",")))
         scoring = Scoring(Metrics.of(impl), real, args.n_eval, classifier)
+
+        def unconditional(path: Path) -> DiffusionModel:
+            return load_checkpoint(path, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule).model
+
+        shipped = "linear schedule (Part 3's checkpoint)"
         models = {  # each loaded only if it goes up the ladder
-            "linear schedule (Part 3's checkpoint)": lambda: (
-                load_checkpoint(
-                    UNCONDITIONAL_CHECKPOINT, device, model_class=impl.Unet, schedule_class=impl.NoiseSchedule
-                ).model
-            ),
+            shipped: lambda: unconditional(UNCONDITIONAL_CHECKPOINT),
             "cosine schedule (conditional, no label)": lambda: conditional,
         }
-        summary["ladder"] = {}
+        if args.ladder_against:
+            against = f"linear schedule ({args.ladder_against})"
+            models[against] = lambda: unconditional(Path(args.ladder_against))
+        summary["ladder"], features_of = {}, {}
         for name, build in models.items():
             if args.ladder_models != "both" and not name.startswith(args.ladder_models):
                 continue
             full = args.full_ddpm == "both" or (args.full_ddpm == "linear" and name.startswith("linear"))
-            features = []
+            features = features_of[name] = []
             summary["ladder"][name] = sampler_ladder(
                 build(),
                 impl,
@@ -442,26 +500,33 @@ def main(
                 scoring,
                 summary["ladder"][name],
                 features,
-                on_pair=lambda pair: print(f"  {describe_difference(pair['a'], pair['b'], pair)}", flush=True),
+                on_pair=print_pair,
             )
+        if args.ladder_against:  # the other checkpoint against Part 3's, rung by rung, from the same x_T
+            title = f"{args.ladder_against} (A) against Part 3's checkpoint (B), rung by rung"
+            print(f"{title}:")
+            summary["paired"][title] = [
+                {"a": f"{rung_name(row)}, A", "b": f"{rung_name(row)}, B", **scoring.paired_difference(fa, fb)}
+                for row, fa, fb in zip(summary["ladder"][shipped], features_of[against], features_of[shipped])
+            ]
+            for pair in summary["paired"][title]:
+                print_pair(pair)
     if args.sweep:
         weights = [0.0, 1.0, 3.0] if args.quick else [float(w) for w in args.sweep_weights.split(",")]
-        sweep_scoring, features = Scoring(Metrics.of(impl), real, args.sweep_n, classifier), []
+        sweep_scoring, features, correct = Scoring(Metrics.of(impl), real, args.sweep_n, classifier), [], []
         rows = guidance_sweep(
             conditional, impl, real, args.sweep_n, args.batch, weights, args.sweep_steps, classifier,
-            scoring=sweep_scoring, features=features,
+            scoring=sweep_scoring, features=features, correct=correct,
         )  # fmt: skip
         summary["sweep"] = rows
-        # each weight against the next, from the same x_T: the paired FID difference and its interval
-        summary.setdefault("paired", {})["guidance sweep, each weight against the next"] = [
-            {"a": f"w = {a['w']}", "b": f"w = {b['w']}", **sweep_scoring.paired_difference(fa, fb)}
-            for a, b, fa, fb in zip(rows, rows[1:], features, features[1:])
-        ]
         for row in rows:
             print(
                 f"w = {row['w']:4.1f}: {describe(row)}; accuracy on the asked class {row['accuracy']:.3f} ± "
                 f"{row['accuracy_se']:.3f}; {row['seconds']:.1f} s"
             )
+        summary.setdefault("paired", {})["guidance sweep, each weight against the next"] = compare_weights(
+            sweep_scoring, rows, features, correct, on_pair=print_pair
+        )
     if args.ladder or args.sweep:
         summary["load_average"][1:] = [load_average()]
         summary["clip_x0"] = True  # both of this program's ladders and its sweep clip x0_hat

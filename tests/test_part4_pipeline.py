@@ -192,6 +192,24 @@ def test_the_part4_ladder_loads_part3s_checkpoint_into_the_implementations_unet(
     assert "| DDIM 10 eta 0.0 | DDIM 10 eta 1.0 | " in tables and "clipped to [-1, 1]" in tables
 
 
+def test_another_checkpoint_goes_up_the_linear_ladder_paired_rung_by_rung_with_part3s(tmp_path, capsys, monkeypatch):
+    """--ladder-against: the same checkpoint against itself differs by exactly 0 on every rung, from the same x_T."""
+    import ddpm_course.guidance as guidance
+
+    monkeypatch.setattr(guidance, "ladder_settings", lambda quick, steps: [("DDIM", 2, 0.0), ("DDIM", 2, 1.0)])
+    out, shipped = tmp_path / "run", str(guidance.UNCONDITIONAL_CHECKPOINT)
+    argv = ["--ladder", "--ladder-models", "linear", "--ladder-against", shipped, "--n-eval", "32", "--batch", "32"]
+    assert guidance.main([*argv, "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "FMNIST-FID(DDIM 2 eta 1.0, A) - FMNIST-FID(DDIM 2 eta 1.0, B) = +0.0 [+0.0, +0.0]" in printed
+    tables = (out / "tables.md").read_text(encoding="utf-8")
+    assert f"Paired differences, {shipped} (A) against Part 3's checkpoint (B), rung by rung" in tables
+    assert "| DDIM 2 eta 0.0, A | DDIM 2 eta 0.0, B | +0.0 | [+0.0, +0.0] |" in tables
+    with pytest.raises(SystemExit):  # nothing to pair it with
+        guidance.main(["--ladder", "--ladder-models", "cosine", "--ladder-against", shipped, "--out", str(out)])
+    assert "--ladder-against pairs with the linear ladder" in capsys.readouterr().err
+
+
 def test_the_guidance_sweep_compares_each_weight_with_the_next_by_its_paired_difference(tmp_path, capsys):
     from ddpm_course.guidance import main
 
@@ -201,3 +219,9 @@ def test_the_guidance_sweep_compares_each_weight_with_the_next_by_its_paired_dif
     tables = (out / "tables.md").read_text(encoding="utf-8")
     assert "Paired differences, guidance sweep, each weight against the next" in tables
     assert "| w = 0.0 | w = 1.0 | " in tables and "| w = 1.0 | w = 3.0 | " in tables
+    # and by the paired difference of the accuracy on the requested class, printed and tabulated
+    assert "accuracy(A) - accuracy(B) | 95% interval |" in tables
+    printed = capsys.readouterr().out
+    assert (
+        "accuracy(w = 0.0) - accuracy(w = 1.0) = " in printed and "accuracy(w = 1.0) - accuracy(w = 3.0) = " in printed
+    )

@@ -117,8 +117,14 @@ def test_the_ladder_rungs_start_from_the_same_x_T_and_noise():
 
 def test_the_guidance_weights_start_from_the_same_x_T():
     model = _FirstInputs(tiny_model().eval())
-    rows = guidance_sweep(model, IMPL, None, 6, 4, [0.0, 2.0], 3, classifier=_PixelFeatures(), scoring=_Kept())
+    correct = []
+    rows = guidance_sweep(
+        model, IMPL, None, 6, 4, [0.0, 2.0], 3, classifier=_PixelFeatures(), scoring=_Kept(), correct=correct
+    )
     assert [row["w"] for row in rows] == [0.0, 2.0] and all(0 <= row["accuracy"] <= 1 for row in rows)
+    # each weight's hits, sample by sample, for the paired accuracy difference: they make its accuracy
+    assert [c.shape for c in correct] == [(6,), (6,)] and all(c.dtype == torch.bool for c in correct)
+    assert [c.float().mean().item() for c in correct] == [row["accuracy"] for row in rows]
     assert all(row["accuracy_se"] == (row["accuracy"] * (1 - row["accuracy"]) / 6) ** 0.5 for row in rows)
     first_w, second_w = model.x_T[:2], model.x_T[2:]
     assert len(first_w) == len(second_w) == 2
@@ -169,3 +175,27 @@ def test_a_paired_difference_is_zero_for_one_set_and_separates_a_worse_one(scori
     assert "A is better" in describe_difference("A", "B", paired)
     # the full-set difference is that of the protocol's own FIDs (Part 3's feature_statistics)
     assert paired["difference"] == pytest.approx(scoring.fid(good) - scoring.fid(good * 0.3), rel=1e-6)
+
+
+def test_a_paired_accuracy_difference_counts_the_samples_that_change(scoring):
+    """Accuracy(A) - accuracy(B) over the same samples: what changes between the two settings, with an interval from
+    resampling the pairs. The same hits differ by exactly 0; ten more hits out of 64 is +10/64, and its interval
+    excludes 0 because no sample got worse (a difference of independent accuracies would straddle it)."""
+    from utils.datasets.scoring import describe_difference
+
+    n = scoring.n
+    b = torch.arange(n) % 2 == 0
+    same = scoring.paired_accuracy_difference(b, b.clone())
+    assert same["difference"] == same["low"] == same["high"] == 0
+    a = b.clone()
+    a[1:20:2] = True  # ten samples B got wrong, A gets right
+    paired = scoring.paired_accuracy_difference(a, b)
+    assert paired["difference"] == pytest.approx(10 / n) and 0 < paired["low"] <= paired["difference"] <= paired["high"]
+    assert "accuracy(A) - accuracy(B) = +0.156" in describe_difference("A", "B", paired, "accuracy")
+    assert "A is better" in describe_difference("A", "B", paired, "accuracy")  # higher accuracy is better
+    worse_first = scoring.paired_accuracy_difference(b, a)
+    assert worse_first["high"] < 0 and "w = 1 is better" in describe_difference(
+        "w = 0", "w = 1", worse_first, "accuracy"
+    )
+    with pytest.raises(ValueError, match=f"expected two \\({n},\\) tensors of booleans"):
+        scoring.paired_accuracy_difference(a[:10], b)

@@ -13,7 +13,8 @@ what real images score under the same conditions, and only with its error bar. S
                 replacement) of the samples, and KID's standard error from its subsets;
     A against B the paired difference FID(A) - FID(B) of two settings sampled from the same x_T (the i-th sample of
                 each from the same noise), with a 95% interval over `paired_resamples` bootstrap resamples that draw
-                the same rows of A, of B and of the reference. A claim that A beats B holds only where that
+                the same rows of A, of B and of the reference (and the same for the classifier's accuracy on the
+                requested class, `paired_accuracy_difference`). A claim that A beats B holds only where that
                 interval excludes 0: the two scores share their noise and their reference, so their own intervals
                 overlapping or not says little about their difference.
 
@@ -184,7 +185,6 @@ class Scoring:
             )
 
         generator = torch.Generator().manual_seed(self.config.seed + 2)
-        everything = torch.arange(self.n)
         kept = []
         for _ in range(self.config.paired_resamples):
             rows, reference_rows = (torch.randint(self.n, (self.n,), generator=generator) for _ in range(2))
@@ -197,27 +197,56 @@ class Scoring:
                 f"only {len(kept)} of {self.config.paired_resamples} paired resamples had a Fréchet distance at "
                 f"N = {self.n}: too few images for the paired interval"
             )
-        draws = torch.tensor(kept, dtype=torch.float64)
-        low, high = torch.quantile(draws, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-        return {
-            "difference": difference(everything, everything),
-            "low": low,
-            "high": high,
-            "resamples": len(kept),
-        }
+        everything = torch.arange(self.n)
+        return _with_interval(difference(everything, everything), kept)
+
+    def paired_accuracy_difference(self, correct_a: Tensor, correct_b: Tensor) -> dict[str, float]:
+        """Accuracy(A) - accuracy(B) for two sets of samples drawn from the same x_T, row by row, with its 95%
+        interval: `paired_resamples` bootstrap resamples draw the same N rows of both (as `paired_difference` does),
+        so a sample that both settings get right, or both wrong, adds nothing to the interval's width.
+
+        Args:
+            correct_a, correct_b: (N,) booleans, whether the classifier gave sample i the class it was asked for.
+        Returns:
+            {"difference": the difference of the two accuracies on all N, "low", "high": its 95% interval,
+            "resamples"}.
+        """
+        if correct_a.shape != (self.n,) or correct_b.shape != (self.n,):
+            raise ValueError(
+                f"this scoring compares sets of N = {self.n} samples: expected two ({self.n},) tensors of booleans, "
+                f"got shapes {tuple(correct_a.shape)} and {tuple(correct_b.shape)}"
+            )
+        change = correct_a.double() - correct_b.double()  # per sample: +1, 0 or -1
+        generator = torch.Generator().manual_seed(self.config.seed + 3)
+        kept = [
+            change[torch.randint(self.n, (self.n,), generator=generator)].mean().item()
+            for _ in range(self.config.paired_resamples)
+        ]
+        return _with_interval(change.mean().item(), kept)
 
 
-def describe_difference(name_a: str, name_b: str, paired: dict) -> str:
-    """One line for a `paired_difference`: the difference, its interval, and what it supports."""
+def _with_interval(difference: float, resampled: list[float]) -> dict[str, float]:
+    """A paired difference on all N with the 2.5th and 97.5th percentiles of its resampled values."""
+    draws = torch.tensor(resampled, dtype=torch.float64)
+    low, high = torch.quantile(draws, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return {"difference": difference, "low": low, "high": high, "resamples": len(resampled)}
+
+
+def describe_difference(name_a: str, name_b: str, paired: dict, score: str = "FMNIST-FID") -> str:
+    """One line for a `paired_difference` (score "FMNIST-FID": lower is better) or a `paired_accuracy_difference`
+    (score "accuracy": higher is better): the difference, its interval, and what it supports."""
+    lower_is_better = {"FMNIST-FID": True, "accuracy": False}[score]
     if paired["low"] > 0:
-        verdict = f"{name_b} is better"
+        verdict = f"{name_b if lower_is_better else name_a} is better"
     elif paired["high"] < 0:
-        verdict = f"{name_a} is better"
+        verdict = f"{name_a if lower_is_better else name_b} is better"
     else:
         verdict = "no difference shown"
+    digits = 1 if lower_is_better else 3
     return (
-        f"FMNIST-FID({name_a}) - FMNIST-FID({name_b}) = {paired['difference']:+.1f} "
-        f"[{paired['low']:+.1f}, {paired['high']:+.1f}] (95%, {paired['resamples']} paired resamples): {verdict}"
+        f"{score}({name_a}) - {score}({name_b}) = {paired['difference']:+.{digits}f} "
+        f"[{paired['low']:+.{digits}f}, {paired['high']:+.{digits}f}] (95%, {paired['resamples']} paired "
+        f"resamples): {verdict}"
     )
 
 
