@@ -6,6 +6,7 @@ one ladder of ODE samplers by model calls, scored with the course's protocol.
     ddpm-course reference part5 --ladder --flow-checkpoint runs/part5/flow.pt --n-eval 256
     ddpm-course reference part5 --ladder --n-eval 256            # the shipped flow U-Net beside Part 3's checkpoint
     ddpm-course reference part5 --quick --toy --train --ladder   # all three, tiny: a smoke run in about a minute
+    ddpm-course reference part5 --ladder --no-clip --samplers DDIM --pair-with runs/part5  # what clipping changes
     ddpm-course run part5 --quick --toy --train --ladder         # the same with YOUR Parts 1 to 5 (exercises/)
 
 Whose algorithm runs is a parameter, never an import (`ddpm_course.runs.Implementation`): the DDPM side samples Part
@@ -17,8 +18,9 @@ predicted clean image clipped to [-1, 1] (`ClippedPrediction` for the DDPM model
 model), as Part 4's ladder does: every sampler treated alike. Every score goes through
 `utils.datasets.scoring.Scoring`: FMNIST-FID and KID against the first N test images, each with its spread, beside
 the floor of N other test images, and every comparison the tables make is a paired difference with its 95% interval
-(`Scoring.paired_difference`). Everything is written to --out: paths.png, metrics.json, tables.md and each rung's
-samples (samples/*.pt).
+(`Scoring.paired_difference`), as is each rung with the same rung of an earlier run (--pair-with, e.g. clipped
+against --no-clip). Everything is written to --out: paths.png, metrics.json, tables.md and each rung's samples
+(samples/*.pt).
 """
 
 import json
@@ -117,13 +119,16 @@ def toy_paths(impl: Implementation, out: Path, quick: bool) -> dict:
     return {"seconds": seconds, "path_length_ratio": straightness}
 
 
+SAMPLERS = ("DDPM", "DDIM", "Heun (EDM)", "flow Euler", "flow Heun")  # DDPM: Algorithm 2 in all T steps
+
+
 def ladder_settings(quick: bool, full_ddpm: int | None = None) -> list[tuple[str, int]]:
     """(sampler, model calls) of the Part 5 ladder: each sampler at several numbers of model calls, then (with
     `full_ddpm` = T) DDPM's Algorithm 2 in all T steps, the paper's sampler, as the slowest rung."""
     if quick:
         return [("DDIM", 4), ("Heun (EDM)", 3), ("flow Euler", 4), ("flow Heun", 3)]
     calls = (5, 9, 19, 49)  # Heun's 2n - 1 calls for n = 3, 5, 10, 25 levels
-    rungs = [(sampler, n) for n in calls for sampler in ("DDIM", "Heun (EDM)", "flow Euler", "flow Heun")]
+    rungs = [(sampler, n) for n in calls for sampler in SAMPLERS[1:]]
     return rungs + ([("DDPM", full_ddpm)] if full_ddpm else [])
 
 
@@ -165,11 +170,28 @@ def main(
     parser.add_argument(
         "--no-clip", action="store_true", help="leave every model's predicted clean image unclipped (default: clipped)"
     )
+    parser.add_argument(
+        "--samplers",
+        default=None,
+        help=f"the ladder's samplers, comma-separated (default: all of {', '.join(SAMPLERS)})",
+    )
+    parser.add_argument(
+        "--pair-with",
+        default=None,
+        metavar="FOLDER",
+        help="an earlier ladder's --out (same --n-eval and --batch): each rung is also paired with the same rung "
+        "there (the same noise), e.g. clipped against --no-clip",
+    )
     parser.add_argument("--out", default="runs/part5", help="folder for figures, checkpoints and metrics")
     parser.add_argument("--export", default=None, help="also write a small sampling-only copy of the checkpoint here")
     add_run_arguments(parser, threads=None)
     actions = ("toy", "train", "ladder")
     args, impl, device, out, summary = start_program(parser, argv, prog, actions, impl, PART5_NEEDS, default)
+    samplers = SAMPLERS if args.samplers is None else tuple(s.strip() for s in args.samplers.split(","))
+    if unknown := [s for s in samplers if s not in SAMPLERS]:
+        parser.error(f"--samplers: no sampler named {', '.join(unknown)}; the ladder's are {', '.join(SAMPLERS)}")
+    if args.pair_with and not (Path(args.pair_with) / "samples").is_dir():
+        parser.error(f"--pair-with: {args.pair_with} has no samples/ folder (a ladder's --out has one)")
     if args.toy:
         summary["toy"] = toy_paths(impl, out, args.quick)
 
@@ -207,6 +229,10 @@ def main(
         summary["paired"] = {name: []}
         (out / "samples").mkdir(exist_ok=True)
         rungs = ladder_settings(args.quick, None if args.no_full_ddpm else len(ddpm.noise_schedule))
+        rungs = [(sampler, calls) for sampler, calls in rungs if sampler in samplers]
+        if args.pair_with:
+            against = f"this run (A) against {args.pair_with} (B), rung by rung"
+            summary["paired"][against] = []
         for sampler, calls in rungs:
             began = time.perf_counter()
             samples = sample_in_batches(draw(impl, sampler, calls, ddpm, flow), n, min(args.batch, n))
@@ -215,7 +241,8 @@ def main(
             row["seconds"] = seconds
             rows.append(row)
             features.append(scoring.features(samples))
-            torch.save(samples, out / "samples" / f"{sampler.replace(' ', '_')}_{calls}.pt")
+            file = f"{sampler.replace(' ', '_')}_{calls}.pt"
+            torch.save(samples, out / "samples" / file)
             print(f"{sampler:12s} {calls:4d} model calls: {describe(row)}; {row['seconds']:.1f} s", flush=True)
             for i, j in ladder_pairs([calls for _, calls in rungs]):
                 if j == len(rows) - 1:  # the pairs this rung completes
@@ -224,6 +251,14 @@ def main(
                         {"a": a, "b": b, **scoring.paired_difference(features[i], features[j])}
                     )
                     print(f"  {describe_difference(a, b, summary['paired'][name][-1])}", flush=True)
+            if (
+                args.pair_with and (Path(args.pair_with) / "samples" / file).is_file()
+            ):  # the same rung, from the same noise
+                earlier = scoring.features(torch.load(Path(args.pair_with) / "samples" / file))
+                rung = rung_name(row)
+                a, b = f"{rung}, A", f"{rung}, B"
+                summary["paired"][against].append({"a": a, "b": b, **scoring.paired_difference(features[-1], earlier)})
+                print(f"  {describe_difference(a, b, summary['paired'][against][-1])}", flush=True)
             summary["load_average"][1:] = [load_average()]
             # after every rung: a long run keeps what it has
             (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")

@@ -319,6 +319,8 @@ def markdown_tables(summary: dict) -> str:
         ]
         lines.append("")
     for name, pairs in summary.get("paired", {}).items():
+        if not pairs:  # nothing was paired (a --pair-with folder without these rungs)
+            continue
         accuracy = all("accuracy" in p for p in pairs)
         lines += [
             f"Paired differences, {name}: FMNIST-FID of A minus that of B, sampled from the same x_T, with the 95% "

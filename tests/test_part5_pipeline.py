@@ -94,6 +94,30 @@ def test_own_parts_run_the_part5_program(tmp_path, capsys):
     assert len(list((out / "samples").glob("*.pt"))) == 4
 
 
+def test_a_ladder_pairs_its_rungs_with_an_earlier_runs_from_the_same_noise(tmp_path, capsys):
+    """--samplers picks rungs; --pair-with sets each against the same rung of an earlier run: a run against itself
+    differs by exactly 0, and clipping against not is a paired difference with its interval."""
+    from ddpm_course.flow import main
+
+    common = ["--quick", "--ladder", "--samplers", "DDIM, flow Euler", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "clipped")]) == 0
+    assert main([*common, "--pair-with", str(tmp_path / "clipped"), "--out", str(tmp_path / "again")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("model calls: FMNIST-FID") == 4 and "Heun" not in printed
+    assert "FMNIST-FID(DDIM 4, A) - FMNIST-FID(DDIM 4, B) = +0.0 [+0.0, +0.0]" in printed
+    tables = (tmp_path / "again" / "tables.md").read_text(encoding="utf-8")
+    assert f"this run (A) against {tmp_path / 'clipped'} (B), rung by rung" in tables
+    assert "| flow Euler 4, A | flow Euler 4, B | +0.0 | [+0.0, +0.0] |" in tables
+    argv = [*common, "--no-clip", "--samplers", "DDIM", "--pair-with", str(tmp_path / "clipped")]
+    assert main([*argv, "--out", str(tmp_path / "unclipped")]) == 0
+    assert "FMNIST-FID(DDIM 4, A) - FMNIST-FID(DDIM 4, B) = " in capsys.readouterr().out
+    for wrong, said in (("--samplers", "Euler"), ("--pair-with", str(tmp_path))):
+        with pytest.raises(SystemExit):
+            main(["--ladder", wrong, said, "--out", str(tmp_path / "no")])
+    err = capsys.readouterr().err
+    assert "no sampler named Euler" in err and "has no samples/ folder" in err
+
+
 def test_the_shipped_flow_checkpoint_loads_and_its_command_says_what_made_it():
     from ddpm_course.flow import SHIPPED_CHECKPOINT, SHIPPED_COMMAND
 
