@@ -356,7 +356,7 @@ def markdown_tables(summary: dict) -> str:
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['w']} | {r['accuracy']:.2f} ± {r['accuracy_se']:.2f} | {pm(r, 'fmnist_fid', 'fmnist_fid_sd')} | "
+            f"| {r['w']} | {r['accuracy']:.3f} ± {r['accuracy_se']:.3f} | {pm(r, 'fmnist_fid', 'fmnist_fid_sd')} | "
             f"{r['kid']:.2f} ± {r['kid_se']:.2f} | {r['seconds']:.0f} |"
             for r in rows
         ]

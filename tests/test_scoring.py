@@ -145,7 +145,7 @@ def test_the_readme_tables_quote_their_command_n_device_load_and_intervals():
     assert "load average 4.0 before and 6.5 after" in tables
     assert "Ladder, linear, N = 64: floor FMNIST-FID 31.0 ± 5.7, KID 0.04 ± 2.26." in tables
     assert "| DDIM | 20 | 0.0 | 40.0 ± 3.0 | 2.50 ± 0.50 | 10 |" in tables
-    assert "| 3.0 | 0.79 ± 0.03 | 40.0 ± 3.0 | 2.50 ± 0.50 | 30 |" in tables
+    assert "| 3.0 | 0.790 ± 0.030 | 40.0 ± 3.0 | 2.50 ± 0.50 | 30 |" in tables
 
 
 def test_on_an_os_without_a_load_average_the_tables_say_so(monkeypatch):
