@@ -292,8 +292,12 @@ def markdown_tables(summary: dict) -> str:
         f"{summary['threads']} torch thread(s), {load}). Each score ± its sd: FMNIST-FID over bootstrap "
         f"resamples of the samples, KID its standard error from {protocol.kid_subsets} subsets; the floor is the mean "
         f"± sd over {protocol.floor_draws} sets of N held-out real test images scored like the samples against the "
-        "same reference (the first N test images). Every rung and every weight starts from the same x_T and noise "
-        "stream."
+        "same reference (the first N test images). "
+        + {
+            (True, True): "Every rung and every weight starts from the same x_T and noise stream.",
+            (True, False): "Every rung starts from the same x_T and noise stream.",
+            (False, True): "Every weight starts from the same x_T.",
+        }.get((bool(summary.get("ladder")), bool(summary.get("sweep"))), "")
         + {
             True: " Every sampler sees its model's predicted clean image clipped to [-1, 1].",
             False: " No sampler clips its model's predicted clean image.",
