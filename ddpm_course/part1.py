@@ -30,7 +30,7 @@ IMAGE_SHAPE = (3, 8, 8)
 class Part1Recipe:
     """The reference Part 1 run. Each choice was measured (MEASUREMENTS.md, "Part 1: what each choice moved"): samples as
     colorful as the data and clean gradients, in 105 epochs of training (98 to 265 s of wall time on a 2-core CPU, with
-    torch's default 2 threads or 1: MEASUREMENTS.md)."""
+    torch's default 2 threads or 1: the README's set-up)."""
 
     n_images: int = 20_000  # color gradients; 90% to train on, 10% held out to score the samples against
     T: int = 100  # steps of noise: a tenth of the paper's, so sampling is ten times faster
