@@ -210,7 +210,8 @@ def guidance_sweep(
     features: list[Tensor] | None = None,
     correct: list[Tensor] | None = None,
 ) -> list[dict]:
-    """For each guidance weight w: n samples, an equal number per class, by `guided_sample`, scored by `Scoring`
+    """For each guidance weight w: n samples asking for the classes in turn (equal numbers where the number of
+    classes divides n), by `guided_sample`, scored by `Scoring`
     (FMNIST-FID and KID with their spreads, beside the floor) and by the classifier's accuracy on the class each
     sample was asked for, with its binomial standard error. The weights are paired: sample i starts from the same
     x_T at every w (DDIM at eta = 0 draws nothing else). Guided samples cost two model evaluations per step (one
@@ -280,6 +281,12 @@ def print_pair(pair: dict) -> None:
     print(f"  {describe_difference(pair['a'], pair['b'], pair)}", flush=True)
     if "accuracy" in pair:
         print(f"  {describe_difference(pair['a'], pair['b'], pair['accuracy'], 'accuracy')}", flush=True)
+
+
+def per_class(n: int, classes: int = 10) -> str:
+    """How many of a sweep's n samples ask for each class (`guidance_sweep` asks for the classes in turn)."""
+    fewest = n // classes
+    return f"{fewest} per class" if n % classes == 0 else f"{fewest} or {fewest + 1} per class"
 
 
 def markdown_tables(summary: dict) -> str:
@@ -353,7 +360,7 @@ def markdown_tables(summary: dict) -> str:
         rows = summary["sweep"]
         lines += [
             f"Guidance sweep, DDIM with {rows[0]['steps']} steps, eta = 0, N = {rows[0]['n']} "
-            f"({rows[0]['n'] // 10} per class): floor FMNIST-FID {pm(rows[0], 'floor', 'floor_sd')}, "
+            f"({per_class(rows[0]['n'])}): floor FMNIST-FID {pm(rows[0], 'floor', 'floor_sd')}, "
             f"KID {rows[0]['kid_floor']:.2f} ± {rows[0]['kid_floor_sd']:.2f}.",
             "",
             "| w | accuracy on the requested class | FMNIST-FID | FMNIST-KID | seconds |",
@@ -387,7 +394,7 @@ def main(
         n_train=None,
     )
     parser.add_argument("--n-eval", type=int, default=256, help="samples per setting scored by FMNIST-FID")
-    parser.add_argument("--sweep-n", type=int, default=200, help="samples per guidance weight (equal per class)")
+    parser.add_argument("--sweep-n", type=int, default=200, help="samples per guidance weight (the classes in turn)")
     parser.add_argument("--sweep-steps", type=int, default=20, help="DDIM steps of the guidance sweep")
     parser.add_argument(
         "--sweep-weights", default="0,0.5,1,2,3,5,8", help="the sweep's guidance weights w, comma-separated"

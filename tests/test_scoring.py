@@ -146,6 +146,7 @@ def test_the_readme_tables_quote_their_command_n_device_load_and_intervals():
     assert "Ladder, linear, N = 64: floor FMNIST-FID 31.0 ± 5.7, KID 0.04 ± 2.26." in tables
     assert "| DDIM | 20 | 0.0 | 40.0 ± 3.0 | 2.50 ± 0.50 | 10 |" in tables
     assert "| 3.0 | 0.790 ± 0.030 | 40.0 ± 3.0 | 2.50 ± 0.50 | 30 |" in tables
+    assert "N = 64 (6 or 7 per class)" in tables  # the classes in turn: 64 = 4 x 7 + 6 x 6
 
 
 def test_on_an_os_without_a_load_average_the_tables_say_so(monkeypatch):
