@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ddpm_course.fashion import SHIPPED_CHECKPOINT as PART3_CHECKPOINT
-from ddpm_course.guidance import ladder_pairs, markdown_tables, rung_name
+from ddpm_course.guidance import ladder_pairs, markdown_tables, pair_same_rung, print_pair, rung_name
 from ddpm_course.runs import (
     Implementation,
     add_run_arguments,
@@ -48,7 +48,7 @@ from ddpm_course.runs import (
 from utils import REPO_ROOT
 from utils.datasets.classifier import load_classifier
 from utils.datasets.fashion_mnist import load_fashion_mnist
-from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe, describe_difference
+from utils.datasets.scoring import PROTOCOL_NOTE, Metrics, ProtocolConfig, Scoring, describe
 from utils.datasets.toy import two_moons
 from utils.engine.checkpoints import export_for_sampling, load_checkpoint
 from utils.engine.sampling import ClippedPrediction, ClippedVelocity
@@ -250,15 +250,12 @@ def main(
                     summary["paired"][name].append(
                         {"a": a, "b": b, **scoring.paired_difference(features[i], features[j])}
                     )
-                    print(f"  {describe_difference(a, b, summary['paired'][name][-1])}", flush=True)
-            if (
-                args.pair_with and (Path(args.pair_with) / "samples" / file).is_file()
-            ):  # the same rung, from the same noise
-                earlier = scoring.features(torch.load(Path(args.pair_with) / "samples" / file))
-                rung = rung_name(row)
-                a, b = f"{rung}, A", f"{rung}, B"
-                summary["paired"][against].append({"a": a, "b": b, **scoring.paired_difference(features[-1], earlier)})
-                print(f"  {describe_difference(a, b, summary['paired'][against][-1])}", flush=True)
+                    print_pair(summary["paired"][name][-1])
+            earlier = Path(args.pair_with) / "samples" / file if args.pair_with else None
+            if earlier is not None and earlier.is_file():  # the same rung of the earlier run, from the same noise
+                pair = pair_same_rung(scoring, row, features[-1], scoring.features(torch.load(earlier)))
+                summary["paired"][against].append(pair)
+                print_pair(pair)
             summary["load_average"][1:] = [load_average()]
             # after every rung: a long run keeps what it has
             (out / "tables.md").write_text(markdown_tables(summary), encoding="utf-8")

@@ -168,6 +168,13 @@ def compare_rungs(scoring: Scoring, rows: list[dict], features: list[Tensor], on
     return pairs
 
 
+def pair_same_rung(scoring: Scoring, row: dict, features_a: Tensor, features_b: Tensor) -> dict:
+    """One rung of two runs (two checkpoints, or clipped and not), sampled from the same x_T: the paired FID
+    difference A minus B with its 95% interval (`Scoring.paired_difference`)."""
+    name = rung_name(row)
+    return {"a": f"{name}, A", "b": f"{name}, B", **scoring.paired_difference(features_a, features_b)}
+
+
 def rung_name(row: dict) -> str:
     """A rung as the tables name it: its sampler, its steps, and its eta where it has one."""
     return f"{row['sampler']} {row['steps']}" + ("" if row.get("eta") is None else f" eta {row['eta']}")
@@ -519,7 +526,7 @@ def main(
             title = f"{args.ladder_against} (A) against Part 3's checkpoint (B), rung by rung"
             print(f"{title}:")
             summary["paired"][title] = [
-                {"a": f"{rung_name(row)}, A", "b": f"{rung_name(row)}, B", **scoring.paired_difference(fa, fb)}
+                pair_same_rung(scoring, row, fa, fb)
                 for row, fa, fb in zip(summary["ladder"][shipped], features_of[against], features_of[shipped])
             ]
             for pair in summary["paired"][title]:
